@@ -1,0 +1,446 @@
+/**
+ * The WebGPU device every kernel runs on: acquisition with the limits AlexNet needs, a pipeline
+ * cache, and error capture so that validation errors, out-of-memory and device loss surface as
+ * clear exceptions at the next readback instead of silently producing zeros or hanging.
+ *
+ * @module
+ */
+
+/** Options for {@linkcode Gpu.create}. */
+export interface GpuOptions {
+  /** Passed to `navigator.gpu.requestAdapter`. */
+  powerPreference?: GPUPowerPreference;
+  /** Caps on the requested limits (e.g. a small binding size, to exercise splitting in tests). */
+  limits?: Partial<Record<(typeof WANTED_LIMITS)[number], number>>;
+}
+
+/** One storage or uniform binding of a kernel, in binding order. */
+export type BindingKind = "read" | "read_write" | "uniform";
+
+/** A compiled compute kernel: its pipeline and the explicit layout its bind groups follow. */
+export interface Pipeline {
+  /** The cache key (kernel name and compile-time parameters). */
+  readonly key: string;
+  /** The compute pipeline. */
+  readonly pipeline: GPUComputePipeline;
+  /** The bind group layout of group 0. */
+  readonly layout: GPUBindGroupLayout;
+}
+
+/** One recorded kernel launch: replayed into a compute pass as often as needed. */
+export interface Dispatch {
+  /** What the launch computes, for error messages and profiles. */
+  readonly label: string;
+  /** The kernel. */
+  readonly pipeline: Pipeline;
+  /** Its resources. */
+  readonly bindGroup: GPUBindGroup;
+  /** Workgroup counts in x and y (x at most the adapter's per-dimension limit). */
+  readonly workgroups: readonly [number, number];
+}
+
+/** The launches of one operation and the small uniform buffers they own (freed with them). */
+export interface Launch {
+  /** Kernel launches, in order. */
+  readonly dispatches: Dispatch[];
+  /** Uniform buffers the launches read; destroy them when the launches are dropped. */
+  readonly uniforms: GPUBuffer[];
+}
+
+/** The limits requested up to what the adapter offers: AlexNet's tensors are large. */
+const WANTED_LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxStorageBuffersPerShaderStage",
+] as const;
+
+/** Error thrown for any failure of the WebGPU device: validation, memory, loss, missing adapter. */
+export class GpuError extends Error {
+  /**
+   * @example
+   * ```ts
+   * import { GpuError } from "./device.ts";
+   * const e = new GpuError("device lost");
+   * console.assert(e.name === "GpuError");
+   * ```
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "GpuError";
+  }
+}
+
+/**
+ * A WebGPU device with a pipeline cache and error capture.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./device.ts";
+ * const gpu = await Gpu.create();
+ * console.log(gpu.description);
+ * gpu.destroy();
+ * ```
+ */
+export class Gpu {
+  /** The underlying device. */
+  readonly device: GPUDevice;
+  /** A human-readable name of the adapter (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
+  readonly description: string;
+  #pipelines = new Map<string, Pipeline>();
+  #scopes: Promise<GPUError | null>[] = [];
+  #uncaptured: string[] = [];
+  #lost: string | null = null;
+  #lostPromise: Promise<never>;
+  #destroyed = false;
+
+  private constructor(device: GPUDevice, description: string) {
+    this.device = device;
+    this.description = description;
+    device.addEventListener("uncapturederror", (event) => {
+      this.#uncaptured.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+    this.#lostPromise = device.lost.then((info) => {
+      this.#lost = info.message || String(info.reason);
+      throw new GpuError(
+        this.#destroyed ? "the GPU device was destroyed" : `the GPU device was lost: ${this.#lost}`,
+      );
+    });
+    this.#lostPromise.catch(() => {}); // observed through guard(); never an unhandled rejection
+  }
+
+  /**
+   * Acquires an adapter and a device with the largest storage limits the adapter offers.
+   * Each call acquires a fresh adapter: in Deno an adapter is spent once a device is requested.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * console.log(gpu.limits.maxStorageBufferBindingSize);
+   * gpu.destroy();
+   * ```
+   */
+  static async create(options: GpuOptions = {}): Promise<Gpu> {
+    const backend = Deno.env.get("DENO_WEBGPU_BACKEND");
+    const hint = "WebGPU runs on any machine through Mesa's CPU rasteriser: install " +
+      "`mesa-vulkan-drivers` (lavapipe) and set DENO_WEBGPU_BACKEND=vulkan, or use " +
+      "DENO_WEBGPU_BACKEND=gl (llvmpipe through EGL).";
+    if (!("gpu" in navigator) || !navigator.gpu) {
+      throw new GpuError(`navigator.gpu is missing: this runtime has no WebGPU. ${hint}`);
+    }
+    const adapter = await navigator.gpu.requestAdapter({
+      powerPreference: options.powerPreference,
+    });
+    if (!adapter) {
+      throw new GpuError(
+        `no WebGPU adapter found (DENO_WEBGPU_BACKEND=${backend ?? "unset"}). ${hint}`,
+      );
+    }
+    const requiredLimits: Record<string, number> = {};
+    for (const name of WANTED_LIMITS) {
+      requiredLimits[name] = Math.min(adapter.limits[name], options.limits?.[name] ?? Infinity);
+    }
+    const device = await adapter.requestDevice({ requiredLimits });
+    return new Gpu(device, adapter.info.description || adapter.info.vendor || "unknown adapter");
+  }
+
+  /** The limits the device was created with. */
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /**
+   * Compiles a kernel once and caches it by key; later calls with the same key return the cache.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const wgsl = `@group(0) @binding(0) var<storage, read_write> a: array<f32>;
+   *   @compute @workgroup_size(1) fn main() { a[0] = 1.0; }`;
+   * const p = gpu.pipeline("one", wgsl, ["read_write"]);
+   * console.assert(p === gpu.pipeline("one", wgsl, ["read_write"]));
+   * gpu.destroy();
+   * ```
+   */
+  pipeline(key: string, wgsl: string, bindings: readonly BindingKind[]): Pipeline {
+    const cached = this.#pipelines.get(key);
+    if (cached) return cached;
+    this.#assertUsable();
+    const layout = this.device.createBindGroupLayout({
+      label: key,
+      entries: bindings.map((kind, binding) => ({
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: {
+          type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage",
+        },
+      })),
+    });
+    const pipeline = this.#scoped(() =>
+      this.device.createComputePipeline({
+        label: key,
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module: this.device.createShaderModule({ label: key, code: wgsl }) },
+      })
+    );
+    const compiled = { key, pipeline, layout };
+    this.#pipelines.set(key, compiled);
+    return compiled;
+  }
+
+  /**
+   * Records one launch of `pipeline` over `workgroups` workgroups (any count: it is folded into
+   * two dimensions; kernels recover the linear index with {@linkcode WORKGROUP_INDEX_WGSL}).
+   *
+   * @example
+   * ```ts
+   * import { Gpu, WORKGROUP_INDEX_WGSL } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const wgsl = `@group(0) @binding(0) var<storage, read_write> a: array<f32>;
+   *   ${WORKGROUP_INDEX_WGSL}
+   *   @compute @workgroup_size(1) fn main(@builtin(workgroup_id) w: vec3u,
+   *     @builtin(num_workgroups) n: vec3u) { a[workgroupIndex(w, n)] = 1.0; }`;
+   * const buffer = gpu.buffer(16, "a");
+   * const d = gpu.dispatch("ones", gpu.pipeline("ones", wgsl, ["read_write"]), [buffer], 4);
+   * gpu.run([d]);
+   * console.log(await gpu.read(buffer)); // Float32Array [1, 1, 1, 1]
+   * gpu.destroy();
+   * ```
+   */
+  dispatch(
+    label: string,
+    pipeline: Pipeline,
+    resources: readonly (GPUBuffer | GPUBufferBinding)[],
+    workgroups: number,
+  ): Dispatch {
+    this.#assertUsable();
+    const maxX = this.limits.maxComputeWorkgroupsPerDimension;
+    const x = Math.min(Math.max(workgroups, 1), maxX);
+    const y = Math.ceil(Math.max(workgroups, 1) / x);
+    if (y > maxX) throw new GpuError(`${label}: ${workgroups} workgroups is too many to dispatch`);
+    const bindGroup = this.#scoped(() =>
+      this.device.createBindGroup({
+        label,
+        layout: pipeline.layout,
+        entries: resources.map((resource, binding) => ({
+          binding,
+          resource: resource instanceof GPUBuffer ? { buffer: resource } : resource,
+        })),
+      })
+    );
+    return { label, pipeline, bindGroup, workgroups: [x, y] };
+  }
+
+  /**
+   * Allocates a storage buffer of `bytes` bytes (rounded up to 4), zero-filled.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const b = gpu.buffer(10, "ten bytes");
+   * console.assert(b.size === 12);
+   * gpu.destroy();
+   * ```
+   */
+  buffer(bytes: number, label: string, usage = 0): GPUBuffer {
+    this.#assertUsable();
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    if (size > this.limits.maxBufferSize) {
+      throw new GpuError(
+        `${label}: ${size} bytes is over this adapter's maxBufferSize ` +
+          `(${this.limits.maxBufferSize}); use a smaller batch`,
+      );
+    }
+    return this.#scoped(() =>
+      this.device.createBuffer({
+        label,
+        size,
+        usage: usage || GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      })
+    );
+  }
+
+  /**
+   * Creates a uniform buffer holding `values` as 32-bit unsigned integers.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const u = gpu.uniform([1, 2, 3], "params");
+   * console.assert(u.size === 16);
+   * gpu.destroy();
+   * ```
+   */
+  uniform(values: readonly number[], label: string): GPUBuffer {
+    const data = new Uint32Array(Math.ceil(values.length / 4) * 4);
+    data.set(values);
+    const buffer = this.buffer(
+      data.byteLength,
+      label,
+      GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    );
+    this.device.queue.writeBuffer(buffer, 0, data);
+    return buffer;
+  }
+
+  /**
+   * Encodes `dispatches` into one compute pass, then `after` (copies), and submits once.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * gpu.run([]); // an empty pass is valid
+   * gpu.destroy();
+   * ```
+   */
+  run(dispatches: readonly Dispatch[], after?: (encoder: GPUCommandEncoder) => void): void {
+    this.#assertUsable();
+    this.#scoped(() => {
+      const encoder = this.device.createCommandEncoder();
+      if (dispatches.length > 0) {
+        const pass = encoder.beginComputePass();
+        for (const d of dispatches) {
+          pass.setPipeline(d.pipeline.pipeline);
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
+        }
+        pass.end();
+      }
+      after?.(encoder);
+      this.device.queue.submit([encoder.finish()]);
+    });
+  }
+
+  /**
+   * Writes `data` into `buffer` at `byteOffset` through the queue (ordered with submits).
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const b = gpu.buffer(8, "b");
+   * gpu.write(b, new Float32Array([1, 2]));
+   * console.log(await gpu.read(b)); // Float32Array [1, 2]
+   * gpu.destroy();
+   * ```
+   */
+  write(buffer: GPUBuffer, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
+    this.#assertUsable();
+    this.#scoped(() => this.device.queue.writeBuffer(buffer, byteOffset, data as BufferSource));
+  }
+
+  /**
+   * Copies `byteLength` bytes of `buffer` from `byteOffset` back to the CPU after all submitted
+   * work, and throws the first error any earlier call raised on the device.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const b = gpu.buffer(4, "b");
+   * console.log(await gpu.read(b)); // Float32Array [0]
+   * gpu.destroy();
+   * ```
+   */
+  async read(buffer: GPUBuffer, byteOffset = 0, byteLength = buffer.size - byteOffset) {
+    this.#assertUsable();
+    const staging = this.buffer(
+      byteLength,
+      "readback",
+      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    );
+    try {
+      this.run(
+        [],
+        (encoder) => encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, byteLength),
+      );
+      await this.#guard(staging.mapAsync(GPUMapMode.READ));
+      await this.check();
+      return new Float32Array(staging.getMappedRange().slice(0));
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /**
+   * Waits for every submitted command and throws the first error the device reported since the
+   * last check (validation, out-of-memory, internal, uncaptured, or loss).
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * await gpu.check(); // nothing went wrong
+   * gpu.destroy();
+   * ```
+   */
+  async check(): Promise<void> {
+    const scopes = this.#scopes;
+    this.#scopes = [];
+    const errors = await this.#guard(Promise.all(scopes));
+    const messages = errors.filter((e) => e !== null).map((e) => e!.message);
+    messages.push(...this.#uncaptured.splice(0));
+    if (messages.length > 0) throw new GpuError(`WebGPU error: ${messages.join("\n")}`);
+  }
+
+  /** True once the device was lost or destroyed. */
+  get lost(): boolean {
+    return this.#lost !== null || this.#destroyed;
+  }
+
+  /**
+   * Destroys the device and every buffer on it. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * gpu.destroy();
+   * console.assert(gpu.lost);
+   * ```
+   */
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#pipelines.clear();
+    this.device.destroy();
+  }
+
+  /** Runs `body` inside validation, out-of-memory and internal error scopes, popped lazily. */
+  #scoped<T>(body: () => T): T {
+    this.device.pushErrorScope("internal");
+    this.device.pushErrorScope("out-of-memory");
+    this.device.pushErrorScope("validation");
+    try {
+      return body();
+    } finally {
+      for (let i = 0; i < 3; i++) this.#scopes.push(this.device.popErrorScope());
+    }
+  }
+
+  /** Races `promise` with device loss, so that no wait hangs on a lost device. */
+  #guard<T>(promise: Promise<T>): Promise<T> {
+    return Promise.race([promise, this.#lostPromise]);
+  }
+
+  #assertUsable(): void {
+    if (this.#destroyed) throw new GpuError("the GPU device was destroyed");
+    if (this.#lost !== null) throw new GpuError(`the GPU device was lost: ${this.#lost}`);
+  }
+}
+
+/**
+ * WGSL helper shared by every kernel: the linear workgroup index of a launch that
+ * {@linkcode Gpu.dispatch} folded into two dimensions (dispatches are limited to 65,535 per axis).
+ */
+export const WORKGROUP_INDEX_WGSL = /* wgsl */ `
+fn workgroupIndex(id: vec3u, count: vec3u) -> u32 {
+  return id.x + id.y * count.x;
+}`;

@@ -1,0 +1,115 @@
+/**
+ * Local response normalisation across channels (the paper's section 3.3):
+ * b[c] = a[c] / (k + alpha * sum of a[j]^2 for j within size/2 of c, in c's group)^beta.
+ * The paper's constants: k = 2, size = 5, alpha = 1e-4, beta = 0.75; alpha is not divided by
+ * size (PyTorch's `LocalResponseNorm` divides it, so parity there needs alpha * size).
+ * Groups keep each tower's maps apart, as each of the paper's GPUs normalised only its own maps.
+ *
+ * @module
+ */
+import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+
+/** Constants of local response normalisation. */
+export interface LrnParams {
+  /** Channels summed over, centred on the output channel (odd). */
+  size: number;
+  /** Scale of the sum of squares. */
+  alpha: number;
+  /** Exponent. */
+  beta: number;
+  /** Additive constant. */
+  k: number;
+  /** Channel groups that never see each other (the towers). */
+  groups: number;
+}
+
+/** The paper's constants, normalising within each of two towers. */
+export const PAPER_LRN: LrnParams = { size: 5, alpha: 1e-4, beta: 0.75, k: 2, groups: 2 };
+
+const WORKGROUP = 256;
+
+/**
+ * WGSL for LRN over maps of `channels` x `pixels`; one invocation per output element.
+ *
+ * @example
+ * ```ts
+ * import { lrnForwardWgsl, PAPER_LRN } from "./lrn_forward.ts";
+ * console.assert(lrnForwardWgsl(96, 55 * 55, PAPER_LRN).includes("pow"));
+ * ```
+ */
+export function lrnForwardWgsl(channels: number, pixels: number, p: LrnParams): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> count: vec4u; // x: elements in the launch
+${WORKGROUP_INDEX_WGSL}
+
+const C = ${channels}u;
+const P = ${pixels}u;
+const CG = ${channels / p.groups}u;
+const HALF = ${Math.floor(p.size / 2)}u;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
+  if (i >= count.x) { return; }
+  let c = (i / P) % C;
+  let first = (c / CG) * CG;
+  let lo = max(c, first + HALF) - HALF;
+  let hi = min(c + HALF, first + CG - 1u);
+  let base = i - c * P; // element (image, channel 0, pixel)
+  var sum = 0.0;
+  for (var j = lo; j <= hi; j++) {
+    let a = x[base + j * P];
+    sum = fma(a, a, sum);
+  }
+  y[i] = x[i] / pow(${p.k} + ${p.alpha} * sum, ${p.beta});
+}`;
+}
+
+/**
+ * Records LRN of `x` [batch, channels, h, w] into `y` (same shape).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { Tensor } from "../gpu/tensor.ts";
+ * import { lrnForward } from "./lrn_forward.ts";
+ * const gpu = await Gpu.create();
+ * const x = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([2]));
+ * const y = Tensor.zeros(gpu, [1, 1, 1, 1]);
+ * const params = { size: 5, alpha: 1, beta: 1, k: 0, groups: 1 };
+ * const { dispatches } = lrnForward(gpu, { x, y, batch: 1, params });
+ * gpu.run(dispatches);
+ * console.log(await y.read()); // Float32Array [0.5]: 2 / (0 + 1 * 2^2)^1
+ * gpu.destroy();
+ * ```
+ */
+export function lrnForward(
+  gpu: Gpu,
+  args: { x: Tensor; y: Tensor; batch: number; params: LrnParams },
+): Launch {
+  const [, channels, h, w] = args.x.shape;
+  if (channels % args.params.groups) {
+    throw new RangeError(
+      `LRN: ${channels} channels do not divide into ${args.params.groups} groups`,
+    );
+  }
+  const key = `lrn_forward:${channels}:${h * w}:${Object.values(args.params)}`;
+  const pipeline = gpu.pipeline(key, lrnForwardWgsl(channels, h * w, args.params), [
+    "read",
+    "read_write",
+    "uniform",
+  ]);
+  const count = args.batch * channels * h * w;
+  const uniform = gpu.uniform([count], `${key} params`);
+  const dispatch = gpu.dispatch(
+    "lrn_forward",
+    pipeline,
+    [args.x.buffer, args.y.buffer, uniform],
+    Math.ceil(count / WORKGROUP),
+  );
+  return { dispatches: [dispatch], uniforms: [uniform] };
+}

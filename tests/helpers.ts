@@ -1,0 +1,66 @@
+/** Shared test helpers: a device with error capture, seeded data, and tolerance checks. */
+import { Gpu } from "../gpu/device.ts";
+
+/** Runs `body` with a fresh device, failing on any WebGPU error it raised; always destroys it. */
+export async function withGpu(body: (gpu: Gpu) => Promise<void>): Promise<void> {
+  const gpu = await Gpu.create();
+  try {
+    await body(gpu);
+    await gpu.check();
+  } finally {
+    gpu.destroy();
+  }
+}
+
+/** A seeded uniform generator on [0, 1) (mulberry32): tests are reproducible. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` values uniform in [-scale, scale) from `seed`. */
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  const next = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (next() * 2 - 1) * scale;
+  return out;
+}
+
+/**
+ * Asserts |got - want| <= atol + rtol * |want| elementwise, naming the first failing index and
+ * the worst error.
+ */
+export function assertClose(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  { atol = 1e-5, rtol = 1e-4, what = "values" } = {},
+): void {
+  if (got.length !== want.length) {
+    throw new Error(`${what}: length ${got.length} != expected ${want.length}`);
+  }
+  let worst = 0, worstAt = -1, bad = 0, firstBad = -1;
+  for (let i = 0; i < got.length; i++) {
+    const err = Math.abs(got[i] - want[i]);
+    const ok = err <= atol + rtol * Math.abs(want[i]);
+    if (!ok || Number.isNaN(got[i])) {
+      bad++;
+      if (firstBad < 0) firstBad = i;
+    }
+    if (err > worst || Number.isNaN(err)) {
+      worst = err;
+      worstAt = i;
+    }
+  }
+  if (bad > 0) {
+    throw new Error(
+      `${what}: ${bad}/${got.length} outside atol ${atol} + rtol ${rtol}; first at ${firstBad} ` +
+        `(got ${got[firstBad]}, want ${want[firstBad]}); worst at ${worstAt} (error ${worst})`,
+    );
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The plain float64 CPU reference every kernel is tested against: direct loops, written for
+ * clarity, no tiling, no shared code with the kernels beyond the geometry types.
+ */
+import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_forward.ts";
+
+/** Direct convolution: y[b, o, i, j] = bias[o] + sum over the group's c, kh, kw. */
+export function conv2dRef(
+  g: Conv2dGeometry,
+  batch: number,
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  relu: boolean,
+): Float64Array {
+  const [oh, ow] = conv2dOutputSize(g);
+  const cg = g.inChannels / g.groups, mg = g.outChannels / g.groups;
+  const y = new Float64Array(batch * g.outChannels * oh * ow);
+  for (let b = 0; b < batch; b++) {
+    for (let o = 0; o < g.outChannels; o++) {
+      const group = Math.floor(o / mg);
+      for (let i = 0; i < oh; i++) {
+        for (let j = 0; j < ow; j++) {
+          let sum = bias[o];
+          for (let c = 0; c < cg; c++) {
+            for (let kh = 0; kh < g.kernelH; kh++) {
+              const ih = i * g.strideH - g.padH + kh;
+              if (ih < 0 || ih >= g.height) continue;
+              for (let kw = 0; kw < g.kernelW; kw++) {
+                const iw = j * g.strideW - g.padW + kw;
+                if (iw < 0 || iw >= g.width) continue;
+                const xi = ((b * g.inChannels + group * cg + c) * g.height + ih) * g.width + iw;
+                const wi = ((o * cg + c) * g.kernelH + kh) * g.kernelW + kw;
+                sum += x[xi] * w[wi];
+              }
+            }
+          }
+          y[((b * g.outChannels + o) * oh + i) * ow + j] = relu ? Math.max(sum, 0) : sum;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/** Parameters of local response normalisation (the paper's section 3.3). */
+export interface LrnRefParams {
+  size: number;
+  alpha: number;
+  beta: number;
+  k: number;
+  groups: number;
+}
+
+/** b = a / (k + alpha * sum of a^2 over `size` neighbouring channels of the same group)^beta. */
+export function lrnRef(
+  shape: readonly [number, number, number, number],
+  x: ArrayLike<number>,
+  p: LrnRefParams,
+): Float64Array {
+  const [n, c, h, w] = shape;
+  const hw = h * w, cg = c / p.groups, half = Math.floor(p.size / 2);
+  const y = new Float64Array(n * c * hw);
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      const first = Math.floor(ch / cg) * cg;
+      const lo = Math.max(first, ch - half), hi = Math.min(first + cg - 1, ch + half);
+      for (let s = 0; s < hw; s++) {
+        let sum = 0;
+        for (let j = lo; j <= hi; j++) sum += x[(b * c + j) * hw + s] ** 2;
+        const i = (b * c + ch) * hw + s;
+        y[i] = x[i] / (p.k + p.alpha * sum) ** p.beta;
+      }
+    }
+  }
+  return y;
+}
+
+/** Max over size x size windows at `stride` (no padding, floor mode). */
+export function maxPoolRef(
+  shape: readonly [number, number, number, number],
+  x: ArrayLike<number>,
+  size: number,
+  stride: number,
+): Float64Array {
+  const [n, c, h, w] = shape;
+  const oh = Math.floor((h - size) / stride) + 1, ow = Math.floor((w - size) / stride) + 1;
+  const y = new Float64Array(n * c * oh * ow);
+  for (let m = 0; m < n * c; m++) {
+    for (let i = 0; i < oh; i++) {
+      for (let j = 0; j < ow; j++) {
+        let best = -Infinity;
+        for (let a = 0; a < size; a++) {
+          for (let b = 0; b < size; b++) {
+            best = Math.max(best, x[(m * h + i * stride + a) * w + j * stride + b]);
+          }
+        }
+        y[(m * oh + i) * ow + j] = best;
+      }
+    }
+  }
+  return y;
+}
+
+/** Row-wise softmax of a [rows, classes] matrix. */
+export function softmaxRef(rows: number, classes: number, x: ArrayLike<number>): Float64Array {
+  const y = new Float64Array(rows * classes);
+  for (let r = 0; r < rows; r++) {
+    let max = -Infinity;
+    for (let j = 0; j < classes; j++) max = Math.max(max, x[r * classes + j]);
+    let sum = 0;
+    for (let j = 0; j < classes; j++) sum += Math.exp(x[r * classes + j] - max);
+    for (let j = 0; j < classes; j++) y[r * classes + j] = Math.exp(x[r * classes + j] - max) / sum;
+  }
+  return y;
+}
