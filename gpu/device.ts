@@ -10,7 +10,10 @@
 export interface GpuOptions {
   /** Passed to `navigator.gpu.requestAdapter`. */
   powerPreference?: GPUPowerPreference;
-  /** Caps on the requested limits (e.g. a small binding size, to exercise splitting in tests). */
+  /**
+   * Caps on the limits the code plans for (buffers split and batches chunked to fit them), below
+   * what the device allows: how tests exercise the splitting paths with small tensors.
+   */
   limits?: Partial<Record<(typeof WANTED_LIMITS)[number], number>>;
 }
 
@@ -89,6 +92,8 @@ export class Gpu {
   readonly device: GPUDevice;
   /** A human-readable name of the adapter (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
   readonly description: string;
+  /** The limits the code plans for: the device's, lowered by `GpuOptions.limits`. */
+  readonly limits: GPUSupportedLimits;
   #pipelines = new Map<string, Pipeline>();
   #scopes: Promise<GPUError | null>[] = [];
   #uncaptured: string[] = [];
@@ -96,9 +101,13 @@ export class Gpu {
   #lostPromise: Promise<never>;
   #destroyed = false;
 
-  private constructor(device: GPUDevice, description: string) {
+  private constructor(device: GPUDevice, description: string, caps: GpuOptions["limits"] = {}) {
     this.device = device;
     this.description = description;
+    const capped: Record<string, number | undefined> = caps;
+    this.limits = new Proxy(device.limits, {
+      get: (target, key) => capped[key as string] ?? target[key as keyof GPUSupportedLimits],
+    });
     device.addEventListener("uncapturederror", (event) => {
       this.#uncaptured.push((event as GPUUncapturedErrorEvent).error.message);
     });
@@ -140,16 +149,10 @@ export class Gpu {
       );
     }
     const requiredLimits: Record<string, number> = {};
-    for (const name of WANTED_LIMITS) {
-      requiredLimits[name] = Math.min(adapter.limits[name], options.limits?.[name] ?? Infinity);
-    }
+    for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
     const device = await adapter.requestDevice({ requiredLimits });
-    return new Gpu(device, adapter.info.description || adapter.info.vendor || "unknown adapter");
-  }
-
-  /** The limits the device was created with. */
-  get limits(): GPUSupportedLimits {
-    return this.device.limits;
+    const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
+    return new Gpu(device, description, options.limits);
   }
 
   /**

@@ -122,7 +122,7 @@ export function chooseTile(_m: number, n: number): GemmTile {
 /**
  * Generates the WGSL of the implicit-GEMM convolution for one geometry and tiling.
  * Runtime parameters (uniform): batch size, first output channel of the launch, channel count of
- * the launch, and the row of that channel within the bound weight slice.
+ * the launch, and where that channel's weights start within the bound weight slice (elements).
  *
  * @example
  * ```ts
@@ -137,7 +137,7 @@ export function conv2dForwardWgsl(g: Conv2dGeometry, t: GemmTile, relu: boolean)
   const [oh, ow] = conv2dOutputSize(g);
   const tx = t.bn / t.tn, ty = t.bm / t.tm;
   return /* wgsl */ `
-struct Params { batch: u32, oBase: u32, oCount: u32, wRow0: u32 }
+struct Params { batch: u32, oBase: u32, oCount: u32, wOffset: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
@@ -194,7 +194,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let m = m0 + i / BK;
       let k = k0 + i % BK;
       var v = 0.0;
-      if (m < params.oCount && k < KG) { v = w[(params.wRow0 + m) * KG + k]; }
+      if (m < params.oCount && k < KG) { v = w[params.wOffset + m * KG + k]; }
       tileW[(i % BK) * BM + i / BK] = v;
     }
     // Stage X'[k0.., n0..]: consecutive invocations read consecutive output pixels.
@@ -305,16 +305,16 @@ export function conv2dForward(
   const dispatches: Dispatch[] = [];
   const uniforms: GPUBuffer[] = [];
   const wholeWeight = args.weight.size * 4 <= gpu.limits.maxStorageBufferBindingSize;
-  const rowAlign = alignedRowStep(rowBytes, gpu.limits);
-  for (const [oBase, oCount] of launchRanges(g, rowBytes, wholeWeight ? 1 : rowAlign, gpu.limits)) {
-    // Bind the whole weight where it fits; otherwise a slice starting at an aligned row.
-    const sliceRow = wholeWeight ? 0 : Math.floor(oBase / rowAlign) * rowAlign;
-    const weight: GPUBufferBinding = wholeWeight ? { buffer: args.weight.buffer } : {
-      buffer: args.weight.buffer,
-      offset: sliceRow * rowBytes,
-      size: (oBase + oCount - sliceRow) * rowBytes,
-    };
-    const uniform = gpu.uniform([args.batch, oBase, oCount, oBase - sliceRow], `${key} params`);
+  const align = gpu.limits.minStorageBufferOffsetAlignment;
+  for (const [oBase, oCount] of launchRanges(g, rowBytes, gpu.limits)) {
+    // Bind the whole weight where it fits; otherwise a slice from the aligned byte at or before
+    // the launch's first row.
+    const first = oBase * rowBytes;
+    const start = wholeWeight ? 0 : Math.floor(first / align) * align;
+    const weight: GPUBufferBinding = wholeWeight
+      ? { buffer: args.weight.buffer }
+      : { buffer: args.weight.buffer, offset: start, size: first + oCount * rowBytes - start };
+    const uniform = gpu.uniform([args.batch, oBase, oCount, (first - start) / 4], `${key} params`);
     uniforms.push(uniform);
     const tiles = Math.ceil(oCount / tile.bm) * Math.ceil((args.batch * oh * ow) / tile.bn);
     dispatches.push(
@@ -336,11 +336,11 @@ export function conv2dForward(
 function launchRanges(
   g: Conv2dGeometry,
   rowBytes: number,
-  rowAlign: number,
   limits: GPUSupportedLimits,
 ): [number, number][] {
-  // A slice starts up to rowAlign - 1 rows before its first channel.
-  const maxRows = Math.floor(limits.maxStorageBufferBindingSize / rowBytes) - (rowAlign - 1);
+  // A slice starts up to one alignment unit before its first row.
+  const slack = limits.minStorageBufferOffsetAlignment;
+  const maxRows = Math.floor((limits.maxStorageBufferBindingSize - slack) / rowBytes);
   if (maxRows < 1) {
     throw new RangeError(`one weight row of ${rowBytes} bytes exceeds the binding limit`);
   }
@@ -354,11 +354,4 @@ function launchRanges(
     }
   }
   return ranges;
-}
-
-/** The smallest row count whose bytes are a multiple of the storage offset alignment. */
-function alignedRowStep(rowBytes: number, limits: GPUSupportedLimits): number {
-  const align = limits.minStorageBufferOffsetAlignment;
-  const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b);
-  return align / gcd(rowBytes, align);
 }

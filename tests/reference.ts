@@ -3,6 +3,7 @@
  * clarity, no tiling, no shared code with the kernels beyond the geometry types.
  */
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_forward.ts";
+import type { ModelConfig } from "../layers/network.ts";
 
 /** Direct convolution: y[b, o, i, j] = bias[o] + sum over the group's c, kh, kw. */
 export function conv2dRef(
@@ -113,4 +114,47 @@ export function softmaxRef(rows: number, classes: number, x: ArrayLike<number>):
     for (let j = 0; j < classes; j++) y[r * classes + j] = Math.exp(x[r * classes + j] - max) / sum;
   }
   return y;
+}
+
+/** The whole network's logits in float64, layer by layer, from weights by PyTorch name. */
+export function networkRef(
+  config: ModelConfig,
+  weights: Map<string, { data: ArrayLike<number> }>,
+  input: ArrayLike<number>,
+  batch: number,
+): Float64Array {
+  let x: ArrayLike<number> = input;
+  let [c, h, w] = config.input;
+  for (const spec of config.layers) {
+    if (spec.kind === "conv" || spec.kind === "dense") {
+      const dense = spec.kind === "dense";
+      const k = dense ? h : spec.kernel;
+      const g: Conv2dGeometry = {
+        inChannels: c,
+        height: h,
+        width: w,
+        outChannels: spec.out,
+        kernelH: k,
+        kernelW: dense ? w : k,
+        strideH: dense ? 1 : spec.stride ?? 1,
+        strideW: dense ? 1 : spec.stride ?? 1,
+        padH: dense ? 0 : spec.pad ?? 0,
+        padW: dense ? 0 : spec.pad ?? 0,
+        groups: dense ? 1 : spec.groups ?? 1,
+      };
+      const weight = weights.get(`${spec.name}.weight`)!.data;
+      const bias = weights.get(`${spec.name}.bias`)!.data;
+      x = conv2dRef(g, batch, x, weight, bias, spec.relu ?? true);
+      [c, h, w] = [spec.out, ...conv2dOutputSize(g)];
+    } else if (spec.kind === "lrn") {
+      x = lrnRef([batch, c, h, w], x, spec.params);
+    } else if (spec.kind === "maxpool") {
+      x = maxPoolRef([batch, c, h, w], x, spec.size, spec.stride);
+      [h, w] = [
+        Math.floor((h - spec.size) / spec.stride) + 1,
+        Math.floor((w - spec.size) / spec.stride) + 1,
+      ];
+    } // dropout: the identity in inference
+  }
+  return Float64Array.from(x);
 }

@@ -1,0 +1,59 @@
+/**
+ * Dropout as a layer: in place, active only in training, the identity in inference.
+ *
+ * @module
+ */
+import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { dropoutForward, type DropoutLaunch } from "../kernels/dropout_forward.ts";
+import { type Layer, type Shape, shapeSize } from "./layer.ts";
+
+/**
+ * Dropout with probability `p` (the paper: 0.5 after fc6 and fc7).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { Dropout } from "./dropout.ts";
+ * const gpu = await Gpu.create();
+ * console.log(new Dropout(gpu, "drop6", [4096, 1, 1], 0.5).inPlace); // true
+ * gpu.destroy();
+ * ```
+ */
+export class Dropout implements Layer {
+  /** The layer's name. */
+  readonly name: string;
+  /** One example's input shape. */
+  readonly inputShape: Shape;
+  /** Same as the input. */
+  readonly outputShape: Shape;
+  /** None. */
+  readonly parameters: ReadonlyMap<string, Tensor> = new Map();
+  /** Counted as zero. */
+  readonly macs = 0;
+  /** Works on its input buffer. */
+  readonly inPlace = true;
+  /** Drop probability. */
+  readonly p: number;
+  readonly #gpu: Gpu;
+
+  /** A dropout over inputs of `input` shape. */
+  constructor(gpu: Gpu, name: string, input: Shape, p: number) {
+    if (!(p >= 0 && p < 1)) {
+      throw new RangeError(`${name}: dropout probability ${p} is not in [0, 1)`);
+    }
+    this.#gpu = gpu;
+    this.name = name;
+    this.inputShape = this.outputShape = input;
+    this.p = p;
+  }
+
+  /** Records dropout of `batch` examples in training; nothing in inference. */
+  forward(x: Tensor, _y: Tensor, batch: number, training: boolean): Launch | DropoutLaunch {
+    if (!training || this.p === 0) return { dispatches: [], uniforms: [] };
+    return dropoutForward(this.#gpu, { x, count: batch * shapeSize(this.inputShape), p: this.p });
+  }
+
+  /** Nothing to free. */
+  destroy(): void {}
+}

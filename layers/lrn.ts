@@ -1,0 +1,61 @@
+/**
+ * Local response normalisation as a layer (no parameters).
+ *
+ * @module
+ */
+import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { lrnForward, type LrnParams } from "../kernels/lrn_forward.ts";
+import type { Layer, Shape } from "./layer.ts";
+
+/**
+ * Local response normalisation across channels.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { PAPER_LRN } from "../kernels/lrn_forward.ts";
+ * import { Lrn } from "./lrn.ts";
+ * const gpu = await Gpu.create();
+ * console.log(new Lrn(gpu, "lrn1", [96, 55, 55], PAPER_LRN).outputShape); // [96, 55, 55]
+ * gpu.destroy();
+ * ```
+ */
+export class Lrn implements Layer {
+  /** The layer's name. */
+  readonly name: string;
+  /** One example's input shape. */
+  readonly inputShape: Shape;
+  /** Same as the input. */
+  readonly outputShape: Shape;
+  /** None. */
+  readonly parameters: ReadonlyMap<string, Tensor> = new Map();
+  /** Counted as zero: not a multiply-add layer. */
+  readonly macs = 0;
+  /** Needs its own output buffer (each output reads several inputs). */
+  readonly inPlace = false;
+  /** The normalisation constants. */
+  readonly params: LrnParams;
+  readonly #gpu: Gpu;
+
+  /** A normalisation over inputs of `input` shape. */
+  constructor(gpu: Gpu, name: string, input: Shape, params: LrnParams) {
+    if (input[0] % params.groups) {
+      throw new RangeError(
+        `${name}: ${input[0]} channels do not split into ${params.groups} groups`,
+      );
+    }
+    this.#gpu = gpu;
+    this.name = name;
+    this.inputShape = this.outputShape = input;
+    this.params = params;
+  }
+
+  /** Records the normalisation of `batch` examples. */
+  forward(x: Tensor, y: Tensor, batch: number): Launch {
+    return lrnForward(this.#gpu, { x, y, batch, params: this.params });
+  }
+
+  /** Nothing to free. */
+  destroy(): void {}
+}

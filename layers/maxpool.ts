@@ -1,0 +1,65 @@
+/**
+ * Overlapping max-pooling as a layer (no parameters).
+ *
+ * @module
+ */
+import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { maxPoolForward, maxPoolOutputSize } from "../kernels/maxpool_forward.ts";
+import type { Layer, Shape } from "./layer.ts";
+
+/**
+ * Max-pooling over `size` x `size` windows at `stride`.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { MaxPool } from "./maxpool.ts";
+ * const gpu = await Gpu.create();
+ * console.log(new MaxPool(gpu, "pool1", [96, 55, 55], 3, 2).outputShape); // [96, 27, 27]
+ * gpu.destroy();
+ * ```
+ */
+export class MaxPool implements Layer {
+  /** The layer's name. */
+  readonly name: string;
+  /** One example's input shape. */
+  readonly inputShape: Shape;
+  /** One example's output shape. */
+  readonly outputShape: Shape;
+  /** None. */
+  readonly parameters: ReadonlyMap<string, Tensor> = new Map();
+  /** Counted as zero: not a multiply-add layer. */
+  readonly macs = 0;
+  /** Needs its own (smaller) output buffer. */
+  readonly inPlace = false;
+  /** Window side. */
+  readonly size: number;
+  /** Window step. */
+  readonly stride: number;
+  readonly #gpu: Gpu;
+
+  /** A pooling over inputs of `input` shape. */
+  constructor(gpu: Gpu, name: string, input: Shape, size: number, stride: number) {
+    let out: [number, number];
+    try {
+      out = maxPoolOutputSize(input[1], input[2], size, stride);
+    } catch (e) {
+      throw new RangeError(`${name}: ${(e as Error).message}`);
+    }
+    this.#gpu = gpu;
+    this.name = name;
+    this.inputShape = input;
+    this.outputShape = [input[0], out[0], out[1]];
+    this.size = size;
+    this.stride = stride;
+  }
+
+  /** Records the pooling of `batch` examples. */
+  forward(x: Tensor, y: Tensor, batch: number): Launch {
+    return maxPoolForward(this.#gpu, { x, y, batch, size: this.size, stride: this.stride });
+  }
+
+  /** Nothing to free. */
+  destroy(): void {}
+}

@@ -1,0 +1,225 @@
+/**
+ * AlexNet (Krizhevsky, Sutskever and Hinton, 2012) in hand-written WGSL compute kernels on
+ * WebGPU. This module holds the layer graph (the paper's table, as data) and re-exports the
+ * library.
+ *
+ * ```ts
+ * import { createAlexNet } from "./mod.ts";
+ * const net = await createAlexNet({ model: "alexnet-small", seed: 1 });
+ * const logits = await net.forward(new Float32Array(2 * 28 * 28), 2); // 2 x 10 logits
+ * console.log(logits.length); // 20
+ * net.destroy();
+ * ```
+ *
+ * @module
+ */
+import { Gpu } from "./gpu/device.ts";
+import type { LrnParams } from "./kernels/lrn_forward.ts";
+import { PAPER_LRN } from "./kernels/lrn_forward.ts";
+import type { InitScheme } from "./layers/init.ts";
+import { type LayerSpec, type ModelConfig, Network } from "./layers/network.ts";
+
+export { Gpu, GpuError } from "./gpu/device.ts";
+export type { BindingKind, Dispatch, GpuOptions, Launch, Pipeline } from "./gpu/device.ts";
+export { numel, Tensor } from "./gpu/tensor.ts";
+export {
+  type Dtype,
+  type NamedTensor,
+  parseSafetensors,
+  type Safetensors,
+  SafetensorsError,
+  serializeSafetensors,
+} from "./io/safetensors.ts";
+export { type LrnParams, PAPER_LRN } from "./kernels/lrn_forward.ts";
+export type { InitScheme } from "./layers/init.ts";
+export type { Layer, Shape } from "./layers/layer.ts";
+export {
+  type ForwardOptions,
+  type LayerSpec,
+  type ModelConfig,
+  Network,
+  type NetworkOptions,
+} from "./layers/network.ts";
+
+/**
+ * A convolution row of a layer table (ReLU fused unless `relu: false`).
+ *
+ * @example
+ * ```ts
+ * import { conv } from "./mod.ts";
+ * console.log(conv("conv1", 96, 11, { stride: 4 }).kind); // "conv"
+ * ```
+ */
+export function conv(
+  name: string,
+  out: number,
+  kernel: number,
+  options: { stride?: number; pad?: number; groups?: number; relu?: boolean; bias?: number } = {},
+): LayerSpec {
+  return { kind: "conv", name, out, kernel, ...options };
+}
+
+/**
+ * A fully connected row of a layer table (ReLU fused unless `relu: false`).
+ *
+ * @example
+ * ```ts
+ * import { dense } from "./mod.ts";
+ * console.log(dense("fc8", 1000, { relu: false }).kind); // "dense"
+ * ```
+ */
+export function dense(
+  name: string,
+  out: number,
+  options: { relu?: boolean; bias?: number } = {},
+): LayerSpec {
+  return { kind: "dense", name, out, ...options };
+}
+
+/**
+ * A local response normalisation row (the paper's constants by default).
+ *
+ * @example
+ * ```ts
+ * import { lrn } from "./mod.ts";
+ * console.log(lrn("lrn1").kind); // "lrn"
+ * ```
+ */
+export function lrn(name: string, params: LrnParams = PAPER_LRN): LayerSpec {
+  return { kind: "lrn", name, params };
+}
+
+/**
+ * A max-pooling row (the paper's overlapping 3x3, stride 2 by default).
+ *
+ * @example
+ * ```ts
+ * import { maxPool } from "./mod.ts";
+ * console.log(maxPool("pool1").kind); // "maxpool"
+ * ```
+ */
+export function maxPool(name: string, size = 3, stride = 2): LayerSpec {
+  return { kind: "maxpool", name, size, stride };
+}
+
+/**
+ * A dropout row (the paper's p = 0.5 by default).
+ *
+ * @example
+ * ```ts
+ * import { dropout } from "./mod.ts";
+ * console.log(dropout("drop6").kind); // "dropout"
+ * ```
+ */
+export function dropout(name: string, p = 0.5): LayerSpec {
+  return { kind: "dropout", name, p };
+}
+
+/**
+ * The paper's network: 227x227x3 in, 1000 classes, 60,965,224 parameters, 724,406,816
+ * multiply-adds per image. `groups: 2` is the two-GPU split: conv2, conv4 and conv5 see only
+ * their own tower's maps, conv3 and the dense layers see both; LRN normalises within a tower.
+ * Biases start at 1 in conv2, conv4, conv5, fc6 and fc7 (the paper's section 5).
+ */
+export const ALEXNET: ModelConfig = {
+  name: "alexnet",
+  input: [3, 227, 227],
+  classes: 1000,
+  layers: [
+    conv("conv1", 96, 11, { stride: 4 }),
+    lrn("lrn1"),
+    maxPool("pool1"),
+    conv("conv2", 256, 5, { pad: 2, groups: 2, bias: 1 }),
+    lrn("lrn2"),
+    maxPool("pool2"),
+    conv("conv3", 384, 3, { pad: 1 }),
+    conv("conv4", 384, 3, { pad: 1, groups: 2, bias: 1 }),
+    conv("conv5", 256, 3, { pad: 1, groups: 2, bias: 1 }),
+    maxPool("pool5"),
+    dense("fc6", 4096, { bias: 1 }),
+    dropout("drop6"),
+    dense("fc7", 4096, { bias: 1 }),
+    dropout("drop7"),
+    dense("fc8", 1000, { relu: false }),
+  ],
+};
+
+/**
+ * The same eight-layer shape for 28x28 grey images and 10 classes (Fashion-MNIST):
+ * 1,132,810 parameters.
+ */
+export const ALEXNET_SMALL: ModelConfig = {
+  name: "alexnet-small",
+  input: [1, 28, 28],
+  classes: 10,
+  layers: [
+    conv("conv1", 64, 5, { pad: 2 }),
+    lrn("lrn1"),
+    maxPool("pool1"),
+    conv("conv2", 128, 5, { pad: 2, groups: 2, bias: 1 }),
+    lrn("lrn2"),
+    maxPool("pool2"),
+    conv("conv3", 192, 3, { pad: 1 }),
+    conv("conv4", 192, 3, { pad: 1, groups: 2, bias: 1 }),
+    conv("conv5", 128, 3, { pad: 1, groups: 2, bias: 1 }),
+    maxPool("pool5"),
+    dense("fc6", 512, { bias: 1 }),
+    dropout("drop6"),
+    dense("fc7", 512, { bias: 1 }),
+    dropout("drop7"),
+    dense("fc8", 10, { relu: false }),
+  ],
+};
+
+/** The named configurations. */
+export const MODELS: Readonly<Record<string, ModelConfig>> = {
+  "alexnet": ALEXNET,
+  "alexnet-small": ALEXNET_SMALL,
+};
+
+/** Options of {@linkcode createAlexNet}. */
+export interface AlexNetOptions {
+  /** A configuration name (`alexnet`, `alexnet-small`) or your own table (default `alexnet`). */
+  model?: string | ModelConfig;
+  /** GPU devices to split the network over; only 1 until the two-device scheduler lands. */
+  devices?: number;
+  /** Seed of the initial parameters (default 1). */
+  seed?: number;
+  /** Initialisation scheme (default "paper"). */
+  init?: InitScheme;
+  /** A device to build on; by default one is acquired and destroyed with the network. */
+  gpu?: Gpu;
+}
+
+/**
+ * Acquires a device and builds a network on it, initialised from the seed.
+ *
+ * @example
+ * ```ts
+ * import { createAlexNet } from "./mod.ts";
+ * const net = await createAlexNet({ model: "alexnet-small", seed: 1 });
+ * console.log(net.parameterCount); // 1132810
+ * net.destroy();
+ * ```
+ */
+export async function createAlexNet(options: AlexNetOptions = {}): Promise<Network> {
+  const model = options.model ?? "alexnet";
+  const config = typeof model === "string" ? MODELS[model] : model;
+  if (!config) {
+    throw new RangeError(`unknown model "${model}" (known: ${Object.keys(MODELS).join(", ")})`);
+  }
+  if ((options.devices ?? 1) !== 1) {
+    throw new RangeError(`devices: ${options.devices} is not supported yet; use 1`);
+  }
+  const gpu = options.gpu ?? await Gpu.create();
+  try {
+    return Network.create(gpu, config, {
+      seed: options.seed,
+      init: options.init,
+      ownsDevice: !options.gpu,
+    });
+  } catch (e) {
+    if (!options.gpu) gpu.destroy();
+    throw e;
+  }
+}
