@@ -366,7 +366,9 @@ export class Gpu {
       );
       await this.#guard(staging.mapAsync(GPUMapMode.READ));
       await this.check();
-      return new Float32Array(staging.getMappedRange().slice(0));
+      const data = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap(); // before destroy: the mapped range must not outlive its buffer
+      return data;
     } finally {
       staging.destroy();
     }

@@ -1,15 +1,17 @@
 /** Shared test helpers: a device with error capture, seeded data, and tolerance checks. */
 import { Gpu } from "../gpu/device.ts";
 
-/** Runs `body` with a fresh device, failing on any WebGPU error it raised; always destroys it. */
+let shared: Gpu | undefined;
+
+/**
+ * Runs `body` on the test process's device, failing on any WebGPU error it raised. One device
+ * serves every test of a process: creating and destroying dozens of lavapipe devices per run made
+ * Deno occasionally crash at exit, after the tests had passed.
+ */
 export async function withGpu(body: (gpu: Gpu) => Promise<void>): Promise<void> {
-  const gpu = await Gpu.create();
-  try {
-    await body(gpu);
-    await gpu.check();
-  } finally {
-    gpu.destroy();
-  }
+  const gpu = shared ??= await Gpu.create();
+  await body(gpu);
+  await gpu.check();
 }
 
 /** A seeded uniform generator on [0, 1) (mulberry32): tests are reproducible. */
