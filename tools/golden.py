@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""PyTorch reference for alexnet-small (Debian's python3-torch; run with /usr/bin/python3).
+
+  golden.py write DIR
+      Writes DIR/alexnet_small_weights.safetensors (PyTorch-initialised parameters under this
+      project's names) and DIR/alexnet_small_golden.safetensors (an input batch and PyTorch's
+      logits for it). The tests load both and compare the project's logits.
+  golden.py forward WEIGHTS INPUT OUT
+      Loads weights saved by the project and an input batch (safetensors tensor "input"), and
+      writes PyTorch's logits to OUT (tensor "logits"): proof that the project's files load in
+      PyTorch and mean the same network there.
+"""
+import json
+import struct
+import sys
+
+import torch
+from torch import nn
+
+
+class TowerLRN(nn.Module):
+    """The paper's LRN within each of two towers. PyTorch divides alpha by size; the paper does
+    not, so alpha = 1e-4 * 5 here equals the paper's 1e-4."""
+
+    def __init__(self, towers=2):
+        super().__init__()
+        self.towers = towers
+        self.lrn = nn.LocalResponseNorm(size=5, alpha=5e-4, beta=0.75, k=2.0)
+
+    def forward(self, x):
+        return torch.cat([self.lrn(t) for t in x.chunk(self.towers, dim=1)], dim=1)
+
+
+def alexnet_small():
+    layers = {
+        "conv1": nn.Conv2d(1, 64, 5, padding=2),
+        "relu1": nn.ReLU(),
+        "lrn1": TowerLRN(),
+        "pool1": nn.MaxPool2d(3, 2),
+        "conv2": nn.Conv2d(64, 128, 5, padding=2, groups=2),
+        "relu2": nn.ReLU(),
+        "lrn2": TowerLRN(),
+        "pool2": nn.MaxPool2d(3, 2),
+        "conv3": nn.Conv2d(128, 192, 3, padding=1),
+        "relu3": nn.ReLU(),
+        "conv4": nn.Conv2d(192, 192, 3, padding=1, groups=2),
+        "relu4": nn.ReLU(),
+        "conv5": nn.Conv2d(192, 128, 3, padding=1, groups=2),
+        "relu5": nn.ReLU(),
+        "pool5": nn.MaxPool2d(3, 2),
+        "flatten": nn.Flatten(),
+        "fc6": nn.Linear(512, 512),
+        "relu6": nn.ReLU(),
+        "drop6": nn.Dropout(0.5),
+        "fc7": nn.Linear(512, 512),
+        "relu7": nn.ReLU(),
+        "drop7": nn.Dropout(0.5),
+        "fc8": nn.Linear(512, 10),
+    }
+    return nn.Sequential(__import__("collections").OrderedDict(layers))
+
+
+def save(path, tensors):
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().to(torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-(8 + len(text)) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def load(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        assert e["dtype"] == "F32", f"{name}: {e['dtype']}"
+        a, b = e["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(raw[8 + n + a : 8 + n + b]), dtype=torch.float32).reshape(e["shape"])
+    return out
+
+
+def main():
+    torch.manual_seed(0)
+    net = alexnet_small().eval()
+    if sys.argv[1] == "write":
+        out = sys.argv[2]
+        save(f"{out}/alexnet_small_weights.safetensors", net.state_dict())
+        x = torch.randn(4, 1, 28, 28)
+        with torch.no_grad():
+            logits = net(x)
+        save(f"{out}/alexnet_small_golden.safetensors", {"input": x, "logits": logits})
+    elif sys.argv[1] == "forward":
+        net.load_state_dict(load(sys.argv[2]), strict=True)
+        with torch.no_grad():
+            logits = net(load(sys.argv[3])["input"])
+        save(sys.argv[4], {"logits": logits})
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
