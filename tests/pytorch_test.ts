@@ -27,7 +27,7 @@ Deno.test("weights saved here load in PyTorch and give the same logits", () =>
     try {
       await net.saveWeights(`${dir}/w.safetensors`);
       const batch = 3;
-      const input = randomArray(batch * 28 * 28, 8);
+      const input = randomArray(batch * 28 * 28, 8, 40); // large enough that LRN matters
       await Deno.writeFile(
         `${dir}/x.safetensors`,
         serializeSafetensors({ input: { shape: [batch, 1, 28, 28], data: input } }),
