@@ -14,7 +14,7 @@ export interface GpuOptions {
    * Caps on the limits the code plans for (buffers split and batches chunked to fit them), below
    * what the device allows: how tests exercise the splitting paths with small tensors.
    */
-  limits?: Partial<Record<(typeof WANTED_LIMITS)[number], number>>;
+  limits?: Partial<GPUSupportedLimits>;
 }
 
 /** One storage or uniform binding of a kernel, in binding order. */
@@ -63,6 +63,8 @@ const WANTED_LIMITS = [
 /** Error thrown for any failure of the WebGPU device: validation, memory, loss, missing adapter. */
 export class GpuError extends Error {
   /**
+   * Wraps a message.
+   *
    * @example
    * ```ts
    * import { GpuError } from "./device.ts";
@@ -133,7 +135,6 @@ export class Gpu {
    * ```
    */
   static async create(options: GpuOptions = {}): Promise<Gpu> {
-    const backend = Deno.env.get("DENO_WEBGPU_BACKEND");
     const hint = "WebGPU runs on any machine through Mesa's CPU rasteriser: install " +
       "`mesa-vulkan-drivers` (lavapipe) and set DENO_WEBGPU_BACKEND=vulkan, or use " +
       "DENO_WEBGPU_BACKEND=gl (llvmpipe through EGL).";
@@ -145,7 +146,7 @@ export class Gpu {
     });
     if (!adapter) {
       throw new GpuError(
-        `no WebGPU adapter found (DENO_WEBGPU_BACKEND=${backend ?? "unset"}). ${hint}`,
+        `no WebGPU adapter found (DENO_WEBGPU_BACKEND=${backendSetting()}). ${hint}`,
       );
     }
     const requiredLimits: Record<string, number> = {};
@@ -352,7 +353,11 @@ export class Gpu {
    * gpu.destroy();
    * ```
    */
-  async read(buffer: GPUBuffer, byteOffset = 0, byteLength = buffer.size - byteOffset) {
+  async read(
+    buffer: GPUBuffer,
+    byteOffset = 0,
+    byteLength: number = buffer.size - byteOffset,
+  ): Promise<Float32Array> {
     this.#assertUsable();
     const staging = this.buffer(
       byteLength,
@@ -439,6 +444,13 @@ export class Gpu {
     if (this.#destroyed) throw new GpuError("the GPU device was destroyed");
     if (this.#lost !== null) throw new GpuError(`the GPU device was lost: ${this.#lost}`);
   }
+}
+
+/** The backend variable where the environment may be read without a prompt, for messages. */
+function backendSetting(): string {
+  const variable = "DENO_WEBGPU_BACKEND";
+  const state = Deno.permissions.querySync?.({ name: "env", variable }).state;
+  return state === "granted" ? Deno.env.get(variable) ?? "unset" : "unknown";
 }
 
 /**

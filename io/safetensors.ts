@@ -31,6 +31,8 @@ export interface Safetensors {
 /** A malformed or unsupported safetensors file. */
 export class SafetensorsError extends Error {
   /**
+   * Wraps a message.
+   *
    * @example
    * ```ts
    * import { SafetensorsError } from "./safetensors.ts";

@@ -8,8 +8,8 @@
  */
 import { uniformAt } from "../kernels/random.ts";
 
-/** How parameters are initialised. */
-export type InitScheme = "paper" | "he";
+/** How parameters are initialised ("none" leaves them zero, for weights loaded next). */
+export type InitScheme = "paper" | "he" | "none";
 
 /**
  * A 32-bit seed for one tensor, derived from the run's seed and the tensor's name (FNV-1a).
@@ -59,7 +59,7 @@ export function normalSamples(n: number, std: number, seed: number): Float32Arra
  * ```
  */
 export function initialValues(
-  scheme: InitScheme,
+  scheme: Exclude<InitScheme, "none">,
   name: string,
   weightShape: readonly number[],
   paperBias: number,

@@ -183,6 +183,7 @@ export class Network {
    */
   initialize(scheme: InitScheme, seed: number): void {
     this.#assertUsable();
+    if (scheme === "none") return;
     this.config.layers.forEach((spec, i) => {
       if (spec.kind !== "conv" && spec.kind !== "dense") return;
       const weight = this.layers[i].parameters.get(`${spec.name}.weight`)!;

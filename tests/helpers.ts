@@ -8,7 +8,7 @@ let shared: Gpu | undefined;
  * serves every test of a process: creating and destroying dozens of lavapipe devices per run made
  * Deno occasionally crash at exit, after the tests had passed.
  */
-export async function withGpu(body: (gpu: Gpu) => Promise<void>): Promise<void> {
+export async function withGpu(body: (gpu: Gpu) => Promise<void> | void): Promise<void> {
   const gpu = shared ??= await Gpu.create();
   await body(gpu);
   await gpu.check();

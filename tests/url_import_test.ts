@@ -1,0 +1,59 @@
+// mod.ts works when imported from a URL: the repository is served over HTTP on 127.0.0.1 and a
+// subprocess with no local files, no config and only import permission runs a forward pass.
+import { ok as assert, strictEqual as assertEquals } from "node:assert";
+
+const root = new URL("../", import.meta.url);
+const TYPES: Record<string, string> = { ts: "application/typescript", json: "application/json" };
+
+Deno.test("mod.ts imported from an HTTP URL builds alexnet-small and runs it", async () => {
+  const served: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const path = decodeURIComponent(new URL(request.url).pathname);
+      served.push(path);
+      try {
+        const body = await Deno.readFile(new URL(`.${path}`, root));
+        return new Response(body, {
+          headers: { "content-type": TYPES[path.split(".").pop()!] ?? "text/plain" },
+        });
+      } catch {
+        return new Response("not found", { status: 404 });
+      }
+    },
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const origin = `127.0.0.1:${server.addr.port}`;
+    const script = `
+      const { createAlexNet } = await import("http://${origin}/mod.ts");
+      const net = await createAlexNet({ model: "alexnet-small", seed: 1 });
+      const logits = await net.forward(new Float32Array(2 * 28 * 28), 2);
+      console.log(JSON.stringify({ length: logits.length, finite: logits.every(Number.isFinite) }));
+      net.destroy();`;
+    await Deno.writeTextFile(`${dir}/main.ts`, script);
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-config",
+        "--no-lock",
+        "--reload",
+        `--allow-import=${origin}`,
+        `${dir}/main.ts`,
+      ],
+      cwd: dir,
+      env: { DENO_DIR: `${dir}/cache` },
+    }).output();
+    const stdout = new TextDecoder().decode(run.stdout);
+    const stderr = new TextDecoder().decode(run.stderr);
+    assert(run.success, `subprocess failed:\n${stderr}`);
+    assertEquals(stdout.trim(), JSON.stringify({ length: 20, finite: true }));
+    assert(
+      served.includes("/mod.ts") && served.includes("/kernels/conv2d_forward.ts"),
+      `served ${served}`,
+    );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
