@@ -47,7 +47,8 @@ export interface DropoutLaunch extends Launch {
 }
 
 /**
- * Records dropout of the first `count` elements of `x`, in place.
+ * Records dropout of the first `count` elements of `x`, in place. With `params` (another
+ * dropout launch's uniform), the launch uses that launch's seed and does not own the uniform.
  *
  * @example
  * ```ts
@@ -65,14 +66,16 @@ export interface DropoutLaunch extends Launch {
  */
 export function dropoutForward(
   gpu: Gpu,
-  args: { x: Tensor; count: number; p: number },
+  args: { x: Tensor; count: number; p: number; params?: GPUBuffer },
 ): DropoutLaunch {
   if (!(args.p >= 0 && args.p < 1)) {
     throw new RangeError(`dropout probability must be in [0, 1), got ${args.p}`);
   }
   const key = `dropout_forward:${args.p}`;
   const pipeline = gpu.pipeline(key, dropoutForwardWgsl(args.p), ["read_write", "uniform"]);
-  const uniform = gpu.uniform([args.count, 0], `${key} params`);
+  // A launch sharing another's uniform (the backward pass) shares its seed, hence its mask.
+  const shared = args.params !== undefined;
+  const uniform = args.params ?? gpu.uniform([args.count, 0], `${key} params`);
   const dispatch = gpu.dispatch(
     "dropout_forward",
     pipeline,
@@ -81,7 +84,7 @@ export function dropoutForward(
   );
   return {
     dispatches: [dispatch],
-    uniforms: [uniform],
+    uniforms: shared ? [] : [uniform],
     setSeed: (seed) => gpu.write(uniform, new Uint32Array([args.count, seed >>> 0])),
   };
 }

@@ -1,18 +1,20 @@
 /**
- * Convolution and dense layers: both own a weight and a bias and run the one implicit-GEMM
- * kernel; a dense layer is a convolution whose kernel covers its whole input.
+ * Convolution and dense layers: both own a weight and a bias (and their gradients) and run the
+ * one implicit-GEMM core; a dense layer is a 1x1 convolution over its flattened input.
  *
  * @module
  */
 import type { Gpu, Launch } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
+import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
+import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
+import { conv2dForward } from "../kernels/conv2d_forward.ts";
 import {
-  conv2dForward,
   type Conv2dGeometry,
   conv2dOutputSize,
   validateConv2d,
-} from "../kernels/conv2d_forward.ts";
-import type { Layer, Shape } from "./layer.ts";
+} from "../kernels/conv2d_geometry.ts";
+import type { BackwardArgs, Layer, Shape } from "./layer.ts";
 
 /** Options of a convolution layer. */
 export interface Conv2dOptions {
@@ -61,25 +63,25 @@ export class Conv2d implements Layer {
   /** Whether ReLU is fused. */
   readonly relu: boolean;
   readonly #gpu: Gpu;
-  readonly #weight: Tensor;
-  readonly #bias: Tensor;
+  #gradients: Map<string, Tensor> | undefined;
 
   /**
-   * Allocates the layer's parameters (zero; see `initParameters` in `init.ts`).
-   * `weightShape` overrides the declared weight shape (dense layers declare [out, in]).
+   * Allocates the layer's parameters (zero until initialised or loaded). `geometry` and
+   * `weightShape` let a dense layer describe itself as a convolution.
    */
   constructor(
     gpu: Gpu,
     name: string,
     input: Shape,
     options: Conv2dOptions,
-    weightShape?: number[],
+    as?: { geometryInput: Shape; weightShape: number[] },
   ) {
     const { out, kernel, stride = 1, pad = 0, groups = 1, relu = true } = options;
+    const [c, h, w] = as?.geometryInput ?? input;
     this.geometry = {
-      inChannels: input[0],
-      height: input[1],
-      width: input[2],
+      inChannels: c,
+      height: h,
+      width: w,
       outChannels: out,
       kernelH: kernel,
       kernelW: kernel,
@@ -100,14 +102,17 @@ export class Conv2d implements Layer {
     this.inputShape = input;
     this.outputShape = [out, oh, ow];
     this.relu = relu;
-    this.macs = out * oh * ow * (input[0] / groups) * kernel * kernel;
-    this.#weight = Tensor.zeros(
-      gpu,
-      weightShape ?? [out, input[0] / groups, kernel, kernel],
-      `${name}.weight`,
-    );
-    this.#bias = Tensor.zeros(gpu, [out], `${name}.bias`);
-    this.parameters = new Map([[`${name}.weight`, this.#weight], [`${name}.bias`, this.#bias]]);
+    this.macs = out * oh * ow * (c / groups) * kernel * kernel;
+    const weightShape = as?.weightShape ?? [out, c / groups, kernel, kernel];
+    this.parameters = new Map([
+      [`${name}.weight`, Tensor.zeros(gpu, weightShape, `${name}.weight`)],
+      [`${name}.bias`, Tensor.zeros(gpu, [out], `${name}.bias`)],
+    ]);
+  }
+
+  /** The gradients of `NAME.weight` and `NAME.bias` (empty until the first backward). */
+  get gradients(): ReadonlyMap<string, Tensor> {
+    return this.#gradients ?? new Map();
   }
 
   /**
@@ -130,15 +135,67 @@ export class Conv2d implements Layer {
       geometry: this.geometry,
       batch,
       x,
-      weight: this.#weight,
-      bias: this.#bias,
+      weight: this.parameters.get(`${this.name}.weight`)!,
+      bias: this.parameters.get(`${this.name}.bias`)!,
       y,
       relu: this.relu,
     });
   }
 
   /**
-   * Frees the weight and bias.
+   * Records the input gradient (unless `dx` is null) and the weight and bias gradients.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Tensor } from "../gpu/tensor.ts";
+   * import { Conv2d } from "./conv2d.ts";
+   * const gpu = await Gpu.create();
+   * const conv = new Conv2d(gpu, "conv", [1, 4, 4], { out: 2, kernel: 3, pad: 1 });
+   * const x = Tensor.zeros(gpu, [1, 1, 4, 4]), y = Tensor.zeros(gpu, [1, 2, 4, 4]);
+   * const forward = conv.forward(x, y, 1);
+   * const dy = Tensor.zeros(gpu, [1, 2, 4, 4]), dx = Tensor.zeros(gpu, [1, 1, 4, 4]);
+   * gpu.run(conv.backward({ x, y, dy, dx, batch: 1, accumulate: false, forward }).dispatches);
+   * console.log([...conv.gradients.keys()]); // ["conv.weight", "conv.bias"]
+   * gpu.destroy();
+   * ```
+   */
+  backward(args: BackwardArgs): Launch {
+    if (!this.#gradients) {
+      this.#gradients = new Map(
+        [...this.parameters].map((
+          [n, t],
+        ) => [n, Tensor.zeros(this.#gpu, t.shape, `${n} gradient`)]),
+      );
+    }
+    const common = {
+      geometry: this.geometry,
+      batch: args.batch,
+      dy: args.dy,
+      y: args.y,
+      relu: this.relu,
+    };
+    const weights = conv2dBackwardWeight(this.#gpu, {
+      ...common,
+      x: args.x,
+      dWeight: this.#gradients.get(`${this.name}.weight`)!,
+      dBias: this.#gradients.get(`${this.name}.bias`)!,
+      accumulate: args.accumulate,
+    });
+    if (!args.dx) return weights;
+    const input = conv2dBackwardInput(this.#gpu, {
+      ...common,
+      weight: this.parameters.get(`${this.name}.weight`)!,
+      dx: args.dx,
+    });
+    return {
+      dispatches: [...input.dispatches, ...weights.dispatches],
+      uniforms: [...input.uniforms, ...weights.uniforms],
+    };
+  }
+
+  /**
+   * Frees the weight, bias and their gradients.
    *
    * @example
    * ```ts
@@ -151,12 +208,13 @@ export class Conv2d implements Layer {
    */
   destroy(): void {
     for (const t of this.parameters.values()) t.destroy();
+    for (const t of this.gradients.values()) t.destroy();
   }
 }
 
 /**
- * A fully connected layer over the flattened (NCHW) input: a convolution whose kernel is the
- * whole input map, declaring its weight as PyTorch's [out, in].
+ * A fully connected layer over the flattened (NCHW) input, declaring its weight as PyTorch's
+ * [out, in]: a 1x1 convolution over a [c * h * w, 1, 1] input, which is the same memory.
  *
  * @example
  * ```ts
@@ -169,18 +227,12 @@ export class Conv2d implements Layer {
  * ```
  */
 export class Dense extends Conv2d {
-  /**
-   * Allocates a dense layer of `out` neurons over inputs of shape `input`.
-   */
+  /** Allocates a dense layer of `out` neurons over inputs of shape `input`. */
   constructor(gpu: Gpu, name: string, input: Shape, options: { out: number; relu?: boolean }) {
-    if (input[1] !== input[2]) {
-      throw new RangeError(
-        `${name}: a dense layer needs square input maps, got ${input[1]}x${input[2]}`,
-      );
-    }
-    super(gpu, name, input, { out: options.out, kernel: input[1], relu: options.relu }, [
-      options.out,
-      input[0] * input[1] * input[2],
-    ]);
+    const features = input[0] * input[1] * input[2];
+    super(gpu, name, input, { out: options.out, kernel: 1, relu: options.relu }, {
+      geometryInput: [features, 1, 1],
+      weightShape: [options.out, features],
+    });
   }
 }

@@ -6,7 +6,7 @@
 import type { Gpu, Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { dropoutForward, type DropoutLaunch } from "../kernels/dropout_forward.ts";
-import { type Layer, type Shape, shapeSize } from "./layer.ts";
+import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape, shapeSize } from "./layer.ts";
 
 /**
  * Dropout with probability `p` (the paper: 0.5 after fc6 and fc7).
@@ -29,6 +29,8 @@ export class Dropout implements Layer {
   readonly outputShape: Shape;
   /** None. */
   readonly parameters: ReadonlyMap<string, Tensor> = new Map();
+  /** None. */
+  readonly gradients: ReadonlyMap<string, Tensor> = new Map();
   /** Counted as zero. */
   readonly macs = 0;
   /** Works on its input buffer. */
@@ -48,10 +50,17 @@ export class Dropout implements Layer {
     this.p = p;
   }
 
-  /** Records dropout of `batch` examples in training; nothing in inference. */
+  /** Records dropout of `batch` examples in training (set its seed per step); nothing in inference. */
   forward(x: Tensor, _y: Tensor, batch: number, training: boolean): Launch | DropoutLaunch {
-    if (!training || this.p === 0) return { dispatches: [], uniforms: [] };
+    if (!training || this.p === 0) return NO_LAUNCH;
     return dropoutForward(this.#gpu, { x, count: batch * shapeSize(this.inputShape), p: this.p });
+  }
+
+  /** Records the same mask (the forward launch's seed) applied to the gradient, in place. */
+  backward({ dy, batch, forward }: BackwardArgs): Launch {
+    if (forward.uniforms.length === 0) return NO_LAUNCH;
+    const count = batch * shapeSize(this.inputShape);
+    return dropoutForward(this.#gpu, { x: dy, count, p: this.p, params: forward.uniforms[0] });
   }
 
   /** Nothing to free. */

@@ -1,5 +1,6 @@
 /**
- * What every layer is: a shape transformer that owns its parameters and records its kernels.
+ * What every layer is: a shape transformer that owns its parameters and their gradients and
+ * records its kernels.
  *
  * @module
  */
@@ -9,9 +10,28 @@ import type { Tensor } from "../gpu/tensor.ts";
 /** The shape of one example: [channels, height, width]. */
 export type Shape = readonly [number, number, number];
 
+/** What a layer's backward pass reads and writes. */
+export interface BackwardArgs {
+  /** The layer's input in the forward pass. */
+  x: Tensor;
+  /** The layer's output in the forward pass (the same tensor as `x` for in-place layers). */
+  y: Tensor;
+  /** The loss gradient with respect to `y`. */
+  dy: Tensor;
+  /** Where the gradient with respect to `x` goes (the same as `dy` for in-place layers), or
+   * null where nobody needs it (the first layer). */
+  dx: Tensor | null;
+  /** Examples in the launch. */
+  batch: number;
+  /** Add the parameter gradients to the stored ones (micro-batches after a batch's first). */
+  accumulate: boolean;
+  /** This layer's forward launch in the same plan (dropout reuses its seed). */
+  forward: Launch;
+}
+
 /**
- * A layer of the network. Layers are built for one input shape; `forward` records (does not run)
- * the launches that compute `y` from `x` for a batch, so a plan is recorded once and replayed.
+ * A layer of the network. Layers are built for one input shape; `forward` and `backward` record
+ * (do not run) the launches for a batch, so a plan is recorded once and replayed.
  */
 export interface Layer {
   /** The layer's name in the paper's table (conv1, lrn1, pool1, fc6, drop6, ...). */
@@ -22,13 +42,17 @@ export interface Layer {
   readonly outputShape: Shape;
   /** Learned tensors by their PyTorch names (`conv1.weight`, ...), weight before bias. */
   readonly parameters: ReadonlyMap<string, Tensor>;
+  /** The loss gradients of the parameters, by the same names (allocated at first backward). */
+  readonly gradients: ReadonlyMap<string, Tensor>;
   /** Multiply-adds per example in the forward pass. */
   readonly macs: number;
   /** True when the output is written over the input (no buffer of its own). */
   readonly inPlace: boolean;
   /** Records the forward launches for `batch` examples (`training` enables dropout). */
   forward(x: Tensor, y: Tensor, batch: number, training: boolean): Launch;
-  /** Frees the parameters. */
+  /** Records the backward launches: `dx` and the parameter gradients from `dy`. */
+  backward(args: BackwardArgs): Launch;
+  /** Frees the parameters and gradients. */
   destroy(): void;
 }
 
@@ -44,3 +68,6 @@ export interface Layer {
 export function shapeSize(shape: Shape): number {
   return shape[0] * shape[1] * shape[2];
 }
+
+/** The empty launch of a layer with nothing to do. */
+export const NO_LAUNCH: Launch = Object.freeze({ dispatches: [], uniforms: [] });

@@ -5,8 +5,9 @@
  */
 import type { Gpu, Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { lrnForward, type LrnParams } from "../kernels/lrn_forward.ts";
-import type { Layer, Shape } from "./layer.ts";
+import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape } from "./layer.ts";
 
 /**
  * Local response normalisation across channels.
@@ -30,6 +31,8 @@ export class Lrn implements Layer {
   readonly outputShape: Shape;
   /** None. */
   readonly parameters: ReadonlyMap<string, Tensor> = new Map();
+  /** None. */
+  readonly gradients: ReadonlyMap<string, Tensor> = new Map();
   /** Counted as zero: not a multiply-add layer. */
   readonly macs = 0;
   /** Needs its own output buffer (each output reads several inputs). */
@@ -54,6 +57,11 @@ export class Lrn implements Layer {
   /** Records the normalisation of `batch` examples. */
   forward(x: Tensor, y: Tensor, batch: number): Launch {
     return lrnForward(this.#gpu, { x, y, batch, params: this.params });
+  }
+
+  /** Records the input gradient. */
+  backward({ x, dy, dx, batch }: BackwardArgs): Launch {
+    return dx ? lrnBackward(this.#gpu, { x, dy, dx, batch, params: this.params }) : NO_LAUNCH;
   }
 
   /** Nothing to free. */

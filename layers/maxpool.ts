@@ -5,8 +5,9 @@
  */
 import type { Gpu, Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
 import { maxPoolForward, maxPoolOutputSize } from "../kernels/maxpool_forward.ts";
-import type { Layer, Shape } from "./layer.ts";
+import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape } from "./layer.ts";
 
 /**
  * Max-pooling over `size` x `size` windows at `stride`.
@@ -29,6 +30,8 @@ export class MaxPool implements Layer {
   readonly outputShape: Shape;
   /** None. */
   readonly parameters: ReadonlyMap<string, Tensor> = new Map();
+  /** None. */
+  readonly gradients: ReadonlyMap<string, Tensor> = new Map();
   /** Counted as zero: not a multiply-add layer. */
   readonly macs = 0;
   /** Needs its own (smaller) output buffer. */
@@ -58,6 +61,12 @@ export class MaxPool implements Layer {
   /** Records the pooling of `batch` examples. */
   forward(x: Tensor, y: Tensor, batch: number): Launch {
     return maxPoolForward(this.#gpu, { x, y, batch, size: this.size, stride: this.stride });
+  }
+
+  /** Records the input gradient. */
+  backward({ x, dy, dx, batch }: BackwardArgs): Launch {
+    if (!dx) return NO_LAUNCH;
+    return maxPoolBackward(this.#gpu, { x, dy, dx, batch, size: this.size, stride: this.stride });
   }
 
   /** Nothing to free. */

@@ -1,4 +1,5 @@
-import { conv2dForward, type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_forward.ts";
+import { conv2dForward } from "../kernels/conv2d_forward.ts";
+import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { assertClose, randomArray, withGpu } from "./helpers.ts";
 import { conv2dRef } from "./reference.ts";

@@ -1,0 +1,127 @@
+/**
+ * The convolution's input gradient as an implicit GEMM on the shared core: per group,
+ * dX[c, (b, ih, iw)] = sum over (o, kh, kw) of W[o, c, kh, kw] * dY[b, o, oh, ow], where
+ * oh = (ih + pad - kh) / stride when that divides exactly (a transposed convolution, gathered:
+ * no atomics, no scatter). The ReLU fused in the forward pass is undone here by masking dY
+ * with the layer's output. Launches over slices of a large weight add into dX.
+ *
+ * @module
+ */
+import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import {
+  conv2dConstantsWgsl,
+  type Conv2dGeometry,
+  gradOutWgsl,
+  validateConv2d,
+  weightLaunches,
+} from "./conv2d_geometry.ts";
+import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
+
+/**
+ * The WGSL of the input gradient for one geometry and tiling.
+ *
+ * @example
+ * ```ts
+ * import { conv2dBackwardInputWgsl } from "./conv2d_backward_input.ts";
+ * const wgsl = conv2dBackwardInputWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
+ *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
+ *   { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
+ * console.assert(wgsl.includes("fn main"));
+ * ```
+ */
+export function conv2dBackwardInputWgsl(g: Conv2dGeometry, tile: GemmTile, relu: boolean): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(4) var<uniform> launch: Launch;
+${conv2dConstantsWgsl(g)}
+${gradOutWgsl(relu)}
+
+fn gemmRows() -> u32 { return CG; }
+fn gemmCols() -> u32 { return launch.batch * H * W; }
+fn gemmDepth() -> u32 { return launch.oCount * KHW; }
+fn loadA(c: u32, k: u32) -> f32 { return w[launch.wOffset + ((k / KHW) * CG + c) * KHW + k % KHW]; }
+fn loadB(k: u32, n: u32) -> f32 {
+  let r = k % KHW;
+  let q = n % (H * W);
+  let th = q / W + PH; // padded input row; the output row is (th - kh) / SH
+  let tw = q % W + PW;
+  let kh = r / KW;
+  let kw = r % KW;
+  if (th < kh || tw < kw || (th - kh) % SH != 0u || (tw - kw) % SW != 0u) { return 0.0; }
+  let oh = (th - kh) / SH;
+  let ow = (tw - kw) / SW;
+  if (oh >= OH || ow >= OW) { return 0.0; }
+  return gradOut(n / (H * W), launch.oBase + k / KHW, oh * OW + ow);
+}
+fn storeC(c: u32, n: u32, v: f32) {
+  let i = ((n / (H * W)) * CIN + (launch.oBase / MG) * CG + c) * H * W + n % (H * W);
+  dx[i] = select(v, dx[i] + v, launch.accumulate != 0u);
+}
+${gemmWgsl(tile)}`;
+}
+
+/**
+ * Records the input gradient `dx` [batch, inChannels, h, w] of a convolution from its output
+ * gradient `dy` and output `y` (for the ReLU mask) [batch, outChannels, oh, ow].
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { Tensor } from "../gpu/tensor.ts";
+ * import { conv2dBackwardInput } from "./conv2d_backward_input.ts";
+ * const gpu = await Gpu.create();
+ * const geometry = { inChannels: 1, height: 2, width: 2, outChannels: 1, kernelH: 2, kernelW: 2,
+ *   strideH: 1, strideW: 1, padH: 0, padW: 0, groups: 1 };
+ * const dy = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([3]));
+ * const weight = Tensor.from(gpu, [1, 1, 2, 2], new Float32Array([1, 2, 3, 4]));
+ * const dx = Tensor.zeros(gpu, [1, 1, 2, 2]);
+ * gpu.run(conv2dBackwardInput(gpu, { geometry, batch: 1, dy, y: dy, weight, dx, relu: false })
+ *   .dispatches);
+ * console.log(await dx.read()); // Float32Array [3, 6, 9, 12]
+ * gpu.destroy();
+ * ```
+ */
+export function conv2dBackwardInput(
+  gpu: Gpu,
+  args: {
+    geometry: Conv2dGeometry;
+    batch: number;
+    dy: Tensor;
+    y: Tensor;
+    weight: Tensor;
+    dx: Tensor;
+    relu: boolean;
+    tile?: GemmTile;
+  },
+): Launch {
+  const g = args.geometry;
+  validateConv2d(g);
+  const cols = args.batch * g.height * g.width;
+  const tile = args.tile ?? chooseTile(g.inChannels / g.groups, cols);
+  const key = `conv2d_backward_input:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
+  const pipeline = gpu.pipeline(key, conv2dBackwardInputWgsl(g, tile, args.relu), [
+    "read",
+    "read",
+    "read",
+    "read_write",
+    "uniform",
+  ]);
+  const launch: Launch = { dispatches: [], uniforms: [] };
+  const mg = g.outChannels / g.groups;
+  for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.weight)) {
+    const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first
+    const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, accumulate], `${key} launch`);
+    launch.uniforms.push(uniform);
+    launch.dispatches.push(gpu.dispatch(
+      `conv2d_backward_input ${oBase}+${oCount}`,
+      pipeline,
+      [args.dy.buffer, args.y.buffer, binding, args.dx.buffer, uniform],
+      gemmWorkgroups(g.inChannels / g.groups, cols, tile),
+    ));
+  }
+  return launch;
+}

@@ -1,0 +1,129 @@
+/**
+ * The convolution's weight and bias gradients as one implicit GEMM on the shared core: per
+ * group, dW[o, k] = sum over (b, p) of dY[b, o, p] * X'[k, (b, p)], with the bias as the weight
+ * of an extra im2col row of ones, so dBias[o] = sum of dY[b, o, p] comes out of the same tiles.
+ * The ReLU fused in the forward pass is undone by masking dY with the layer's output.
+ * With `accumulate`, gradients add to what is there (micro-batches of one batch).
+ *
+ * @module
+ */
+import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import {
+  conv2dConstantsWgsl,
+  type Conv2dGeometry,
+  gradOutWgsl,
+  IM2COL_WGSL,
+  validateConv2d,
+  weightLaunches,
+} from "./conv2d_geometry.ts";
+import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
+
+/**
+ * The WGSL of the weight and bias gradient for one geometry and tiling.
+ *
+ * @example
+ * ```ts
+ * import { conv2dBackwardWeightWgsl } from "./conv2d_backward_weight.ts";
+ * const wgsl = conv2dBackwardWeightWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
+ *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
+ *   { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
+ * console.assert(wgsl.includes("fn main"));
+ * ```
+ */
+export function conv2dBackwardWeightWgsl(g: Conv2dGeometry, tile: GemmTile, relu: boolean): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dbias: array<f32>;
+@group(0) @binding(5) var<uniform> launch: Launch;
+${conv2dConstantsWgsl(g)}
+${IM2COL_WGSL}
+${gradOutWgsl(relu)}
+
+fn gemmRows() -> u32 { return launch.oCount; }
+fn gemmCols() -> u32 { return KG + 1u; } // the last column is the bias
+fn gemmDepth() -> u32 { return launch.batch * P; }
+fn loadA(m: u32, d: u32) -> f32 { return gradOut(d / P, launch.oBase + m, d % P); }
+fn loadB(d: u32, k: u32) -> f32 {
+  if (k == KG) { return 1.0; }
+  return im2col(d / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, d % P);
+}
+fn storeC(m: u32, k: u32, v: f32) {
+  let add = launch.accumulate != 0u;
+  if (k == KG) {
+    let o = launch.oBase + m;
+    dbias[o] = select(v, dbias[o] + v, add);
+  } else {
+    let i = launch.wOffset + m * KG + k;
+    dw[i] = select(v, dw[i] + v, add);
+  }
+}
+${gemmWgsl(tile)}`;
+}
+
+/**
+ * Records the gradients of a convolution's weight [outChannels, inChannels / groups, kh, kw]
+ * and bias [outChannels] from its input `x`, output gradient `dy` and output `y` (ReLU mask).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { Tensor } from "../gpu/tensor.ts";
+ * import { conv2dBackwardWeight } from "./conv2d_backward_weight.ts";
+ * const gpu = await Gpu.create();
+ * const geometry = { inChannels: 1, height: 2, width: 2, outChannels: 1, kernelH: 2, kernelW: 2,
+ *   strideH: 1, strideW: 1, padH: 0, padW: 0, groups: 1 };
+ * const x = Tensor.from(gpu, [1, 1, 2, 2], new Float32Array([1, 2, 3, 4]));
+ * const dy = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([2]));
+ * const dWeight = Tensor.zeros(gpu, [1, 1, 2, 2]), dBias = Tensor.zeros(gpu, [1]);
+ * gpu.run(conv2dBackwardWeight(gpu, { geometry, batch: 1, x, dy, y: dy, dWeight, dBias,
+ *   relu: false, accumulate: false }).dispatches);
+ * console.log(await dWeight.read(), await dBias.read()); // [2, 4, 6, 8] [2]
+ * gpu.destroy();
+ * ```
+ */
+export function conv2dBackwardWeight(
+  gpu: Gpu,
+  args: {
+    geometry: Conv2dGeometry;
+    batch: number;
+    x: Tensor;
+    dy: Tensor;
+    y: Tensor;
+    dWeight: Tensor;
+    dBias: Tensor;
+    relu: boolean;
+    accumulate: boolean;
+    tile?: GemmTile;
+  },
+): Launch {
+  const g = args.geometry;
+  validateConv2d(g);
+  const kg = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
+  const tile = args.tile ?? chooseTile(g.outChannels / g.groups, kg + 1);
+  const key = `conv2d_backward_weight:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
+  const pipeline = gpu.pipeline(key, conv2dBackwardWeightWgsl(g, tile, args.relu), [
+    "read",
+    "read",
+    "read",
+    "read_write",
+    "read_write",
+    "uniform",
+  ]);
+  const launch: Launch = { dispatches: [], uniforms: [] };
+  for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.dWeight)) {
+    const values = [args.batch, oBase, oCount, wOffset, args.accumulate ? 1 : 0];
+    const uniform = gpu.uniform(values, `${key} launch`);
+    launch.uniforms.push(uniform);
+    launch.dispatches.push(gpu.dispatch(
+      `conv2d_backward_weight ${oBase}+${oCount}`,
+      pipeline,
+      [args.x.buffer, args.dy.buffer, args.y.buffer, binding, args.dBias.buffer, uniform],
+      gemmWorkgroups(oCount, kg + 1, tile),
+    ));
+  }
+  return launch;
+}
