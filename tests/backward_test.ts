@@ -1,0 +1,279 @@
+// Every backward kernel against the float64 reference backward (itself checked against finite
+// differences in reference_test.ts), on awkward shapes.
+import { ok as assert } from "node:assert";
+import { Tensor } from "../gpu/tensor.ts";
+import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
+import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
+import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
+import { dropoutForward } from "../kernels/dropout_forward.ts";
+import { lrnBackward } from "../kernels/lrn_backward.ts";
+import { PAPER_LRN } from "../kernels/lrn_forward.ts";
+import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
+import { softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
+import { sgdUpdate } from "../kernels/sgd_update.ts";
+import { Gpu } from "../gpu/device.ts";
+import { assertClose, randomArray, withGpu } from "./helpers.ts";
+import {
+  conv2dBackwardRef,
+  conv2dRef,
+  lrnBackwardRef,
+  maxPoolBackwardRef,
+  softmaxCrossEntropyRef,
+} from "./reference.ts";
+
+function geometry(partial: Partial<Conv2dGeometry>): Conv2dGeometry {
+  return {
+    inChannels: 3,
+    height: 7,
+    width: 7,
+    outChannels: 5,
+    kernelH: 3,
+    kernelW: 3,
+    strideH: 1,
+    strideW: 1,
+    padH: 0,
+    padW: 0,
+    groups: 1,
+    ...partial,
+  };
+}
+
+const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
+  ["3x3 pad 1, batch 1, ReLU", geometry({ padH: 1, padW: 1 }), 1, true],
+  [
+    "stride 4, 11x11 (conv1-like)",
+    geometry({ height: 31, width: 29, kernelH: 11, kernelW: 11, strideH: 4, strideW: 4 }),
+    2,
+    true,
+  ],
+  [
+    "groups 2, pad 2, 5x5 (conv2-like)",
+    geometry({
+      inChannels: 6,
+      outChannels: 10,
+      kernelH: 5,
+      kernelW: 5,
+      padH: 2,
+      padW: 2,
+      groups: 2,
+    }),
+    2,
+    true,
+  ],
+  [
+    "groups 3, rectangular kernel and stride, no ReLU",
+    geometry({
+      inChannels: 9,
+      outChannels: 6,
+      height: 9,
+      width: 8,
+      kernelH: 3,
+      kernelW: 2,
+      strideH: 2,
+      strideW: 1,
+      padH: 1,
+      groups: 3,
+    }),
+    3,
+    false,
+  ],
+  [
+    "dense as 1x1 over a flattened input (batch 3)",
+    geometry({ inChannels: 70, height: 1, width: 1, kernelH: 1, kernelW: 1, outChannels: 130 }),
+    3,
+    true,
+  ],
+];
+
+for (const [name, g, batch, relu] of CONV_CASES) {
+  Deno.test(`conv2d backward (input, weight, bias) matches the reference: ${name}`, () =>
+    withGpu(async (gpu) => {
+      const [oh, ow] = conv2dOutputSize(g);
+      const wShape = [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW];
+      const xs = randomArray(batch * g.inChannels * g.height * g.width, 1);
+      const ws = randomArray(wShape.reduce((a, b) => a * b), 2);
+      const bs = randomArray(g.outChannels, 3);
+      const dys = randomArray(batch * g.outChannels * oh * ow, 4);
+      const ys = Float32Array.from(conv2dRef(g, batch, xs, ws, bs, relu));
+      const x = Tensor.from(gpu, [batch, g.inChannels, g.height, g.width], xs);
+      const y = Tensor.from(gpu, [batch, g.outChannels, oh, ow], ys);
+      const dy = Tensor.from(gpu, [batch, g.outChannels, oh, ow], dys);
+      const weight = Tensor.from(gpu, wShape, ws);
+      const dx = Tensor.zeros(gpu, x.shape),
+        dWeight = Tensor.zeros(gpu, wShape),
+        dBias = Tensor.zeros(gpu, [g.outChannels]);
+      const common = { geometry: g, batch, dy, y, relu };
+      gpu.run([
+        ...conv2dBackwardInput(gpu, { ...common, weight, dx }).dispatches,
+        ...conv2dBackwardWeight(gpu, { ...common, x, dWeight, dBias, accumulate: false })
+          .dispatches,
+      ]);
+      const gy = relu ? dys.map((v, i) => (ys[i] > 0 ? v : 0)) : dys;
+      const want = conv2dBackwardRef(g, batch, xs, ws, gy);
+      const tolerance = { atol: 5e-5, rtol: 1e-4 };
+      assertClose(await dx.read(), want.dx, { ...tolerance, what: "dx" });
+      assertClose(await dWeight.read(), want.dw, { ...tolerance, what: "dw" });
+      assertClose(await dBias.read(), want.db, { ...tolerance, what: "db" });
+      // accumulate adds a second batch's gradients onto the first's.
+      gpu.run(
+        conv2dBackwardWeight(gpu, { ...common, x, dWeight, dBias, accumulate: true }).dispatches,
+      );
+      assertClose(await dBias.read(), want.db.map((v) => 2 * v), {
+        ...tolerance,
+        what: "accumulated db",
+      });
+    }));
+}
+
+Deno.test("conv2d backward over weight slices (binding limit 512 bytes) matches the reference", async () => {
+  const gpu = await Gpu.create({ limits: { maxStorageBufferBindingSize: 512 } });
+  try {
+    const g = geometry({ inChannels: 8, outChannels: 12, groups: 2, padH: 1, padW: 1 }); // 12 rows of 144 bytes
+    const batch = 1, [oh, ow] = conv2dOutputSize(g);
+    const wShape = [12, 4, 3, 3];
+    const xs = randomArray(8 * 49, 5),
+      ws = randomArray(12 * 36, 6),
+      dys = randomArray(12 * oh * ow, 7);
+    const x = Tensor.from(gpu, [1, 8, 7, 7], xs), dy = Tensor.from(gpu, [1, 12, oh, ow], dys);
+    const weight = Tensor.from(gpu, wShape, ws);
+    const dx = Tensor.zeros(gpu, x.shape),
+      dWeight = Tensor.zeros(gpu, wShape),
+      dBias = Tensor.zeros(gpu, [12]);
+    const common = { geometry: g, batch, dy, y: dy, relu: false };
+    const input = conv2dBackwardInput(gpu, { ...common, weight, dx });
+    assert(input.dispatches.length > 2, `${input.dispatches.length} launches`);
+    gpu.run([
+      ...input.dispatches,
+      ...conv2dBackwardWeight(gpu, { ...common, x, dWeight, dBias, accumulate: false }).dispatches,
+    ]);
+    const want = conv2dBackwardRef(g, batch, xs, ws, dys);
+    assertClose(await dx.read(), want.dx, { atol: 5e-5, rtol: 1e-4, what: "dx" });
+    assertClose(await dWeight.read(), want.dw, { atol: 5e-5, rtol: 1e-4, what: "dw" });
+    await gpu.check();
+  } finally {
+    gpu.destroy();
+  }
+});
+
+const LRN_CASES: [string, [number, number, number, number], typeof PAPER_LRN][] = [
+  ["paper constants, two towers", [2, 10, 3, 5], PAPER_LRN],
+  ["wide window, strong alpha, three groups", [1, 9, 2, 2], {
+    size: 7,
+    alpha: 0.01,
+    beta: 0.6,
+    k: 1,
+    groups: 3,
+  }],
+];
+for (const [name, shape, params] of LRN_CASES) {
+  Deno.test(`lrnBackward matches the reference: ${name}`, () =>
+    withGpu(async (gpu) => {
+      const n = shape.reduce((a, b) => a * b);
+      const xs = randomArray(n, 8, 30), dys = randomArray(n, 9);
+      const x = Tensor.from(gpu, shape, xs),
+        dy = Tensor.from(gpu, shape, dys),
+        dx = Tensor.zeros(gpu, shape);
+      gpu.run(lrnBackward(gpu, { x, dy, dx, batch: shape[0], params }).dispatches);
+      assertClose(await dx.read(), lrnBackwardRef(shape, xs, dys, params), {
+        atol: 1e-6,
+        rtol: 1e-4,
+      });
+    }));
+}
+
+const POOL_CASES: [string, [number, number, number, number], number, number][] = [
+  ["overlapping 3/2 on an odd map", [2, 3, 13, 11], 3, 2],
+  ["non-overlapping 2/2 with a ragged edge", [1, 2, 7, 6], 2, 2],
+];
+for (const [name, shape, size, stride] of POOL_CASES) {
+  Deno.test(`maxPoolBackward matches the reference: ${name}`, () =>
+    withGpu(async (gpu) => {
+      const n = shape.reduce((a, b) => a * b);
+      const oh = Math.floor((shape[2] - size) / stride) + 1,
+        ow = Math.floor((shape[3] - size) / stride) + 1;
+      const xs = randomArray(n, 10), dys = randomArray(shape[0] * shape[1] * oh * ow, 11);
+      const x = Tensor.from(gpu, shape, xs),
+        dy = Tensor.from(gpu, [shape[0], shape[1], oh, ow], dys);
+      const dx = Tensor.zeros(gpu, shape);
+      gpu.run(maxPoolBackward(gpu, { x, dy, dx, batch: shape[0], size, stride }).dispatches);
+      assertClose(await dx.read(), maxPoolBackwardRef(shape, xs, dys, size, stride), {
+        atol: 1e-6,
+        rtol: 1e-6,
+      });
+    }));
+}
+
+Deno.test("maxPoolBackward breaks ties by the first maximum, as the forward pass", () =>
+  withGpu(async (gpu) => {
+    const x = Tensor.from(gpu, [1, 1, 3, 3], new Float32Array(9).fill(1)); // all equal
+    const dy = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([5])),
+      dx = Tensor.zeros(gpu, [1, 1, 3, 3]);
+    gpu.run(maxPoolBackward(gpu, { x, dy, dx, batch: 1, size: 3, stride: 2 }).dispatches);
+    assertClose(await dx.read(), [5, 0, 0, 0, 0, 0, 0, 0, 0], { atol: 0, rtol: 0 });
+  }));
+
+Deno.test("dropout backward applies the forward mask to the gradient", () =>
+  withGpu(async (gpu) => {
+    const n = 1000;
+    const x = Tensor.from(gpu, [n], new Float32Array(n).fill(1)),
+      g = Tensor.from(gpu, [n], randomArray(n, 12));
+    const forward = dropoutForward(gpu, { x, count: n, p: 0.5 });
+    const backward = dropoutForward(gpu, { x: g, count: n, p: 0.5, params: forward.uniforms[0] });
+    forward.setSeed(99);
+    gpu.run([...forward.dispatches, ...backward.dispatches]);
+    const [mask, grad] = [await x.read(), await g.read()];
+    const want = randomArray(n, 12).map((v, i) => v * mask[i]); // mask is 0 or 2
+    assertClose(grad, want, { atol: 0, rtol: 1e-7 });
+  }));
+
+Deno.test("softmaxCrossEntropy matches the reference; padding rows give nothing", () =>
+  withGpu(async (gpu) => {
+    const rows = 5, valid = 3, classes = 1000;
+    const zs = randomArray(rows * classes, 13, 20), labels = [7, 999, 0, 5, 5];
+    const z = Tensor.from(gpu, [rows, classes], zs), dz = Tensor.zeros(gpu, [rows, classes]);
+    const losses = Tensor.zeros(gpu, [rows]), labelBuffer = gpu.buffer(rows * 4, "labels");
+    gpu.write(labelBuffer, new Int32Array(labels));
+    const ce = softmaxCrossEntropy(gpu, { z, labels: labelBuffer, dz, losses, rows });
+    ce.set(valid, 1 / valid);
+    gpu.run(ce.dispatches);
+    const want = softmaxCrossEntropyRef(valid, classes, zs.subarray(0, valid * classes), labels);
+    const got = await losses.read();
+    assertClose([got.subarray(0, valid).reduce((a, b) => a + b) / valid], [want.loss], {
+      atol: 1e-5,
+      rtol: 1e-5,
+    });
+    const grads = await dz.read();
+    assertClose(grads.subarray(0, valid * classes), want.dz, { atol: 1e-7, rtol: 1e-4 });
+    assertClose(grads.subarray(valid * classes), new Float32Array((rows - valid) * classes), {
+      atol: 0,
+      rtol: 0,
+    });
+    assertClose(got.subarray(valid), [0, 0], { atol: 0, rtol: 0 });
+  }));
+
+Deno.test("sgdUpdate follows the paper's rule over three steps, in slices past the binding limit", async () => {
+  const gpu = await Gpu.create({ limits: { maxStorageBufferBindingSize: 256 } });
+  try {
+    const n = 150; // 600 bytes: three slices
+    const w0 = randomArray(n, 14), g0 = randomArray(n, 15);
+    const w = Tensor.from(gpu, [n], w0), v = Tensor.zeros(gpu, [n]), g = Tensor.from(gpu, [n], g0);
+    const hyper = gpu.buffer(16, "hyper", GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const update = sgdUpdate(gpu, { weight: w, velocity: v, gradient: g, hyper });
+    assert(update.dispatches.length === 3);
+    const [lr, momentum, decay] = [0.01, 0.9, 5e-4];
+    const wr = Float64Array.from(w0), vr = new Float64Array(n);
+    for (let step = 0; step < 3; step++) {
+      gpu.write(hyper, new Float32Array([lr, momentum, decay]));
+      gpu.run(update.dispatches);
+      for (let i = 0; i < n; i++) {
+        vr[i] = momentum * vr[i] - decay * lr * wr[i] - lr * g0[i];
+        wr[i] += vr[i];
+      }
+    }
+    assertClose(await w.read(), wr, { atol: 1e-7, rtol: 1e-6, what: "weights" });
+    assertClose(await v.read(), vr, { atol: 1e-8, rtol: 1e-5, what: "velocities" });
+    await gpu.check();
+  } finally {
+    gpu.destroy();
+  }
+});
