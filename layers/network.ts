@@ -5,17 +5,24 @@
  *
  * @module
  */
-import type { Dispatch, Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { type NamedTensor, parseSafetensors, serializeSafetensors } from "../io/safetensors.ts";
 import type { LrnParams } from "../kernels/lrn_forward.ts";
-import { softmaxForward } from "../kernels/softmax_forward.ts";
 import { Conv2d, Dense } from "./conv2d.ts";
 import { Dropout } from "./dropout.ts";
-import { initialValues, type InitScheme } from "./init.ts";
+import { initialValues, type InitScheme, tensorSeed } from "./init.ts";
 import { type Layer, type Shape, shapeSize } from "./layer.ts";
 import { Lrn } from "./lrn.ts";
 import { MaxPool } from "./maxpool.ts";
+import {
+  destroyPlan,
+  type InferencePlan,
+  recordInference,
+  recordTraining,
+  type TrainingPlan,
+} from "./plan.ts";
+import { Sgd, type SgdHyper } from "./sgd.ts";
 
 /** One row of a configuration's layer table. */
 export type LayerSpec =
@@ -64,16 +71,20 @@ export interface ForwardOptions {
   softmax?: boolean;
 }
 
-/** The recorded launches and buffers of one micro-batch size. */
-interface Plan {
-  batch: number;
-  input: Tensor;
-  logits: Tensor;
-  probabilities: Tensor;
-  forward: Dispatch[];
-  softmax: Dispatch[];
-  owned: Tensor[];
-  uniforms: GPUBuffer[];
+/** Options of {@linkcode Network.trainStep}: the paper's values by default. */
+export interface TrainStepOptions extends Partial<SgdHyper> {
+  /** Apply dropout (default true; off for exact comparisons). */
+  dropout?: boolean;
+}
+
+/** Accuracy of a network on labelled examples. */
+export interface Evaluation {
+  /** Fraction whose label is the top class. */
+  top1: number;
+  /** Fraction whose label is among the five top classes. */
+  top5: number;
+  /** Mean cross-entropy. */
+  loss: number;
 }
 
 const MAX_PLANS = 2;
@@ -105,12 +116,23 @@ export class Network {
   readonly layers: readonly Layer[];
   /** Examples per launch: the largest batch whose every activation fits one storage binding. */
   readonly maxMicroBatch: number;
-  #plans = new Map<number, Plan>();
+  #plans = new Map<string, InferencePlan | TrainingPlan>();
+  #sgd: Sgd | undefined;
+  #lossGather: Tensor | undefined;
+  #seed: number;
+  #step = 0;
   #destroyed = false;
   #ownsDevice: boolean;
 
-  private constructor(gpu: Gpu, config: ModelConfig, layers: Layer[], ownsDevice: boolean) {
+  private constructor(
+    gpu: Gpu,
+    config: ModelConfig,
+    layers: Layer[],
+    ownsDevice: boolean,
+    seed: number,
+  ) {
     this.gpu = gpu;
+    this.#seed = seed;
     this.#ownsDevice = ownsDevice;
     this.config = config;
     this.layers = layers;
@@ -157,7 +179,7 @@ export class Network {
           `${config.name}: the last layer gives [${shape}] per example, not [${config.classes}, 1, 1]`,
         );
       }
-      const net = new Network(gpu, config, layers, options.ownsDevice ?? false);
+      const net = new Network(gpu, config, layers, options.ownsDevice ?? false, options.seed ?? 1);
       net.initialize(options.init ?? "paper", options.seed ?? 1);
       return net;
     } catch (e) {
@@ -233,18 +255,10 @@ export class Network {
     options: ForwardOptions = {},
   ): Promise<Float32Array> {
     this.#assertUsable();
+    this.#checkInput(input, batch, "forward");
     const perExample = shapeSize(this.config.input);
-    if (!Number.isInteger(batch) || batch < 1) {
-      throw new RangeError(`forward: batch must be a positive integer, got ${batch}`);
-    }
-    if (input.length !== batch * perExample) {
-      throw new RangeError(
-        `forward: input has ${input.length} values; ${batch} examples of [${this.config.input}] ` +
-          `need ${batch * perExample}`,
-      );
-    }
     const chunks = Math.ceil(batch / this.maxMicroBatch);
-    const plan = this.#plan(Math.ceil(batch / chunks));
+    const plan = this.#plan("inference", Math.ceil(batch / chunks)) as InferencePlan;
     const classes = this.config.classes;
     const result = options.softmax ? plan.probabilities : plan.logits;
     const dispatches = options.softmax ? [...plan.forward, ...plan.softmax] : plan.forward;
@@ -274,6 +288,152 @@ export class Network {
     } finally {
       gathered.destroy();
     }
+  }
+
+  /**
+   * One step of stochastic gradient descent on `batch` labelled examples: forward (with
+   * dropout), softmax cross-entropy averaged over the batch, backward, and the paper's update.
+   * Batches past {@linkcode Network.maxMicroBatch} run as micro-batches whose gradients add up
+   * to the whole batch's. One submit per micro-batch and one readback (the loss) per step.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Network } from "./network.ts";
+   * const gpu = await Gpu.create();
+   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * const { loss } = await net.trainStep(new Float32Array([1]), new Int32Array([0]), { lr: 0.1 });
+   * console.log(loss); // 0.693... (two equal logits)
+   * net.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  async trainStep(
+    input: Float32Array,
+    labels: Int32Array,
+    options: TrainStepOptions = {},
+  ): Promise<{ loss: number }> {
+    const batch = labels.length;
+    this.#checkInput(input, batch, "trainStep");
+    for (let i = 0; i < batch; i++) {
+      if (!(labels[i] >= 0 && labels[i] < this.config.classes)) {
+        throw new RangeError(
+          `trainStep: label ${labels[i]} at ${i} is not a class of 0..${this.config.classes - 1}`,
+        );
+      }
+    }
+    const { lr = 0.01, momentum = 0.9, weightDecay = 5e-4, dropout = true } = options;
+    const perExample = shapeSize(this.config.input);
+    const chunks = Math.ceil(batch / this.maxMicroBatch);
+    const plan = this.#plan("training", Math.ceil(batch / chunks)) as TrainingPlan;
+    const sgd = this.#sgd ??= new Sgd(this.gpu, this.parameters, this.gradients);
+    if (!this.#lossGather || this.#lossGather.size < batch) {
+      this.#lossGather?.destroy();
+      this.#lossGather = Tensor.zeros(this.gpu, [batch], "step losses");
+    }
+    const gather = this.#lossGather;
+    const active = (i: number) => dropout || !plan.dropouts.has(i);
+    const forward = plan.forward.flatMap((l, i) => active(i) ? l.dispatches : []);
+    for (let chunk = 0, first = 0; first < batch; chunk++, first += plan.batch) {
+      const rows = Math.min(plan.batch, batch - first);
+      plan.input.write(input.subarray(first * perExample, (first + rows) * perExample));
+      this.gpu.write(plan.labels, labels.subarray(first, first + rows));
+      plan.loss.set(rows, 1 / batch);
+      for (const [i, launch] of plan.dropouts) {
+        launch.setSeed(tensorSeed(this.#seed, `dropout ${this.#step} ${chunk} ${i}`));
+      }
+      const backward = (chunk === 0 ? plan.backwardFirst : plan.backwardRest).toReversed()
+        .flatMap((l, r) => active(plan.forward.length - 1 - r) ? l.dispatches : []);
+      this.gpu.run(
+        [...forward, ...plan.loss.dispatches, ...backward],
+        (encoder) =>
+          encoder.copyBufferToBuffer(plan.losses.buffer, 0, gather.buffer, first * 4, rows * 4),
+      );
+    }
+    sgd.setHyper({ lr, momentum, weightDecay });
+    this.gpu.run(sgd.dispatches);
+    this.#step++;
+    const losses = await this.gpu.read(gather.buffer, 0, batch * 4);
+    return { loss: losses.reduce((a, b) => a + b, 0) / batch };
+  }
+
+  /**
+   * Top-1 and top-5 accuracy and mean cross-entropy on labelled examples (inference: no dropout).
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Network } from "./network.ts";
+   * const gpu = await Gpu.create();
+   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * console.log(await net.evaluate(new Float32Array([1, 2]), new Int32Array([0, 1])));
+   * net.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  async evaluate(input: Float32Array, labels: Int32Array): Promise<Evaluation> {
+    const logits = await this.forward(input, labels.length);
+    return scoreLogits(logits, labels, this.config.classes);
+  }
+
+  /** Steps taken by {@linkcode Network.trainStep} (dropout masks derive from it); settable to resume. */
+  get step(): number {
+    return this.#step;
+  }
+  set step(value: number) {
+    this.#step = value;
+  }
+
+  /** The parameters' gradients of the last step, by parameter name (empty before training). */
+  get gradients(): Map<string, Tensor> {
+    return new Map(this.layers.flatMap((l) => [...l.gradients]));
+  }
+
+  /**
+   * The optimizer's state (one velocity per parameter), by parameter name; empty before the
+   * first step.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Network } from "./network.ts";
+   * const gpu = await Gpu.create();
+   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * console.log((await net.optimizerState()).size); // 0
+   * net.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  async optimizerState(): Promise<Map<string, NamedTensor>> {
+    return this.#sgd ? await this.#sgd.state() : new Map();
+  }
+
+  /**
+   * Restores the optimizer's state saved by {@linkcode Network.optimizerState}.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Network } from "./network.ts";
+   * const gpu = await Gpu.create();
+   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * await net.trainStep(new Float32Array([1]), new Int32Array([0]));
+   * net.loadOptimizerState(await net.optimizerState());
+   * net.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  loadOptimizerState(state: ReadonlyMap<string, NamedTensor>): void {
+    this.#assertUsable();
+    if (!this.#sgd) {
+      this.#plan("training", 1);
+      this.#sgd = new Sgd(this.gpu, this.parameters, this.gradients);
+    }
+    this.#sgd.load(state);
   }
 
   /**
@@ -415,49 +575,41 @@ export class Network {
     this.#destroyed = true;
     for (const plan of this.#plans.values()) destroyPlan(plan);
     this.#plans.clear();
+    this.#sgd?.destroy();
+    this.#lossGather?.destroy();
     for (const layer of this.layers) layer.destroy();
     if (this.#ownsDevice) this.gpu.destroy();
   }
 
-  /** The recorded launches for micro-batches of `batch`, built once and kept (the last few). */
-  #plan(batch: number): Plan {
-    const cached = this.#plans.get(batch);
+  /** The recorded launches of `kind` for micro-batches of `batch`, built once (the last few kept). */
+  #plan(kind: "inference" | "training", batch: number): InferencePlan | TrainingPlan {
+    const key = `${kind} ${batch}`;
+    const cached = this.#plans.get(key);
     if (cached) return cached;
     if (this.#plans.size >= MAX_PLANS) {
       const [oldest] = this.#plans.keys();
       destroyPlan(this.#plans.get(oldest)!);
       this.#plans.delete(oldest);
     }
-    const owned: Tensor[] = [];
-    const launches: Launch[] = [];
-    const input = Tensor.zeros(this.gpu, [batch, ...this.config.input], "input");
-    owned.push(input);
-    let x = input;
-    for (const layer of this.layers) {
-      let y = x;
-      if (!layer.inPlace) {
-        y = Tensor.zeros(this.gpu, [batch, ...layer.outputShape], `${layer.name} output`);
-        owned.push(y);
-      }
-      launches.push(layer.forward(x, y, batch, false));
-      x = y;
-    }
-    const logits = new Tensor(this.gpu, [batch, this.config.classes], x.buffer);
-    const probabilities = Tensor.zeros(this.gpu, [batch, this.config.classes], "probabilities");
-    owned.push(probabilities);
-    const softmax = softmaxForward(this.gpu, { x: logits, y: probabilities, rows: batch });
-    const plan: Plan = {
-      batch,
-      input,
-      logits,
-      probabilities,
-      forward: launches.flatMap((l) => l.dispatches),
-      softmax: softmax.dispatches,
-      owned,
-      uniforms: [...launches, softmax].flatMap((l) => l.uniforms),
-    };
-    this.#plans.set(batch, plan);
+    const plan = kind === "inference"
+      ? recordInference(this.gpu, this.layers, this.config.input, batch)
+      : recordTraining(this.gpu, this.layers, this.config.input, batch);
+    this.#plans.set(key, plan);
     return plan;
+  }
+
+  #checkInput(input: Float32Array, batch: number, what: string): void {
+    this.#assertUsable();
+    const perExample = shapeSize(this.config.input);
+    if (!Number.isInteger(batch) || batch < 1) {
+      throw new RangeError(`${what}: batch must be a positive integer, got ${batch}`);
+    }
+    if (input.length !== batch * perExample) {
+      throw new RangeError(
+        `${what}: input has ${input.length} values; ${batch} examples of [${this.config.input}] ` +
+          `need ${batch * perExample}`,
+      );
+    }
   }
 
   #assertUsable(): void {
@@ -466,9 +618,28 @@ export class Network {
   }
 }
 
-function destroyPlan(plan: Plan): void {
-  for (const t of plan.owned) t.destroy();
-  for (const u of plan.uniforms) u.destroy();
+/**
+ * Top-1 and top-5 accuracy and mean cross-entropy of [rows, classes] logits against labels.
+ *
+ * @example
+ * ```ts
+ * import { scoreLogits } from "./network.ts";
+ * console.log(scoreLogits(new Float32Array([2, 1, 0, 5]), new Int32Array([0, 0]), 2).top1); // 0.5
+ * ```
+ */
+export function scoreLogits(logits: Float32Array, labels: Int32Array, classes: number): Evaluation {
+  let top1 = 0, top5 = 0, loss = 0;
+  for (let r = 0; r < labels.length; r++) {
+    const row = logits.subarray(r * classes, (r + 1) * classes);
+    const label = labels[r];
+    const above = row.reduce((n, v) => n + (v > row[label] ? 1 : 0), 0);
+    if (above === 0) top1++;
+    if (above < 5) top5++;
+    const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
+    loss += max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) - row[label];
+  }
+  const n = labels.length;
+  return { top1: top1 / n, top5: top5 / n, loss: loss / n };
 }
 
 function buildLayer(gpu: Gpu, spec: LayerSpec, input: Shape): Layer {

@@ -61,3 +61,61 @@ Deno.test("weights saved here load in PyTorch and give the same logits", () =>
       net.destroy();
     }
   }));
+
+Deno.test("one training step equals PyTorch's: loss, every gradient, every updated parameter", () =>
+  withGpu(async (gpu) => {
+    const net = Network.create(gpu, ALEXNET_SMALL, { seed: 9, init: "he" });
+    const dir = await Deno.makeTempDir();
+    try {
+      await net.saveWeights(`${dir}/w.safetensors`);
+      const batch = 6;
+      const input = randomArray(batch * 28 * 28, 10, 40);
+      const labels = new Int32Array([3, 1, 4, 1, 5, 9]);
+      await Deno.writeFile(
+        `${dir}/batch.safetensors`,
+        serializeSafetensors({
+          input: { shape: [batch, 1, 28, 28], data: input },
+          labels: { shape: [batch], data: Float32Array.from(labels) },
+        }),
+      );
+      const run = await new Deno.Command("/usr/bin/python3", {
+        args: [
+          fileURLToPath(golden),
+          "step",
+          `${dir}/w.safetensors`,
+          `${dir}/batch.safetensors`,
+          `${dir}/out.safetensors`,
+        ],
+      }).output();
+      if (!run.success) {
+        throw new Error(`tools/golden.py failed:\n${new TextDecoder().decode(run.stderr)}`);
+      }
+      const want = parseSafetensors(await Deno.readFile(`${dir}/out.safetensors`)).tensors;
+      const { loss } = await net.trainStep(input, labels, {
+        lr: 0.01,
+        momentum: 0.9,
+        weightDecay: 5e-4,
+        dropout: false,
+      });
+      assertClose([loss], want.get("loss")!.data, { atol: 1e-5, rtol: 1e-5, what: "loss" });
+      const grads = net.gradients;
+      const params = await net.weights();
+      for (const [name, param] of params) {
+        const g = want.get(`grad.${name}`)!.data;
+        const scale = g.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        assertClose(await grads.get(name)!.read(), g, {
+          atol: 1e-4 * scale,
+          rtol: 1e-3,
+          what: `gradient of ${name}`,
+        });
+        assertClose(param.data, want.get(`param.${name}`)!.data, {
+          atol: 1e-6,
+          rtol: 1e-5,
+          what: `${name} after the step`,
+        });
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      net.destroy();
+    }
+  }));

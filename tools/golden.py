@@ -9,6 +9,11 @@
       Loads weights saved by the project and an input batch (safetensors tensor "input"), and
       writes PyTorch's logits to OUT (tensor "logits"): proof that the project's files load in
       PyTorch and mean the same network there.
+  golden.py step WEIGHTS BATCH OUT
+      Loads weights and a batch ("input", and "labels" stored as floats), takes one step of SGD
+      (lr 0.01, momentum 0.9, weight decay 5e-4; dropout off) on the mean cross-entropy, and
+      writes the loss ("loss"), every gradient ("grad.NAME") and every updated parameter
+      ("param.NAME") to OUT.
 """
 import json
 import struct
@@ -103,6 +108,17 @@ def main():
         with torch.no_grad():
             logits = net(load(sys.argv[3])["input"])
         save(sys.argv[4], {"logits": logits})
+    elif sys.argv[1] == "step":
+        net.load_state_dict(load(sys.argv[2]), strict=True)
+        batch = load(sys.argv[3])
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        loss = nn.functional.cross_entropy(net(batch["input"]), batch["labels"].long())
+        optimizer.zero_grad()
+        loss.backward()
+        grads = {f"grad.{n}": p.grad.clone() for n, p in net.named_parameters()}
+        optimizer.step()
+        params = {f"param.{n}": p.detach().clone() for n, p in net.named_parameters()}
+        save(sys.argv[4], {"loss": loss.detach().reshape(1), **grads, **params})
     else:
         sys.exit(__doc__)
 

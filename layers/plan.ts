@@ -1,0 +1,230 @@
+/**
+ * Plans: a network's launches for one micro-batch size, recorded once and replayed every step,
+ * with the activation and gradient buffers they use. Inference plans run the layers forward;
+ * training plans run them forward, compute the loss, and run them backward.
+ *
+ * @module
+ */
+import type { Dispatch, Gpu, Launch } from "../gpu/device.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import type { DropoutLaunch } from "../kernels/dropout_forward.ts";
+import { type CrossEntropyLaunch, softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
+import { softmaxForward } from "../kernels/softmax_forward.ts";
+import { Dropout } from "./dropout.ts";
+import type { Layer, Shape } from "./layer.ts";
+
+/** What every plan has: its batch, input, logits and the buffers it owns. */
+interface PlanBase {
+  /** Examples per launch. */
+  batch: number;
+  /** The input [batch, ...input shape], written before each run. */
+  input: Tensor;
+  /** The last layer's output [batch, classes]. */
+  logits: Tensor;
+  /** Tensors the plan allocated. */
+  owned: Tensor[];
+  /** Small buffers the plan allocated (uniforms, labels). */
+  buffers: GPUBuffer[];
+}
+
+/** Launches of the inference forward pass, and of softmax after it. */
+export interface InferencePlan extends PlanBase {
+  /** The layers forward. */
+  forward: Dispatch[];
+  /** Softmax of the logits into `probabilities`. */
+  softmax: Dispatch[];
+  /** [batch, classes]. */
+  probabilities: Tensor;
+}
+
+/** Launches of a training step on one micro-batch. */
+export interface TrainingPlan extends PlanBase {
+  /** Class indices, written before each run (i32). */
+  labels: GPUBuffer;
+  /** Per-example losses of the last run [batch]. */
+  losses: Tensor;
+  /** The loss launch (set the valid rows and gradient scale per run). */
+  loss: CrossEntropyLaunch;
+  /** The dropout launches, by layer index (set their seeds per run). */
+  dropouts: Map<number, DropoutLaunch>;
+  /** Layer launches forward, by layer index. */
+  forward: Launch[];
+  /** Layer launches backward writing the parameter gradients, by layer index. */
+  backwardFirst: Launch[];
+  /** The same, adding to the parameter gradients (later micro-batches of a batch). */
+  backwardRest: Launch[];
+}
+
+/** Allocates the activations [batch, ...shape] after `input`; in-place layers share buffers. */
+function activations(
+  gpu: Gpu,
+  layers: readonly Layer[],
+  input: Tensor,
+  batch: number,
+  owned: Tensor[],
+) {
+  const acts = [input];
+  for (const layer of layers) {
+    const previous = acts[acts.length - 1];
+    if (layer.inPlace) {
+      acts.push(previous);
+    } else {
+      const y = Tensor.zeros(gpu, [batch, ...layer.outputShape], `${layer.name} output`);
+      owned.push(y);
+      acts.push(y);
+    }
+  }
+  return acts;
+}
+
+function flatten(launches: readonly Launch[]): { dispatches: Dispatch[]; uniforms: GPUBuffer[] } {
+  return {
+    dispatches: launches.flatMap((l) => l.dispatches),
+    uniforms: launches.flatMap((l) => l.uniforms),
+  };
+}
+
+/**
+ * Records the inference plan of `layers` for micro-batches of `batch`.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { Dense } from "./conv2d.ts";
+ * import { destroyPlan, recordInference } from "./plan.ts";
+ * const gpu = await Gpu.create();
+ * const fc = new Dense(gpu, "fc", [4, 1, 1], { out: 3, relu: false });
+ * const plan = recordInference(gpu, [fc], [4, 1, 1], 2);
+ * gpu.run(plan.forward);
+ * destroyPlan(plan);
+ * gpu.destroy();
+ * ```
+ */
+export function recordInference(
+  gpu: Gpu,
+  layers: readonly Layer[],
+  input: Shape,
+  batch: number,
+): InferencePlan {
+  const owned: Tensor[] = [];
+  const x = Tensor.zeros(gpu, [batch, ...input], "input");
+  owned.push(x);
+  const acts = activations(gpu, layers, x, batch, owned);
+  const forward = flatten(
+    layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, false)),
+  );
+  const last = acts[acts.length - 1];
+  const logits = new Tensor(gpu, [batch, last.size / batch], last.buffer);
+  const probabilities = Tensor.zeros(gpu, logits.shape, "probabilities");
+  owned.push(probabilities);
+  const softmax = softmaxForward(gpu, { x: logits, y: probabilities, rows: batch });
+  return {
+    batch,
+    input: x,
+    logits,
+    probabilities,
+    forward: forward.dispatches,
+    softmax: softmax.dispatches,
+    owned,
+    buffers: [...forward.uniforms, ...softmax.uniforms],
+  };
+}
+
+/**
+ * Records the training plan of `layers` for micro-batches of `batch`: forward with dropout,
+ * softmax cross-entropy, and backward into the layers' gradients.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { Dense } from "./conv2d.ts";
+ * import { destroyPlan, recordTraining } from "./plan.ts";
+ * const gpu = await Gpu.create();
+ * const fc = new Dense(gpu, "fc", [4, 1, 1], { out: 3, relu: false });
+ * const plan = recordTraining(gpu, [fc], [4, 1, 1], 2);
+ * console.log([...fc.gradients.keys()]); // ["fc.weight", "fc.bias"]
+ * destroyPlan(plan);
+ * fc.destroy();
+ * gpu.destroy();
+ * ```
+ */
+export function recordTraining(
+  gpu: Gpu,
+  layers: readonly Layer[],
+  input: Shape,
+  batch: number,
+): TrainingPlan {
+  const owned: Tensor[] = [];
+  const x = Tensor.zeros(gpu, [batch, ...input], "input");
+  owned.push(x);
+  const acts = activations(gpu, layers, x, batch, owned);
+  // One gradient per distinct activation after the input; in-place layers share it.
+  const grads: (Tensor | null)[] = [null];
+  for (let i = 1; i < acts.length; i++) {
+    if (acts[i] === acts[i - 1]) {
+      grads.push(grads[i - 1]);
+    } else {
+      const g = Tensor.zeros(gpu, acts[i].shape, `${layers[i - 1].name} output gradient`);
+      owned.push(g);
+      grads.push(g);
+    }
+  }
+  const forward = layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, true));
+  const dropouts = new Map<number, DropoutLaunch>();
+  layers.forEach((layer, i) => {
+    if (layer instanceof Dropout && forward[i].dispatches.length > 0) {
+      dropouts.set(i, forward[i] as DropoutLaunch);
+    }
+  });
+  const last = acts[acts.length - 1];
+  const logits = new Tensor(gpu, [batch, last.size / batch], last.buffer);
+  const labels = gpu.buffer(batch * 4, "labels");
+  const losses = Tensor.zeros(gpu, [batch], "losses");
+  owned.push(losses);
+  const dLogits = grads[grads.length - 1]!;
+  const loss = softmaxCrossEntropy(gpu, { z: logits, labels, dz: dLogits, losses, rows: batch });
+  const backward = (accumulate: boolean) =>
+    layers.map((layer, i) =>
+      layer.backward({
+        x: acts[i],
+        y: acts[i + 1],
+        dy: grads[i + 1]!,
+        dx: grads[i],
+        batch,
+        accumulate,
+        forward: forward[i],
+      })
+    );
+  const backwardFirst = backward(false), backwardRest = backward(true);
+  return {
+    batch,
+    input: x,
+    logits,
+    labels,
+    losses,
+    loss,
+    dropouts,
+    forward,
+    backwardFirst,
+    backwardRest,
+    owned,
+    buffers: [labels, ...flatten([...forward, loss, ...backwardFirst, ...backwardRest]).uniforms],
+  };
+}
+
+/**
+ * Frees a plan's buffers (not the layers' parameters).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { destroyPlan, recordInference } from "./plan.ts";
+ * const gpu = await Gpu.create();
+ * destroyPlan(recordInference(gpu, [], [2, 1, 1], 1));
+ * gpu.destroy();
+ * ```
+ */
+export function destroyPlan(plan: InferencePlan | TrainingPlan): void {
+  for (const t of plan.owned) t.destroy();
+  for (const b of plan.buffers) b.destroy();
+}
