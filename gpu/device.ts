@@ -97,6 +97,7 @@ export class Gpu {
   /** The limits the code plans for: the device's, lowered by `GpuOptions.limits`. */
   readonly limits: GPUSupportedLimits;
   #pipelines = new Map<string, Pipeline>();
+  #live = { buffers: 0, bytes: 0 };
   #scopes: Promise<GPUError | null>[] = [];
   #uncaptured: string[] = [];
   #lost: string | null = null;
@@ -260,13 +261,32 @@ export class Gpu {
           `(${this.limits.maxBufferSize}); use a smaller batch`,
       );
     }
-    return this.#scoped(() =>
+    const buffer = this.#scoped(() =>
       this.device.createBuffer({
         label,
         size,
         usage: usage || GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       })
     );
+    // Count live buffers, so that tests and long runs can prove nothing leaks.
+    this.#live.buffers++;
+    this.#live.bytes += size;
+    const destroy = buffer.destroy.bind(buffer);
+    let destroyed = false;
+    buffer.destroy = () => {
+      if (!destroyed) {
+        destroyed = true;
+        this.#live.buffers--;
+        this.#live.bytes -= size;
+      }
+      destroy();
+    };
+    return buffer;
+  }
+
+  /** Buffers allocated through {@linkcode Gpu.buffer} and not yet destroyed, and their bytes. */
+  get live(): { buffers: number; bytes: number } {
+    return { ...this.#live };
   }
 
   /**

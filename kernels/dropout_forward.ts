@@ -26,7 +26,7 @@ const WORKGROUP = 256;
 export function dropoutForwardWgsl(p: number): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<uniform> params: vec4u; // x: elements, y: seed
+@group(0) @binding(1) var<uniform> params: vec4u; // x: elements, y: seed, z: index offset
 ${WORKGROUP_INDEX_WGSL}
 ${RANDOM_WGSL}
 
@@ -35,15 +35,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= params.x) { return; }
-  let keep = uniformAt(params.y, i) >= ${p};
+  let keep = uniformAt(params.y, params.z + i) >= ${p};
   x[i] = select(0.0, x[i] * ${1 / (1 - p)}, keep);
 }`;
 }
 
 /** A recorded dropout launch and the uniform that carries its seed. */
 export interface DropoutLaunch extends Launch {
-  /** Sets the seed for the next run (a queue write, ordered with submits). */
-  setSeed(seed: number): void;
+  /**
+   * Sets the seed for the next run (a queue write, ordered with submits), and the index of the
+   * launch's first element in the whole batch, so that micro-batches draw the whole batch's mask.
+   */
+  setSeed(seed: number, offset?: number): void;
 }
 
 /**
@@ -85,6 +88,7 @@ export function dropoutForward(
   return {
     dispatches: [dispatch],
     uniforms: shared ? [] : [uniform],
-    setSeed: (seed) => gpu.write(uniform, new Uint32Array([args.count, seed >>> 0])),
+    setSeed: (seed, offset = 0) =>
+      gpu.write(uniform, new Uint32Array([args.count, seed >>> 0, offset])),
   };
 }

@@ -335,15 +335,17 @@ export class Network {
     const gather = this.#lossGather;
     const active = (i: number) => dropout || !plan.dropouts.has(i);
     const forward = plan.forward.flatMap((l, i) => active(i) ? l.dispatches : []);
-    for (let chunk = 0, first = 0; first < batch; chunk++, first += plan.batch) {
+    for (let first = 0; first < batch; first += plan.batch) {
       const rows = Math.min(plan.batch, batch - first);
       plan.input.write(input.subarray(first * perExample, (first + rows) * perExample));
       this.gpu.write(plan.labels, labels.subarray(first, first + rows));
       plan.loss.set(rows, 1 / batch);
       for (const [i, launch] of plan.dropouts) {
-        launch.setSeed(tensorSeed(this.#seed, `dropout ${this.#step} ${chunk} ${i}`));
+        // The mask depends on the step and the example, not on how the batch was split.
+        const seed = tensorSeed(this.#seed, `dropout ${this.#step} ${i}`);
+        launch.setSeed(seed, first * shapeSize(this.layers[i].inputShape));
       }
-      const backward = (chunk === 0 ? plan.backwardFirst : plan.backwardRest).toReversed()
+      const backward = (first === 0 ? plan.backwardFirst : plan.backwardRest).toReversed()
         .flatMap((l, r) => active(plan.forward.length - 1 - r) ? l.dispatches : []);
       this.gpu.run(
         [...forward, ...plan.loss.dispatches, ...backward],

@@ -1,0 +1,172 @@
+// Training on the device: learning, micro-batches equal to the whole batch, resumption, no leaks.
+import { deepStrictEqual, ok as assert, rejects, strictEqual as assertEquals } from "node:assert";
+import { Gpu } from "../gpu/device.ts";
+import { type ModelConfig, Network } from "../mod.ts";
+import { assertClose, rng, withGpu } from "./helpers.ts";
+
+const TINY: ModelConfig = {
+  name: "tiny",
+  input: [1, 8, 8],
+  classes: 4,
+  layers: [
+    { kind: "conv", name: "conv1", out: 6, kernel: 3, pad: 1 },
+    { kind: "lrn", name: "lrn1", params: { size: 3, alpha: 1e-4, beta: 0.75, k: 2, groups: 2 } },
+    { kind: "maxpool", name: "pool1", size: 3, stride: 2 },
+    { kind: "conv", name: "conv2", out: 8, kernel: 3, pad: 1, groups: 2 },
+    { kind: "dense", name: "fc1", out: 16 },
+    { kind: "dropout", name: "drop1", p: 0.5 },
+    { kind: "dense", name: "fc2", out: 4, relu: false },
+  ],
+};
+
+/** Four classes of 8x8 images: a bright quadrant, plus noise. */
+function quadrants(n: number, seed: number): { input: Float32Array; labels: Int32Array } {
+  const next = rng(seed);
+  const input = new Float32Array(n * 64), labels = new Int32Array(n);
+  for (let e = 0; e < n; e++) {
+    const label = Math.floor(next() * 4);
+    labels[e] = label;
+    for (let p = 0; p < 64; p++) {
+      const r = p >> 3, c = p & 7;
+      const inside = (r < 4) === (label < 2) && (c < 4) === (label % 2 === 0);
+      input[e * 64 + p] = (inside ? 1 : 0) + 0.3 * (next() - 0.5);
+    }
+  }
+  return { input, labels };
+}
+
+Deno.test("a few steps on a small synthetic problem drive the loss down and learn it", () =>
+  withGpu(async (gpu) => {
+    const net = Network.create(gpu, TINY, { seed: 1, init: "he" });
+    const test = quadrants(64, 99);
+    const first =
+      (await net.trainStep(quadrants(16, 0).input, quadrants(16, 0).labels, { lr: 0.05 })).loss;
+    let last = first;
+    for (let step = 1; step < 60; step++) {
+      const { input, labels } = quadrants(16, step);
+      last = (await net.trainStep(input, labels, { lr: 0.05 })).loss;
+    }
+    assert(last < first * 0.5, `loss went from ${first} to ${last}`);
+    const { top1 } = await net.evaluate(test.input, test.labels);
+    assert(top1 > 0.9, `top-1 accuracy ${top1}`);
+    net.destroy();
+  }));
+
+Deno.test("a batch split into micro-batches trains exactly like the whole batch", async () => {
+  const small = await Gpu.create({ limits: { maxStorageBufferBindingSize: 4096 } }); // 2 examples a launch
+  try {
+    await withGpu(async (gpu) => {
+      const whole = Network.create(gpu, TINY, { seed: 2, init: "he" });
+      const split = Network.create(small, TINY, { seed: 2, init: "he" });
+      assert(split.maxMicroBatch < 7 && whole.maxMicroBatch >= 7);
+      for (let step = 0; step < 3; step++) {
+        const { input, labels } = quadrants(7, 10 + step);
+        const a = await whole.trainStep(input, labels, { lr: 0.05 });
+        const b = await split.trainStep(input, labels, { lr: 0.05 });
+        assertClose([b.loss], [a.loss], { atol: 1e-6, rtol: 1e-5, what: `loss at step ${step}` });
+      }
+      const [wa, wb] = [await whole.weights(), await split.weights()];
+      for (const [name, t] of wa) {
+        assertClose(wb.get(name)!.data, t.data, { atol: 1e-6, rtol: 1e-4, what: name });
+      }
+      whole.destroy();
+      split.destroy();
+    });
+    await small.check();
+  } finally {
+    small.destroy();
+  }
+});
+
+Deno.test("resuming from saved weights, optimizer state and step equals an uninterrupted run", () =>
+  withGpu(async (gpu) => {
+    const batches = [0, 1, 2, 3].map((s) => quadrants(8, 20 + s));
+    const straight = Network.create(gpu, TINY, { seed: 3, init: "he" });
+    for (const b of batches) await straight.trainStep(b.input, b.labels, { lr: 0.05 });
+
+    const first = Network.create(gpu, TINY, { seed: 3, init: "he" });
+    for (const b of batches.slice(0, 2)) await first.trainStep(b.input, b.labels, { lr: 0.05 });
+    const saved = {
+      weights: await first.weightsBytes(),
+      state: await first.optimizerState(),
+      step: first.step,
+    };
+    first.destroy();
+
+    const resumed = Network.create(gpu, TINY, { seed: 3, init: "none" });
+    await resumed.loadWeights(saved.weights);
+    resumed.loadOptimizerState(saved.state);
+    resumed.step = saved.step;
+    for (const b of batches.slice(2)) await resumed.trainStep(b.input, b.labels, { lr: 0.05 });
+    deepStrictEqual(await resumed.weights(), await straight.weights());
+    straight.destroy();
+    resumed.destroy();
+  }));
+
+Deno.test("dropout masks follow the seed and step: same seed same result, dropout off differs", () =>
+  withGpu(async (gpu) => {
+    const { input, labels } = quadrants(8, 30);
+    const losses = [];
+    for (const dropout of [true, true, false]) {
+      const net = Network.create(gpu, TINY, { seed: 4, init: "he" });
+      losses.push((await net.trainStep(input, labels, { dropout })).loss);
+      net.destroy();
+    }
+    assertEquals(losses[0], losses[1]);
+    assert(losses[0] !== losses[2], `dropout on and off gave the same loss ${losses[0]}`);
+  }));
+
+Deno.test("many steps allocate nothing after the first", () =>
+  withGpu(async (gpu) => {
+    const net = Network.create(gpu, TINY, { seed: 5, init: "he" });
+    const { input, labels } = quadrants(8, 40);
+    await net.trainStep(input, labels);
+    await net.evaluate(input, labels);
+    const after = gpu.live;
+    for (let i = 0; i < 30; i++) {
+      await net.trainStep(input, labels);
+      await net.evaluate(input, labels);
+    }
+    deepStrictEqual(gpu.live, after);
+    net.destroy();
+  }));
+
+Deno.test("destroy frees every buffer the network allocated", () =>
+  withGpu(async (gpu) => {
+    const before = gpu.live;
+    const net = Network.create(gpu, TINY, { seed: 6 });
+    const { input, labels } = quadrants(4, 50);
+    await net.trainStep(input, labels);
+    await net.forward(input, 4, { softmax: true });
+    net.destroy();
+    deepStrictEqual(gpu.live, before);
+  }));
+
+Deno.test("trainStep rejects labels outside the classes and mismatched input", () =>
+  withGpu(async (gpu) => {
+    const net = Network.create(gpu, TINY);
+    await rejects(
+      net.trainStep(new Float32Array(64), new Int32Array([4])),
+      /label 4 at 0 is not a class of 0..3/,
+    );
+    await rejects(net.trainStep(new Float32Array(60), new Int32Array([1])), /input has 60 values/);
+    net.destroy();
+  }));
+
+Deno.test("the paper's initialisation: N(0, 0.01) weights, biases 1 where the table says", () =>
+  withGpu(async (gpu) => {
+    const config: ModelConfig = {
+      ...TINY,
+      layers: TINY.layers.map((l) =>
+        l.kind === "conv" && l.name === "conv2" ? { ...l, bias: 1 } : l
+      ),
+    };
+    const net = Network.create(gpu, config, { seed: 7 });
+    const w = await net.weights();
+    const fc1 = w.get("fc1.weight")!.data;
+    const std = Math.sqrt(fc1.reduce((s, v) => s + v * v, 0) / fc1.length);
+    assert(Math.abs(std - 0.01) < 0.001, `std ${std}`);
+    deepStrictEqual([...w.get("conv2.bias")!.data], new Array(8).fill(1));
+    deepStrictEqual([...w.get("conv1.bias")!.data], new Array(6).fill(0));
+    net.destroy();
+  }));
