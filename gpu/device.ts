@@ -94,6 +94,8 @@ export class Gpu {
   readonly device: GPUDevice;
   /** A human-readable name of the adapter (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
   readonly description: string;
+  /** True on a CPU adapter (Mesa's llvmpipe/lavapipe, SwiftShader): kernels pick CPU tilings. */
+  readonly cpu: boolean;
   /** The limits the code plans for: the device's, lowered by `GpuOptions.limits`. */
   readonly limits: GPUSupportedLimits;
   #pipelines = new Map<string, Pipeline>();
@@ -104,9 +106,15 @@ export class Gpu {
   #lostPromise: Promise<never>;
   #destroyed = false;
 
-  private constructor(device: GPUDevice, description: string, caps: GpuOptions["limits"] = {}) {
+  private constructor(
+    device: GPUDevice,
+    description: string,
+    cpu: boolean,
+    caps: GpuOptions["limits"] = {},
+  ) {
     this.device = device;
     this.description = description;
+    this.cpu = cpu;
     const capped: Record<string, number | undefined> = caps;
     this.limits = new Proxy(device.limits, {
       get: (target, key) => capped[key as string] ?? target[key as keyof GPUSupportedLimits],
@@ -154,7 +162,9 @@ export class Gpu {
     for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
     const device = await adapter.requestDevice({ requiredLimits });
     const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
-    return new Gpu(device, description, options.limits);
+    const cpu = adapter.info.isFallbackAdapter ||
+      /llvmpipe|lavapipe|swiftshader/i.test(description);
+    return new Gpu(device, description, cpu, options.limits);
   }
 
   /**

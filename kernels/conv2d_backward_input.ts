@@ -26,7 +26,7 @@ import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
  * import { conv2dBackwardInputWgsl } from "./conv2d_backward_input.ts";
  * const wgsl = conv2dBackwardInputWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
  *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
- *   { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
+ *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
  * console.assert(wgsl.includes("fn main"));
  * ```
  */
@@ -101,7 +101,7 @@ export function conv2dBackwardInput(
   const g = args.geometry;
   validateConv2d(g);
   const cols = args.batch * g.height * g.width;
-  const tile = args.tile ?? chooseTile(g.inChannels / g.groups, cols);
+  const tile = args.tile ?? chooseTile(g.inChannels / g.groups, cols, gpu.cpu);
   const key = `conv2d_backward_input:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
   const pipeline = gpu.pipeline(key, conv2dBackwardInputWgsl(g, tile, args.relu), [
     "read",

@@ -27,7 +27,7 @@ import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
  * import { conv2dBackwardWeightWgsl } from "./conv2d_backward_weight.ts";
  * const wgsl = conv2dBackwardWeightWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
  *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
- *   { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
+ *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
  * console.assert(wgsl.includes("fn main"));
  * ```
  */
@@ -103,7 +103,7 @@ export function conv2dBackwardWeight(
   const g = args.geometry;
   validateConv2d(g);
   const kg = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
-  const tile = args.tile ?? chooseTile(g.outChannels / g.groups, kg + 1);
+  const tile = args.tile ?? chooseTile(g.outChannels / g.groups, kg + 1, gpu.cpu);
   const key = `conv2d_backward_weight:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
   const pipeline = gpu.pipeline(key, conv2dBackwardWeightWgsl(g, tile, args.relu), [
     "read",

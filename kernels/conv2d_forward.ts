@@ -29,7 +29,7 @@ import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
  * import { conv2dForwardWgsl } from "./conv2d_forward.ts";
  * const wgsl = conv2dForwardWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
  *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
- *   { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
+ *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
  * console.assert(wgsl.includes("fn main"));
  * ```
  */
@@ -105,7 +105,7 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch {
   validateConv2d(g);
   const [oh, ow] = conv2dOutputSize(g);
   const cols = args.batch * oh * ow;
-  const tile = args.tile ?? chooseTile(g.outChannels / g.groups, cols);
+  const tile = args.tile ?? chooseTile(g.outChannels / g.groups, cols, gpu.cpu);
   const key = `conv2d_forward:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
   const pipeline = gpu.pipeline(key, conv2dForwardWgsl(g, tile, args.relu), [
     "read",

@@ -18,34 +18,43 @@
  */
 import { WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
 
-/** The tiling of a GEMM launch: a parameter of the generator. */
-export interface GemmTile {
-  /** Rows of C per workgroup. */
-  bm: number;
-  /** Columns of C per workgroup. */
-  bn: number;
-  /** Depth staged per step. */
-  bk: number;
-  /** Rows per invocation. */
-  tm: number;
-  /** Columns per invocation. */
-  tn: number;
-}
+/**
+ * The tiling of a GEMM launch, a parameter of the generator. Two strategies:
+ * - "workgroup": a workgroup stages BM x BK and BK x BN tiles in workgroup memory behind
+ *   barriers and each invocation accumulates TM x TN of its BM x BN tile (the classic GPU GEMM);
+ * - "registers": no workgroup memory, no barriers; each invocation reads its operands straight
+ *   from the buffers and accumulates a TM x TN block. On CPU adapters (llvmpipe), where barriers
+ *   are expensive and FMAs per load decide, this is several times faster.
+ */
+export type GemmTile =
+  | { kind: "workgroup"; bm: number; bn: number; bk: number; tm: number; tn: number }
+  | { kind: "registers"; tm: number; tn: number; threads: number };
+
+/** The tilings {@linkcode chooseTile} picks from: each is checked by the same tests. */
+export const GEMM_TILES = {
+  wide: { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+  tall: { kind: "workgroup", bm: 128, bn: 16, bk: 16, tm: 4, tn: 2 },
+  flat: { kind: "workgroup", bm: 16, bn: 128, bk: 16, tm: 2, tn: 4 },
+  blocks: { kind: "registers", tm: 16, tn: 16, threads: 64 },
+  narrowBlocks: { kind: "registers", tm: 32, tn: 4, threads: 64 },
+} as const satisfies Record<string, GemmTile>;
 
 /**
- * Picks the tiling for `rows` x `cols`: wide tiles by default, tall narrow ones when there are
- * few columns (dense layers at small batch, where the columns are the batch).
+ * Picks the tiling for `rows` x `cols` on an adapter: register blocks on CPU adapters; on GPUs,
+ * wide workgroup tiles by default, tall narrow ones when there are few columns (dense layers at
+ * small batch, where the columns are the batch) and flat ones when there are few rows.
  *
  * @example
  * ```ts
  * import { chooseTile } from "./gemm.ts";
- * console.log(chooseTile(96, 3025)); // { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }
+ * console.log(chooseTile(96, 3025, false).kind); // "workgroup"
  * ```
  */
-export function chooseTile(rows: number, cols: number): GemmTile {
-  if (cols <= 16 && rows >= 64) return { bm: 128, bn: 16, bk: 16, tm: 4, tn: 2 };
-  if (rows <= 16 && cols >= 64) return { bm: 16, bn: 128, bk: 16, tm: 2, tn: 4 };
-  return { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
+export function chooseTile(rows: number, cols: number, cpu: boolean): GemmTile {
+  if (cpu) return cols <= 8 ? GEMM_TILES.narrowBlocks : GEMM_TILES.blocks;
+  if (cols <= 16 && rows >= 64) return GEMM_TILES.tall;
+  if (rows <= 16 && cols >= 64) return GEMM_TILES.flat;
+  return GEMM_TILES.wide;
 }
 
 /**
@@ -54,10 +63,14 @@ export function chooseTile(rows: number, cols: number): GemmTile {
  * @example
  * ```ts
  * import { gemmWorkgroups } from "./gemm.ts";
- * console.log(gemmWorkgroups(100, 100, { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 })); // 4
+ * const tile = { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 } as const;
+ * console.log(gemmWorkgroups(100, 100, tile)); // 4
  * ```
  */
 export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): number {
+  if (tile.kind === "registers") {
+    return Math.ceil(Math.ceil(rows / tile.tm) * Math.ceil(cols / tile.tn) / tile.threads);
+  }
   return Math.ceil(rows / tile.bm) * Math.ceil(cols / tile.bn);
 }
 
@@ -68,11 +81,12 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
  * @example
  * ```ts
  * import { gemmWgsl } from "./gemm.ts";
- * const wgsl = gemmWgsl({ bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 });
+ * const wgsl = gemmWgsl({ kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 });
  * console.assert(wgsl.includes("workgroupBarrier"));
  * ```
  */
 export function gemmWgsl(t: GemmTile): string {
+  if (t.kind === "registers") return registerGemmWgsl(t);
   if (t.bm % t.tm || t.bn % t.tn) throw new RangeError(`tile ${JSON.stringify(t)} does not divide`);
   const tx = t.bn / t.tn, ty = t.bm / t.tm, threads = tx * ty;
   return /* wgsl */ `
@@ -138,6 +152,47 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let n = n0 + tx + j * TX;
       if (m < rows && n < cols) { storeC(m, n, acc[i * TN + j]); }
     }
+  }
+}`;
+}
+
+/**
+ * The "registers" strategy: one TM x TN block per invocation, operands from the buffers. The
+ * block is written out as scalar statements (no arrays, no inner loops), so the compiler keeps
+ * it in registers; rows and columns past the edge are clamped for loading and skipped on store.
+ */
+function registerGemmWgsl(t: { tm: number; tn: number; threads: number }): string {
+  const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
+  const each = (f: (i: number, j: number) => string) =>
+    rows.flatMap((i) => cols.map((j) => f(i, j))).join("\n");
+  return /* wgsl */ `
+${WORKGROUP_INDEX_WGSL}
+const TM = ${t.tm}u;
+const TN = ${t.tn}u;
+
+@compute @workgroup_size(${t.threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let rows = gemmRows();
+  let cols = gemmCols();
+  let depth = gemmDepth();
+  let blocksN = (cols + TN - 1u) / TN;
+  let block = workgroupIndex(wid, nwg) * ${t.threads}u + lid;
+  if (block >= blocksN * ((rows + TM - 1u) / TM)) { return; }
+  let n0 = (block % blocksN) * TN; // neighbouring invocations: neighbouring column blocks
+  let m0 = (block / blocksN) * TM;
+${rows.map((i) => `  let row${i} = min(m0 + ${i}u, rows - 1u);`).join("\n")}
+${cols.map((j) => `  let col${j} = min(n0 + ${j}u, cols - 1u);`).join("\n")}
+${each((i, j) => `  var c${i}_${j} = 0.0;`)}
+  for (var k = 0u; k < depth; k++) {
+${rows.map((i) => `    let a${i} = loadA(row${i}, k);`).join("\n")}
+${cols.map((j) => `    let b${j} = loadB(k, col${j});`).join("\n")}
+${each((i, j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)}
+  }
+${
+    each((i, j) =>
+      `  if (m0 + ${i}u < rows && n0 + ${j}u < cols) { storeC(m0 + ${i}u, n0 + ${j}u, c${i}_${j}); }`
+    )
   }
 }`;
 }

@@ -6,6 +6,7 @@ import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { dropoutForward } from "../kernels/dropout_forward.ts";
+import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { PAPER_LRN } from "../kernels/lrn_forward.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
@@ -85,6 +86,12 @@ const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
   ],
 ];
 
+// Every case runs with the tiling the adapter picks and with each strategy's tilings forced.
+const TILINGS: [string, GemmTile | undefined][] = [
+  ["chosen", undefined],
+  ...Object.entries(GEMM_TILES),
+];
+
 for (const [name, g, batch, relu] of CONV_CASES) {
   Deno.test(`conv2d backward (input, weight, bias) matches the reference: ${name}`, () =>
     withGpu(async (gpu) => {
@@ -99,29 +106,30 @@ for (const [name, g, batch, relu] of CONV_CASES) {
       const y = Tensor.from(gpu, [batch, g.outChannels, oh, ow], ys);
       const dy = Tensor.from(gpu, [batch, g.outChannels, oh, ow], dys);
       const weight = Tensor.from(gpu, wShape, ws);
-      const dx = Tensor.zeros(gpu, x.shape),
-        dWeight = Tensor.zeros(gpu, wShape),
-        dBias = Tensor.zeros(gpu, [g.outChannels]);
-      const common = { geometry: g, batch, dy, y, relu };
-      gpu.run([
-        ...conv2dBackwardInput(gpu, { ...common, weight, dx }).dispatches,
-        ...conv2dBackwardWeight(gpu, { ...common, x, dWeight, dBias, accumulate: false })
-          .dispatches,
-      ]);
       const gy = relu ? dys.map((v, i) => (ys[i] > 0 ? v : 0)) : dys;
       const want = conv2dBackwardRef(g, batch, xs, ws, gy);
       const tolerance = { atol: 5e-5, rtol: 1e-4 };
-      assertClose(await dx.read(), want.dx, { ...tolerance, what: "dx" });
-      assertClose(await dWeight.read(), want.dw, { ...tolerance, what: "dw" });
-      assertClose(await dBias.read(), want.db, { ...tolerance, what: "db" });
-      // accumulate adds a second batch's gradients onto the first's.
-      gpu.run(
-        conv2dBackwardWeight(gpu, { ...common, x, dWeight, dBias, accumulate: true }).dispatches,
-      );
-      assertClose(await dBias.read(), want.db.map((v) => 2 * v), {
-        ...tolerance,
-        what: "accumulated db",
-      });
+      for (const [tiling, tile] of TILINGS) {
+        const dx = Tensor.zeros(gpu, x.shape), dWeight = Tensor.zeros(gpu, wShape);
+        const dBias = Tensor.zeros(gpu, [g.outChannels]);
+        const common = { geometry: g, batch, dy, y, relu, tile };
+        gpu.run([
+          ...conv2dBackwardInput(gpu, { ...common, weight, dx }).dispatches,
+          ...conv2dBackwardWeight(gpu, { ...common, x, dWeight, dBias, accumulate: false })
+            .dispatches,
+        ]);
+        assertClose(await dx.read(), want.dx, { ...tolerance, what: `dx, tiling ${tiling}` });
+        assertClose(await dWeight.read(), want.dw, { ...tolerance, what: `dw, tiling ${tiling}` });
+        assertClose(await dBias.read(), want.db, { ...tolerance, what: `db, tiling ${tiling}` });
+        // accumulate adds a second batch's gradients onto the first's.
+        gpu.run(
+          conv2dBackwardWeight(gpu, { ...common, x, dWeight, dBias, accumulate: true }).dispatches,
+        );
+        assertClose(await dBias.read(), want.db.map((v) => 2 * v), {
+          ...tolerance,
+          what: `accumulated db, ${tiling}`,
+        });
+      }
     }));
 }
 

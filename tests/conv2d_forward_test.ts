@@ -1,4 +1,5 @@
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
+import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { assertClose, randomArray, withGpu } from "./helpers.ts";
@@ -75,6 +76,12 @@ const CASES: [string, Conv2dGeometry, number, boolean][] = [
     2,
     false,
   ],
+];
+
+// Every case runs with the tiling the adapter picks and with each strategy's tilings forced.
+const TILINGS: [string, GemmTile | undefined][] = [
+  ["chosen", undefined],
+  ...Object.entries(GEMM_TILES),
 ];
 
 for (const [name, g, batch, relu] of CASES) {
