@@ -3,7 +3,8 @@
  * log(sum exp z) - z[label] (with the row maximum subtracted first) and the logits' gradient
  * (softmax(z) - onehot(label)) * scale, where scale is 1 / (the whole batch), so micro-batches
  * add up to the mean over the batch. Rows past `valid` (padding of a last, partial micro-batch)
- * get zero loss and zero gradient.
+ * get zero loss and zero gradient. Each row's top-1 hit (1 or 0) follows the losses, for the
+ * running accuracy of a training epoch.
  *
  * @module
  */
@@ -27,7 +28,7 @@ struct Params { valid: u32, rows: u32, scale: f32 }
 @group(0) @binding(0) var<storage, read> z: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> dz: array<f32>;
-@group(0) @binding(3) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(3) var<storage, read_write> losses: array<f32>; // [rows] losses, then [rows] hits
 @group(0) @binding(4) var<uniform> params: Params;
 ${WORKGROUP_INDEX_WGSL}
 
@@ -42,6 +43,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (r >= params.valid) {
     for (var j = 0u; j < CLASSES; j++) { dz[base + j] = 0.0; }
     losses[r] = 0.0;
+    losses[params.rows + r] = 0.0;
     return;
   }
   let label = u32(labels[r]);
@@ -50,6 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var sum = 0.0;
   for (var j = 0u; j < CLASSES; j++) { sum += exp(z[base + j] - m); }
   losses[r] = m + log(sum) - z[base + label];
+  losses[params.rows + r] = select(0.0, 1.0, z[base + label] >= m); // top-1 hit (ties count)
   let inv = 1.0 / sum;
   for (var j = 0u; j < CLASSES; j++) {
     let p = exp(z[base + j] - m) * inv;
@@ -66,7 +69,8 @@ export interface CrossEntropyLaunch extends Launch {
 
 /**
  * Records the loss and logits' gradient of `rows` rows of `z` [rows, classes] against `labels`
- * (an i32 buffer of at least `rows` class indices).
+ * (an i32 buffer of at least `rows` class indices); `losses` [2 * rows] receives the losses, then
+ * the top-1 hits.
  *
  * @example
  * ```ts
@@ -77,11 +81,11 @@ export interface CrossEntropyLaunch extends Launch {
  * const z = Tensor.from(gpu, [1, 2], new Float32Array([0, 0]));
  * const labels = gpu.buffer(4, "labels");
  * gpu.write(labels, new Int32Array([1]));
- * const dz = Tensor.zeros(gpu, [1, 2]), losses = Tensor.zeros(gpu, [1]);
+ * const dz = Tensor.zeros(gpu, [1, 2]), losses = Tensor.zeros(gpu, [2]);
  * const ce = softmaxCrossEntropy(gpu, { z, labels, dz, losses, rows: 1 });
  * ce.set(1, 1);
  * gpu.run(ce.dispatches);
- * console.log(await losses.read(), await dz.read()); // [0.693...] [0.5, -0.5]
+ * console.log(await losses.read(), await dz.read()); // [0.693..., 1] [0.5, -0.5]
  * gpu.destroy();
  * ```
  */

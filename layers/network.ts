@@ -294,7 +294,8 @@ export class Network {
    * One step of stochastic gradient descent on `batch` labelled examples: forward (with
    * dropout), softmax cross-entropy averaged over the batch, backward, and the paper's update.
    * Batches past {@linkcode Network.maxMicroBatch} run as micro-batches whose gradients add up
-   * to the whole batch's. One submit per micro-batch and one readback (the loss) per step.
+   * to the whole batch's. One submit per micro-batch and one readback per step: the mean loss
+   * and the fraction of examples whose label scored highest (before the update).
    *
    * @example
    * ```ts
@@ -313,7 +314,7 @@ export class Network {
     input: Float32Array,
     labels: Int32Array,
     options: TrainStepOptions = {},
-  ): Promise<{ loss: number }> {
+  ): Promise<{ loss: number; accuracy: number }> {
     const batch = labels.length;
     this.#checkInput(input, batch, "trainStep");
     for (let i = 0; i < batch; i++) {
@@ -328,9 +329,9 @@ export class Network {
     const chunks = Math.ceil(batch / this.maxMicroBatch);
     const plan = this.#plan("training", Math.ceil(batch / chunks)) as TrainingPlan;
     const sgd = this.#sgd ??= new Sgd(this.gpu, this.parameters, this.gradients);
-    if (!this.#lossGather || this.#lossGather.size < batch) {
+    if (!this.#lossGather || this.#lossGather.size < 2 * batch) {
       this.#lossGather?.destroy();
-      this.#lossGather = Tensor.zeros(this.gpu, [batch], "step losses");
+      this.#lossGather = Tensor.zeros(this.gpu, [2 * batch], "step losses and hits");
     }
     const gather = this.#lossGather;
     const active = (i: number) => dropout || !plan.dropouts.has(i);
@@ -349,15 +350,31 @@ export class Network {
         .flatMap((l, r) => active(plan.forward.length - 1 - r) ? l.dispatches : []);
       this.gpu.run(
         [...forward, ...plan.loss.dispatches, ...backward],
-        (encoder) =>
-          encoder.copyBufferToBuffer(plan.losses.buffer, 0, gather.buffer, first * 4, rows * 4),
+        (encoder) => {
+          const [losses, hits] = [0, plan.batch * 4];
+          encoder.copyBufferToBuffer(
+            plan.losses.buffer,
+            losses,
+            gather.buffer,
+            first * 4,
+            rows * 4,
+          );
+          encoder.copyBufferToBuffer(
+            plan.losses.buffer,
+            hits,
+            gather.buffer,
+            (batch + first) * 4,
+            rows * 4,
+          );
+        },
       );
     }
     sgd.setHyper({ lr, momentum, weightDecay });
     this.gpu.run(sgd.dispatches);
     this.#step++;
-    const losses = await this.gpu.read(gather.buffer, 0, batch * 4);
-    return { loss: losses.reduce((a, b) => a + b, 0) / batch };
+    const results = await this.gpu.read(gather.buffer, 0, 2 * batch * 4);
+    const sum = (from: number) => results.subarray(from, from + batch).reduce((a, b) => a + b, 0);
+    return { loss: sum(0) / batch, accuracy: sum(batch) / batch };
   }
 
   /**
@@ -459,7 +476,27 @@ export class Network {
   async loadWeights(source: string | URL | Uint8Array): Promise<void> {
     this.#assertUsable();
     const bytes = source instanceof Uint8Array ? source : await Deno.readFile(source);
-    const { tensors } = parseSafetensors(bytes);
+    this.setWeights(parseSafetensors(bytes).tensors);
+  }
+
+  /**
+   * Replaces every parameter with `tensors` (by PyTorch name): exactly this network's tensors,
+   * with the same shapes, or a clear error naming the first that differs.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Network } from "./network.ts";
+   * const gpu = await Gpu.create();
+   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * net.setWeights(await net.weights());
+   * net.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  setWeights(tensors: ReadonlyMap<string, NamedTensor>): void {
+    this.#assertUsable();
     const params = this.parameters;
     const missing = [...params.keys()].filter((name) => !tensors.has(name));
     if (missing.length > 0) {

@@ -41,7 +41,7 @@ export interface InferencePlan extends PlanBase {
 export interface TrainingPlan extends PlanBase {
   /** Class indices, written before each run (i32). */
   labels: GPUBuffer;
-  /** Per-example losses of the last run [batch]. */
+  /** Per-example losses of the last run, then their top-1 hits [2 * batch]. */
   losses: Tensor;
   /** The loss launch (set the valid rows and gradient scale per run). */
   loss: CrossEntropyLaunch;
@@ -179,7 +179,7 @@ export function recordTraining(
   const last = acts[acts.length - 1];
   const logits = new Tensor(gpu, [batch, last.size / batch], last.buffer);
   const labels = gpu.buffer(batch * 4, "labels");
-  const losses = Tensor.zeros(gpu, [batch], "losses");
+  const losses = Tensor.zeros(gpu, [2 * batch], "losses and hits");
   owned.push(losses);
   const dLogits = grads[grads.length - 1]!;
   const loss = softmaxCrossEntropy(gpu, { z: logits, labels, dz: dLogits, losses, rows: batch });

@@ -237,9 +237,10 @@ Deno.test("dropout backward applies the forward mask to the gradient", () =>
 Deno.test("softmaxCrossEntropy matches the reference; padding rows give nothing", () =>
   withGpu(async (gpu) => {
     const rows = 5, valid = 3, classes = 1000;
-    const zs = randomArray(rows * classes, 13, 20), labels = [7, 999, 0, 5, 5];
+    const zs = randomArray(rows * classes, 13, 20), labels = [5, 999, 0, 5, 5];
+    zs[5] = 100; // row 0: its label scores highest, a hit
     const z = Tensor.from(gpu, [rows, classes], zs), dz = Tensor.zeros(gpu, [rows, classes]);
-    const losses = Tensor.zeros(gpu, [rows]), labelBuffer = gpu.buffer(rows * 4, "labels");
+    const losses = Tensor.zeros(gpu, [2 * rows]), labelBuffer = gpu.buffer(rows * 4, "labels");
     gpu.write(labelBuffer, new Int32Array(labels));
     const ce = softmaxCrossEntropy(gpu, { z, labels: labelBuffer, dz, losses, rows });
     ce.set(valid, 1 / valid);
@@ -256,7 +257,12 @@ Deno.test("softmaxCrossEntropy matches the reference; padding rows give nothing"
       atol: 0,
       rtol: 0,
     });
-    assertClose(got.subarray(valid), [0, 0], { atol: 0, rtol: 0 });
+    assertClose(got.subarray(valid, rows), [0, 0], { atol: 0, rtol: 0 });
+    const hits = labels.slice(0, valid).map((label, r) => {
+      const row = zs.subarray(r * classes, (r + 1) * classes);
+      return row[label] >= Math.max(...row) ? 1 : 0;
+    });
+    assertClose(got.subarray(rows), [...hits, 0, 0], { atol: 0, rtol: 0, what: "hits" });
   }));
 
 Deno.test("sgdUpdate follows the paper's rule over three steps, in slices past the binding limit", async () => {
