@@ -1,0 +1,320 @@
+/**
+ * The training loop: epochs of seeded, shuffled, augmented batches; the paper's learning-rate
+ * rule (divide by 10 when validation error stops improving, or at fixed epochs); validation
+ * top-1 and top-5 error after every epoch; a metrics file; checkpoints that let a stopped run
+ * continue exactly where it stopped.
+ *
+ * @module
+ */
+import { type Dataset, makeBatch, meanImage, permutation } from "../data/dataset.ts";
+import type { Network } from "../layers/network.ts";
+import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from "./checkpoint.ts";
+
+/** How to train. */
+export interface TrainOptions {
+  /** Epochs to train (in all, counting those of a resumed run). */
+  epochs: number;
+  /** Examples per step. */
+  batch: number;
+  /** Initial learning rate. */
+  lr: number;
+  /** Epochs (0-based) at whose start the learning rate is divided by 10; empty: the paper's rule. */
+  lrSteps: number[];
+  /** With no `lrSteps`: epochs without a better validation error before dividing by 10. */
+  patience: number;
+  /** Momentum. */
+  momentum: number;
+  /** Weight decay. */
+  weightDecay: number;
+  /** Seed of the order, augmentation and dropout. */
+  seed: number;
+  /** Random crops (padding `pad`) and horizontal flips. */
+  augment: boolean;
+  /** Output folder: checkpoint.safetensors, weights.safetensors, metrics.jsonl. */
+  out: string;
+  /** Continue from `out`/checkpoint.safetensors. */
+  resume: boolean;
+  /** Stop (after the current step, with a checkpoint) when aborted. */
+  signal?: AbortSignal;
+  /** Steps to run at most (tests and benchmarks); the run stops with a checkpoint after them. */
+  maxSteps?: number;
+}
+
+/** Where a run stands: what a checkpoint restores. */
+export interface TrainerState {
+  /** The model's configuration name. */
+  model: string;
+  /** The epoch in progress (0-based). */
+  epoch: number;
+  /** Batches of that epoch already done. */
+  batchInEpoch: number;
+  /** The current learning rate. */
+  lr: number;
+  /** Best validation top-1 error so far. */
+  bestError: number;
+  /** Epochs since it improved. */
+  staleEpochs: number;
+  /** The options the run was started with (seed, batch: they must not change on resume). */
+  seed: number;
+  /** Examples per step. */
+  batch: number;
+  /** Sums over the epoch in progress: loss, hits, examples, seconds. */
+  running: { loss: number; hits: number; examples: number; seconds: number };
+}
+
+/** One epoch's numbers, as written to metrics.jsonl. */
+export interface EpochMetrics {
+  /** 1-based epoch. */
+  epoch: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Mean training loss. */
+  trainLoss: number;
+  /** Training top-1 accuracy (with dropout and augmentation). */
+  trainAccuracy: number;
+  /** Validation top-1 error. */
+  top1Error: number;
+  /** Validation top-5 error. */
+  top5Error: number;
+  /** Validation loss. */
+  validationLoss: number;
+  /** Training seconds (without validation). */
+  seconds: number;
+  /** Training images per second. */
+  imagesPerSecond: number;
+}
+
+/** Progress within an epoch. */
+export interface Progress {
+  /** 1-based epoch and the total. */
+  epoch: number;
+  epochs: number;
+  /** Examples done in the epoch and its size. */
+  done: number;
+  total: number;
+  /** Running loss and accuracy over the epoch. */
+  loss: number;
+  accuracy: number;
+  /** Training images per second over the epoch. */
+  imagesPerSecond: number;
+}
+
+/** What the loop tells its caller. */
+export interface Reporter {
+  /** After every step. */
+  progress(p: Progress): void;
+  /** After every epoch. */
+  epoch(m: EpochMetrics): void;
+  /** Anything else worth a line. */
+  message(text: string): void;
+}
+
+/** How a run ended. */
+export interface TrainResult {
+  /** Every finished epoch's metrics (this run's). */
+  metrics: EpochMetrics[];
+  /** True when stopped early (signal or maxSteps), with a checkpoint written. */
+  stopped: boolean;
+  /** The state at the end. */
+  state: TrainerState;
+}
+
+/** A loss that is NaN or infinite: training stops, the last checkpoint stays. */
+export class DivergedError extends Error {
+  /** Names the step and the checkpoint to resume from. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DivergedError";
+  }
+}
+
+/**
+ * Trains `net` on `data.train`, validating on `data.test` after every epoch.
+ *
+ * @example
+ * ```ts ignore
+ * import { createAlexNet } from "../mod.ts";
+ * import { DEBIAN_FASHION_MNIST, loadIdxDirectory } from "../data/dataset.ts";
+ * import { train } from "./trainer.ts";
+ * const net = await createAlexNet({ model: "alexnet-small", init: "he" });
+ * const data = await loadIdxDirectory(DEBIAN_FASHION_MNIST);
+ * await train(net, data, { epochs: 1, batch: 128, lr: 0.01, lrSteps: [], patience: 2,
+ *   momentum: 0.9, weightDecay: 5e-4, seed: 1, augment: true, out: "runs/x", resume: false },
+ *   { progress() {}, epoch: console.log, message: console.log });
+ * ```
+ */
+export async function train(
+  net: Network,
+  data: { train: Dataset; test: Dataset },
+  options: TrainOptions,
+  report: Reporter,
+): Promise<TrainResult> {
+  const { train: trainSet, test } = data;
+  const checkpointPath = `${options.out}/checkpoint.safetensors`;
+  const mean = meanImage(trainSet);
+  let state: TrainerState = {
+    model: net.config.name,
+    epoch: 0,
+    batchInEpoch: 0,
+    lr: options.lr,
+    bestError: Infinity,
+    staleEpochs: 0,
+    seed: options.seed,
+    batch: options.batch,
+    running: { loss: 0, hits: 0, examples: 0, seconds: 0 },
+  };
+  await Deno.mkdir(options.out, { recursive: true });
+  if (options.resume) {
+    const saved = await loadCheckpoint<TrainerState>(checkpointPath);
+    if (saved.state.model !== net.config.name) {
+      throw new RangeError(
+        `${checkpointPath} is a checkpoint of ${saved.state.model}, not ${net.config.name}`,
+      );
+    }
+    net.setWeights(saved.weights);
+    net.loadOptimizerState(saved.velocities);
+    state = saved.state;
+    if (state.batch !== options.batch || state.seed !== options.seed) {
+      report.message(`resuming with the checkpoint's batch ${state.batch} and seed ${state.seed}`);
+    }
+    net.step = stepsBefore(state, trainSet.count);
+    report.message(
+      `resumed ${checkpointPath}: epoch ${state.epoch + 1}, batch ${state.batchInEpoch}`,
+    );
+  }
+  const checkpoint = async () => {
+    await saveCheckpoint(checkpointPath, {
+      weights: await net.weights(),
+      velocities: await net.optimizerState(),
+      state,
+    });
+  };
+  const metrics: EpochMetrics[] = [];
+  const batchesPerEpoch = Math.ceil(trainSet.count / state.batch);
+  let steps = 0;
+  for (; state.epoch < options.epochs; state.epoch++, state.batchInEpoch = 0) {
+    if (options.lrSteps.length > 0) {
+      state.lr = options.lr * 0.1 ** options.lrSteps.filter((e) => e <= state.epoch).length;
+    }
+    const order = permutation(trainSet.count, state.seed, state.epoch);
+    for (; state.batchInEpoch < batchesPerEpoch; state.batchInEpoch++) {
+      if (
+        options.signal?.aborted || (options.maxSteps !== undefined && steps >= options.maxSteps)
+      ) {
+        await checkpoint();
+        report.message(
+          `stopped at epoch ${
+            state.epoch + 1
+          }, batch ${state.batchInEpoch}; checkpoint ${checkpointPath}`,
+        );
+        return { metrics, stopped: true, state };
+      }
+      const first = state.batchInEpoch * state.batch;
+      const indices = order.subarray(first, Math.min(first + state.batch, trainSet.count));
+      const augment = options.augment
+        ? { pad: 2, flip: true, seed: state.seed, step: net.step }
+        : undefined;
+      const { input, labels } = makeBatch(trainSet, indices, { mean, augment });
+      const started = performance.now();
+      const { loss, accuracy } = await net.trainStep(input, labels, {
+        lr: state.lr,
+        momentum: options.momentum,
+        weightDecay: options.weightDecay,
+      });
+      if (!Number.isFinite(loss)) {
+        throw new DivergedError(
+          `the loss became ${loss} at step ${net.step} (epoch ${
+            state.epoch + 1
+          }, batch ${state.batchInEpoch}); ` +
+            `try a smaller --lr. The last checkpoint (${checkpointPath}) is intact: resume with --resume`,
+        );
+      }
+      steps++;
+      const r = state.running;
+      r.seconds += (performance.now() - started) / 1000;
+      r.loss += loss * indices.length;
+      r.hits += accuracy * indices.length;
+      r.examples += indices.length;
+      report.progress({
+        epoch: state.epoch + 1,
+        epochs: options.epochs,
+        done: r.examples,
+        total: trainSet.count,
+        loss: r.loss / r.examples,
+        accuracy: r.hits / r.examples,
+        imagesPerSecond: r.examples / r.seconds,
+      });
+    }
+    const validation = await evaluateDataset(net, test, mean, options.batch);
+    const r = state.running;
+    const m: EpochMetrics = {
+      epoch: state.epoch + 1,
+      lr: state.lr,
+      trainLoss: r.loss / r.examples,
+      trainAccuracy: r.hits / r.examples,
+      top1Error: 1 - validation.top1,
+      top5Error: 1 - validation.top5,
+      validationLoss: validation.loss,
+      seconds: r.seconds,
+      imagesPerSecond: r.examples / r.seconds,
+    };
+    metrics.push(m);
+    report.epoch(m);
+    await Deno.writeTextFile(`${options.out}/metrics.jsonl`, JSON.stringify(m) + "\n", {
+      append: true,
+    });
+    if (options.lrSteps.length === 0) {
+      if (m.top1Error < state.bestError - 1e-4) {
+        state.bestError = m.top1Error;
+        state.staleEpochs = 0;
+      } else if (++state.staleEpochs >= options.patience) {
+        state.lr /= 10;
+        state.staleEpochs = 0;
+        report.message(`validation error stopped improving: learning rate now ${state.lr}`);
+      }
+    }
+    state.running = { loss: 0, hits: 0, examples: 0, seconds: 0 };
+    // The state describes the next epoch's start, so a crash after this resumes there.
+    state.epoch++;
+    state.batchInEpoch = 0;
+    await checkpoint();
+    await writeFileAtomic(`${options.out}/weights.safetensors`, await net.weightsBytes());
+    state.epoch--;
+  }
+  return { metrics, stopped: false, state };
+}
+
+/** Steps taken before `state`'s position (dropout masks and augmentation derive from it). */
+function stepsBefore(state: TrainerState, count: number): number {
+  return state.epoch * Math.ceil(count / state.batch) + state.batchInEpoch;
+}
+
+/**
+ * Top-1 and top-5 accuracy and mean loss over a whole dataset (mean-subtracted, not augmented).
+ *
+ * @example
+ * ```ts ignore
+ * import { evaluateDataset } from "./trainer.ts";
+ * console.log(await evaluateDataset(net, test, mean, 256));
+ * ```
+ */
+export async function evaluateDataset(
+  net: Network,
+  d: Dataset,
+  mean: Float32Array,
+  batch: number,
+): Promise<{ top1: number; top5: number; loss: number }> {
+  let top1 = 0, top5 = 0, loss = 0;
+  for (let first = 0; first < d.count; first += batch) {
+    const indices = Int32Array.from(
+      { length: Math.min(batch, d.count - first) },
+      (_, i) => first + i,
+    );
+    const { input, labels } = makeBatch(d, indices, { mean });
+    const e = await net.evaluate(input, labels);
+    top1 += e.top1 * indices.length;
+    top5 += e.top5 * indices.length;
+    loss += e.loss * indices.length;
+  }
+  return { top1: top1 / d.count, top5: top5 / d.count, loss: loss / d.count };
+}
