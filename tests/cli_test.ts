@@ -1,0 +1,128 @@
+// The command line as a user runs it: a subprocess on small IDX data that the test writes.
+import { deepStrictEqual, match, ok as assert, strictEqual as assertEquals } from "node:assert";
+
+const main = new URL("../main.ts", import.meta.url).pathname;
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const run = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", main, ...args] })
+    .output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: run.code, stdout: text(run.stdout), stderr: text(run.stderr) };
+}
+
+function idx(shape: number[], data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + 4 * shape.length + data.length);
+  const view = new DataView(out.buffer);
+  out.set([0, 0, 8, shape.length]);
+  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
+  out.set(data, 4 + 4 * shape.length);
+  return out;
+}
+
+/** A ten-class 28x28 dataset: class k lights the k-th band of rows. */
+async function writeDataset(dir: string, train: number, test: number): Promise<void> {
+  for (const [prefix, n] of [["train", train], ["t10k", test]] as const) {
+    const images = new Uint8Array(n * 784), labels = new Uint8Array(n);
+    for (let e = 0; e < n; e++) {
+      labels[e] = e % 10;
+      for (let p = 0; p < 784; p++) {
+        images[e * 784 + p] = Math.floor(p / 28 / 2.8) === labels[e] ? 200 : (e * 31 + p * 7) % 50;
+      }
+    }
+    await Deno.writeFile(`${dir}/${prefix}-images-idx3-ubyte`, idx([n, 28, 28], images));
+    await Deno.writeFile(`${dir}/${prefix}-labels-idx1-ubyte`, idx([n], labels));
+  }
+}
+
+Deno.test("train, stopped and resumed, ends with the parameters of an uninterrupted run", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeDataset(dir, 40, 20);
+    const common = ["train", "--data", dir, "--epochs", "2", "--batch", "16", "--seed", "5"];
+    const straight = await cli(...common, "--out", `${dir}/a`);
+    assertEquals(straight.code, 0, straight.stderr);
+    match(
+      straight.stdout,
+      /epoch 1: train loss [\d.]+, validation top-1 error [\d.]+%, top-5 error [\d.]+%/,
+    );
+    match(straight.stdout, /epoch 2: /);
+    const metrics = (await Deno.readTextFile(`${dir}/a/metrics.jsonl`)).trim().split("\n").map((
+      l,
+    ) => JSON.parse(l));
+    deepStrictEqual(metrics.map((m) => m.epoch), [1, 2]);
+
+    const first = await cli(...common, "--out", `${dir}/b`, "--max-steps", "4"); // into epoch 2
+    assertEquals(first.code, 0, first.stderr);
+    match(first.stderr, /stopped at epoch 2, batch 1; checkpoint/);
+    const second = await cli(...common, "--out", `${dir}/b`, "--resume");
+    assertEquals(second.code, 0, second.stderr);
+    match(second.stderr, /resumed .*checkpoint.safetensors: epoch 2, batch 1/);
+    deepStrictEqual(
+      await Deno.readFile(`${dir}/b/weights.safetensors`),
+      await Deno.readFile(`${dir}/a/weights.safetensors`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a diverging loss stops training with the step named and the checkpoint kept", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeDataset(dir, 32, 10);
+    const run = await cli(
+      "train",
+      "--data",
+      dir,
+      "--epochs",
+      "3",
+      "--batch",
+      "16",
+      "--lr",
+      "1e30",
+      "--out",
+      `${dir}/o`,
+    );
+    assertEquals(run.code, 1);
+    match(
+      run.stderr,
+      /error: the loss became (NaN|Infinity) at step \d+ \(epoch \d, batch \d\); try a smaller --lr/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bad command lines exit with code 2 and one clear line", async () => {
+  const cases: [string[], RegExp][] = [
+    [["frobnicate"], /error: unknown command "frobnicate"/],
+    [["info", "--bogus"], /error: info: Unknown option '--bogus'/],
+    [["info", "--model", "vgg"], /error: unknown model "vgg"/],
+    [["train", "--epochs", "0"], /error: --epochs must be an integer > 0, got "0"/],
+    [["train", "--batch", "abc"], /error: --batch must be an integer > 0, got "abc"/],
+    [["train", "--lr=-1"], /error: --lr must be a number > 0, got "-1"/],
+    [["train", "--init", "xavier"], /error: --init must be paper or he/],
+    [["train", "--data", "/nonexistent"], /error: --data \/nonexistent: no IDX file/],
+    [["train", "--lr", "-1"], /error: train: Option .--lr. argument is ambiguous/],
+  ];
+  for (const [args, message] of cases) {
+    const run = await cli(...args);
+    assertEquals(run.code, 2, `${args.join(" ")}: exit ${run.code}\n${run.stderr}`);
+    match(run.stderr, message);
+  }
+  const help = await cli("train", "--help");
+  assertEquals(help.code, 0);
+  assert(help.stdout.includes("--lr-steps"));
+});
+
+Deno.test("--resume without a checkpoint says so", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeDataset(dir, 16, 8);
+    const run = await cli("train", "--data", dir, "--out", `${dir}/none`, "--resume");
+    assertEquals(run.code, 2);
+    match(run.stderr, /--resume: no checkpoint at .*none\/checkpoint.safetensors/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
