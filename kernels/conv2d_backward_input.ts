@@ -2,8 +2,8 @@
  * The convolution's input gradient as an implicit GEMM on the shared core: per group,
  * dX[c, (b, ih, iw)] = sum over (o, kh, kw) of W[o, c, kh, kw] * dY[b, o, oh, ow], where
  * oh = (ih + pad - kh) / stride when that divides exactly (a transposed convolution, gathered:
- * no atomics, no scatter). The ReLU fused in the forward pass is undone here by masking dY
- * with the layer's output. Launches over slices of a large weight add into dX.
+ * no atomics, no scatter). A fused ReLU's mask is applied to dY beforehand
+ * (kernels/relu_backward.ts). Launches over slices of a large weight add into dX.
  *
  * @module
  */
@@ -12,7 +12,6 @@ import type { Tensor } from "../gpu/tensor.ts";
 import {
   conv2dConstantsWgsl,
   type Conv2dGeometry,
-  gradOutWgsl,
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
@@ -26,19 +25,17 @@ import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
  * import { conv2dBackwardInputWgsl } from "./conv2d_backward_input.ts";
  * const wgsl = conv2dBackwardInputWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
  *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
- *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
+ *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 });
  * console.assert(wgsl.includes("fn main"));
  * ```
  */
-export function conv2dBackwardInputWgsl(g: Conv2dGeometry, tile: GemmTile, relu: boolean): string {
+export function conv2dBackwardInputWgsl(g: Conv2dGeometry, tile: GemmTile): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(4) var<uniform> launch: Launch;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> launch: Launch;
 ${conv2dConstantsWgsl(g)}
-${gradOutWgsl(relu)}
 
 fn gemmRows() -> u32 { return CG; }
 fn gemmCols() -> u32 { return launch.batch * H * W; }
@@ -55,7 +52,7 @@ fn loadB(k: u32, n: u32) -> f32 {
   let oh = (th - kh) / SH;
   let ow = (tw - kw) / SW;
   if (oh >= OH || ow >= OW) { return 0.0; }
-  return gradOut(n / (H * W), launch.oBase + k / KHW, oh * OW + ow);
+  return dy[((n / (H * W)) * COUT + launch.oBase + k / KHW) * P + oh * OW + ow];
 }
 fn storeC(c: u32, n: u32, v: f32) {
   let i = ((n / (H * W)) * CIN + (launch.oBase / MG) * CG + c) * H * W + n % (H * W);
@@ -66,7 +63,7 @@ ${gemmWgsl(tile)}`;
 
 /**
  * Records the input gradient `dx` [batch, inChannels, h, w] of a convolution from its output
- * gradient `dy` and output `y` (for the ReLU mask) [batch, outChannels, oh, ow].
+ * gradient `dy` [batch, outChannels, oh, ow] (ReLU mask already applied).
  *
  * @example
  * ```ts
@@ -79,8 +76,7 @@ ${gemmWgsl(tile)}`;
  * const dy = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([3]));
  * const weight = Tensor.from(gpu, [1, 1, 2, 2], new Float32Array([1, 2, 3, 4]));
  * const dx = Tensor.zeros(gpu, [1, 1, 2, 2]);
- * gpu.run(conv2dBackwardInput(gpu, { geometry, batch: 1, dy, y: dy, weight, dx, relu: false })
- *   .dispatches);
+ * gpu.run(conv2dBackwardInput(gpu, { geometry, batch: 1, dy, weight, dx }).dispatches);
  * console.log(await dx.read()); // Float32Array [3, 6, 9, 12]
  * gpu.destroy();
  * ```
@@ -91,10 +87,8 @@ export function conv2dBackwardInput(
     geometry: Conv2dGeometry;
     batch: number;
     dy: Tensor;
-    y: Tensor;
     weight: Tensor;
     dx: Tensor;
-    relu: boolean;
     tile?: GemmTile;
   },
 ): Launch {
@@ -102,9 +96,8 @@ export function conv2dBackwardInput(
   validateConv2d(g);
   const cols = args.batch * g.height * g.width;
   const tile = args.tile ?? chooseTile(g.inChannels / g.groups, cols, gpu.cpu);
-  const key = `conv2d_backward_input:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
-  const pipeline = gpu.pipeline(key, conv2dBackwardInputWgsl(g, tile, args.relu), [
-    "read",
+  const key = `conv2d_backward_input:${Object.values(g)}:${Object.values(tile)}`;
+  const pipeline = gpu.pipeline(key, conv2dBackwardInputWgsl(g, tile), [
     "read",
     "read",
     "read_write",
@@ -119,7 +112,7 @@ export function conv2dBackwardInput(
     launch.dispatches.push(gpu.dispatch(
       `conv2d_backward_input ${oBase}+${oCount}`,
       pipeline,
-      [args.dy.buffer, args.y.buffer, binding, args.dx.buffer, uniform],
+      [args.dy.buffer, binding, args.dx.buffer, uniform],
       gemmWorkgroups(g.inChannels / g.groups, cols, tile),
     ));
   }

@@ -2,7 +2,7 @@
  * The convolution's weight and bias gradients as one implicit GEMM on the shared core: per
  * group, dW[o, k] = sum over (b, p) of dY[b, o, p] * X'[k, (b, p)], with the bias as the weight
  * of an extra im2col row of ones, so dBias[o] = sum of dY[b, o, p] comes out of the same tiles.
- * The ReLU fused in the forward pass is undone by masking dY with the layer's output.
+ * A fused ReLU's mask is applied to dY beforehand (kernels/relu_backward.ts).
  * With `accumulate`, gradients add to what is there (micro-batches of one batch).
  *
  * @module
@@ -12,7 +12,6 @@ import type { Tensor } from "../gpu/tensor.ts";
 import {
   conv2dConstantsWgsl,
   type Conv2dGeometry,
-  gradOutWgsl,
   IM2COL_WGSL,
   validateConv2d,
   weightLaunches,
@@ -27,26 +26,24 @@ import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
  * import { conv2dBackwardWeightWgsl } from "./conv2d_backward_weight.ts";
  * const wgsl = conv2dBackwardWeightWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
  *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
- *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
+ *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 });
  * console.assert(wgsl.includes("fn main"));
  * ```
  */
-export function conv2dBackwardWeightWgsl(g: Conv2dGeometry, tile: GemmTile, relu: boolean): string {
+export function conv2dBackwardWeightWgsl(g: Conv2dGeometry, tile: GemmTile): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dbias: array<f32>;
-@group(0) @binding(5) var<uniform> launch: Launch;
+@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dbias: array<f32>;
+@group(0) @binding(4) var<uniform> launch: Launch;
 ${conv2dConstantsWgsl(g)}
 ${IM2COL_WGSL}
-${gradOutWgsl(relu)}
 
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return KG + 1u; } // the last column is the bias
 fn gemmDepth() -> u32 { return launch.batch * P; }
-fn loadA(m: u32, d: u32) -> f32 { return gradOut(d / P, launch.oBase + m, d % P); }
+fn loadA(m: u32, d: u32) -> f32 { return dy[((d / P) * COUT + launch.oBase + m) * P + d % P]; }
 fn loadB(d: u32, k: u32) -> f32 {
   if (k == KG) { return 1.0; }
   return im2col(d / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, d % P);
@@ -66,7 +63,7 @@ ${gemmWgsl(tile)}`;
 
 /**
  * Records the gradients of a convolution's weight [outChannels, inChannels / groups, kh, kw]
- * and bias [outChannels] from its input `x`, output gradient `dy` and output `y` (ReLU mask).
+ * and bias [outChannels] from its input `x` and output gradient `dy` (ReLU mask already applied).
  *
  * @example
  * ```ts
@@ -79,8 +76,8 @@ ${gemmWgsl(tile)}`;
  * const x = Tensor.from(gpu, [1, 1, 2, 2], new Float32Array([1, 2, 3, 4]));
  * const dy = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([2]));
  * const dWeight = Tensor.zeros(gpu, [1, 1, 2, 2]), dBias = Tensor.zeros(gpu, [1]);
- * gpu.run(conv2dBackwardWeight(gpu, { geometry, batch: 1, x, dy, y: dy, dWeight, dBias,
- *   relu: false, accumulate: false }).dispatches);
+ * gpu.run(conv2dBackwardWeight(gpu, { geometry, batch: 1, x, dy, dWeight, dBias,
+ *   accumulate: false }).dispatches);
  * console.log(await dWeight.read(), await dBias.read()); // [2, 4, 6, 8] [2]
  * gpu.destroy();
  * ```
@@ -92,10 +89,8 @@ export function conv2dBackwardWeight(
     batch: number;
     x: Tensor;
     dy: Tensor;
-    y: Tensor;
     dWeight: Tensor;
     dBias: Tensor;
-    relu: boolean;
     accumulate: boolean;
     tile?: GemmTile;
   },
@@ -104,9 +99,8 @@ export function conv2dBackwardWeight(
   validateConv2d(g);
   const kg = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
   const tile = args.tile ?? chooseTile(g.outChannels / g.groups, kg + 1, gpu.cpu);
-  const key = `conv2d_backward_weight:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
-  const pipeline = gpu.pipeline(key, conv2dBackwardWeightWgsl(g, tile, args.relu), [
-    "read",
+  const key = `conv2d_backward_weight:${Object.values(g)}:${Object.values(tile)}`;
+  const pipeline = gpu.pipeline(key, conv2dBackwardWeightWgsl(g, tile), [
     "read",
     "read",
     "read_write",
@@ -121,7 +115,7 @@ export function conv2dBackwardWeight(
     launch.dispatches.push(gpu.dispatch(
       `conv2d_backward_weight ${oBase}+${oCount}`,
       pipeline,
-      [args.x.buffer, args.dy.buffer, args.y.buffer, binding, args.dBias.buffer, uniform],
+      [args.x.buffer, args.dy.buffer, binding, args.dBias.buffer, uniform],
       gemmWorkgroups(oCount, kg + 1, tile),
     ));
   }

@@ -131,24 +131,6 @@ fn im2col(b: u32, c: u32, r: u32, p: u32) -> f32 {
   return x[((b * CIN + c) * H + ih - PH) * W + iw - PW];
 }`;
 
-/**
- * WGSL `gradOut(b, o, p)`: the output gradient (binding `dy`) at image b, channel o, pixel p,
- * zeroed where the fused ReLU was inactive (binding `y`, the layer's output) when `relu`.
- *
- * @example
- * ```ts
- * import { gradOutWgsl } from "./conv2d_geometry.ts";
- * console.assert(gradOutWgsl(true).includes("y[i] > 0.0"));
- * ```
- */
-export function gradOutWgsl(relu: boolean): string {
-  return /* wgsl */ `
-fn gradOut(b: u32, o: u32, p: u32) -> f32 {
-  let i = (b * COUT + o) * P + p;
-  return ${relu ? "select(0.0, dy[i], y[i] > 0.0)" : "dy[i]"};
-}`;
-}
-
 /** One launch over a range of output channels and the weight binding it uses. */
 export interface WeightLaunch {
   /** First output channel. */

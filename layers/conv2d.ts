@@ -9,6 +9,7 @@ import { Tensor } from "../gpu/tensor.ts";
 import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
+import { reluBackward } from "../kernels/relu_backward.ts";
 import {
   type Conv2dGeometry,
   conv2dOutputSize,
@@ -168,29 +169,25 @@ export class Conv2d implements Layer {
         ) => [n, Tensor.zeros(this.#gpu, t.shape, `${n} gradient`)]),
       );
     }
-    const common = {
-      geometry: this.geometry,
-      batch: args.batch,
-      dy: args.dy,
-      y: args.y,
-      relu: this.relu,
-    };
-    const weights = conv2dBackwardWeight(this.#gpu, {
+    // The fused ReLU's mask goes into dy first (in place: dy is this layer's alone).
+    const gpu = this.#gpu;
+    const mask = this.relu
+      ? [reluBackward(gpu, { y: args.y, dy: args.dy, count: args.dy.size })]
+      : [];
+    const common = { geometry: this.geometry, batch: args.batch, dy: args.dy };
+    const weight = this.parameters.get(`${this.name}.weight`)!;
+    const input = args.dx ? [conv2dBackwardInput(gpu, { ...common, weight, dx: args.dx })] : [];
+    const weights = conv2dBackwardWeight(gpu, {
       ...common,
       x: args.x,
       dWeight: this.#gradients.get(`${this.name}.weight`)!,
       dBias: this.#gradients.get(`${this.name}.bias`)!,
       accumulate: args.accumulate,
     });
-    if (!args.dx) return weights;
-    const input = conv2dBackwardInput(this.#gpu, {
-      ...common,
-      weight: this.parameters.get(`${this.name}.weight`)!,
-      dx: args.dx,
-    });
+    const launches = [...mask, ...input, weights];
     return {
-      dispatches: [...input.dispatches, ...weights.dispatches],
-      uniforms: [...input.uniforms, ...weights.uniforms],
+      dispatches: launches.flatMap((l) => l.dispatches),
+      uniforms: launches.flatMap((l) => l.uniforms),
     };
   }
 

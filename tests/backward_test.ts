@@ -10,6 +10,7 @@ import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { PAPER_LRN } from "../kernels/lrn_forward.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
+import { reluBackward } from "../kernels/relu_backward.ts";
 import { softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
 import { sgdUpdate } from "../kernels/sgd_update.ts";
 import { Gpu } from "../gpu/device.ts";
@@ -103,16 +104,16 @@ for (const [name, g, batch, relu] of CONV_CASES) {
       const dys = randomArray(batch * g.outChannels * oh * ow, 4);
       const ys = Float32Array.from(conv2dRef(g, batch, xs, ws, bs, relu));
       const x = Tensor.from(gpu, [batch, g.inChannels, g.height, g.width], xs);
-      const y = Tensor.from(gpu, [batch, g.outChannels, oh, ow], ys);
-      const dy = Tensor.from(gpu, [batch, g.outChannels, oh, ow], dys);
-      const weight = Tensor.from(gpu, wShape, ws);
+      // The fused ReLU's mask is the relu_backward kernel's work (tested below): dy arrives masked.
       const gy = relu ? dys.map((v, i) => (ys[i] > 0 ? v : 0)) : dys;
+      const dy = Tensor.from(gpu, [batch, g.outChannels, oh, ow], gy);
+      const weight = Tensor.from(gpu, wShape, ws);
       const want = conv2dBackwardRef(g, batch, xs, ws, gy);
       const tolerance = { atol: 5e-5, rtol: 1e-4 };
       for (const [tiling, tile] of TILINGS) {
         const dx = Tensor.zeros(gpu, x.shape), dWeight = Tensor.zeros(gpu, wShape);
         const dBias = Tensor.zeros(gpu, [g.outChannels]);
-        const common = { geometry: g, batch, dy, y, relu, tile };
+        const common = { geometry: g, batch, dy, tile };
         gpu.run([
           ...conv2dBackwardInput(gpu, { ...common, weight, dx }).dispatches,
           ...conv2dBackwardWeight(gpu, { ...common, x, dWeight, dBias, accumulate: false })
@@ -147,7 +148,7 @@ Deno.test("conv2d backward over weight slices (binding limit 512 bytes) matches 
     const dx = Tensor.zeros(gpu, x.shape),
       dWeight = Tensor.zeros(gpu, wShape),
       dBias = Tensor.zeros(gpu, [12]);
-    const common = { geometry: g, batch, dy, y: dy, relu: false };
+    const common = { geometry: g, batch, dy };
     const input = conv2dBackwardInput(gpu, { ...common, weight, dx });
     assert(input.dispatches.length > 2, `${input.dispatches.length} launches`);
     gpu.run([
@@ -291,3 +292,12 @@ Deno.test("sgdUpdate follows the paper's rule over three steps, in slices past t
     gpu.destroy();
   }
 });
+
+Deno.test("reluBackward zeroes the gradient where the output is not positive", () =>
+  withGpu(async (gpu) => {
+    const n = 1001;
+    const ys = randomArray(n, 16).map((v) => Math.max(v, 0)), gs = randomArray(n, 17);
+    const y = Tensor.from(gpu, [n], ys), dy = Tensor.from(gpu, [n], gs);
+    gpu.run(reluBackward(gpu, { y, dy, count: n }).dispatches);
+    assertClose(await dy.read(), gs.map((v, i) => (ys[i] > 0 ? v : 0)), { atol: 0, rtol: 0 });
+  }));

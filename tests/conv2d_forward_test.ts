@@ -99,13 +99,22 @@ for (const [name, g, batch, relu] of CASES) {
         g.kernelW,
       ], ws);
       const bias = Tensor.from(gpu, [g.outChannels], bs);
-      const y = Tensor.zeros(gpu, [batch, g.outChannels, oh, ow]);
-      const { dispatches } = conv2dForward(gpu, { geometry: g, batch, x, weight, bias, y, relu });
-      gpu.run(dispatches);
-      // Float32 accumulation over up to 363 products of magnitude <= 1.
-      assertClose(await y.read(), conv2dRef(g, batch, xs, ws, bs, relu), {
-        atol: 2e-5,
-        rtol: 1e-4,
-      });
+      const want = conv2dRef(g, batch, xs, ws, bs, relu);
+      for (const [tiling, tile] of TILINGS) {
+        const y = Tensor.zeros(gpu, [batch, g.outChannels, oh, ow]);
+        const { dispatches } = conv2dForward(gpu, {
+          geometry: g,
+          batch,
+          x,
+          weight,
+          bias,
+          y,
+          relu,
+          tile,
+        });
+        gpu.run(dispatches);
+        // Float32 accumulation over up to 363 products of magnitude <= 1.
+        assertClose(await y.read(), want, { atol: 2e-5, rtol: 1e-4, what: `tiling ${tiling}` });
+      }
     }));
 }
