@@ -42,12 +42,12 @@ export interface Dispatch {
   readonly workgroups: readonly [number, number];
 }
 
-/** The launches of one operation and the small uniform buffers they own (freed with them). */
+/** The launches of one operation and the buffers they own: uniforms, saved indices. */
 export interface Launch {
   /** Kernel launches, in order. */
   readonly dispatches: Dispatch[];
-  /** Uniform buffers the launches read; destroy them when the launches are dropped. */
-  readonly uniforms: GPUBuffer[];
+  /** Buffers the launches own; destroy them when the launches are dropped. */
+  readonly buffers: GPUBuffer[];
 }
 
 /** The limits requested up to what the adapter offers: AlexNet's tensors are large. */

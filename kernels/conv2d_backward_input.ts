@@ -103,12 +103,12 @@ export function conv2dBackwardInput(
     "read_write",
     "uniform",
   ]);
-  const launch: Launch = { dispatches: [], uniforms: [] };
+  const launch: Launch = { dispatches: [], buffers: [] };
   const mg = g.outChannels / g.groups;
   for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.weight)) {
     const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, accumulate], `${key} launch`);
-    launch.uniforms.push(uniform);
+    launch.buffers.push(uniform);
     launch.dispatches.push(gpu.dispatch(
       `conv2d_backward_input ${oBase}+${oCount}`,
       pipeline,

@@ -107,11 +107,11 @@ export function conv2dBackwardWeight(
     "read_write",
     "uniform",
   ]);
-  const launch: Launch = { dispatches: [], uniforms: [] };
+  const launch: Launch = { dispatches: [], buffers: [] };
   for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.dWeight)) {
     const values = [args.batch, oBase, oCount, wOffset, args.accumulate ? 1 : 0];
     const uniform = gpu.uniform(values, `${key} launch`);
-    launch.uniforms.push(uniform);
+    launch.buffers.push(uniform);
     launch.dispatches.push(gpu.dispatch(
       `conv2d_backward_weight ${oBase}+${oCount}`,
       pipeline,

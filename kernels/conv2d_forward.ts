@@ -114,10 +114,10 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch {
     "read_write",
     "uniform",
   ]);
-  const launch: Launch = { dispatches: [], uniforms: [] };
+  const launch: Launch = { dispatches: [], buffers: [] };
   for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.weight)) {
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, 0], `${key} launch`);
-    launch.uniforms.push(uniform);
+    launch.buffers.push(uniform);
     launch.dispatches.push(gpu.dispatch(
       `conv2d_forward ${oBase}+${oCount}`,
       pipeline,

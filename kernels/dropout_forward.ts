@@ -87,7 +87,7 @@ export function dropoutForward(
   );
   return {
     dispatches: [dispatch],
-    uniforms: shared ? [] : [uniform],
+    buffers: shared ? [] : [uniform],
     setSeed: (seed, offset = 0) =>
       gpu.write(uniform, new Uint32Array([args.count, seed >>> 0, offset])),
   };

@@ -114,5 +114,5 @@ export function lrnBackward(
     [args.x.buffer, args.dy.buffer, args.dx.buffer, uniform],
     Math.ceil(count / WORKGROUP),
   );
-  return { dispatches: [dispatch], uniforms: [uniform] };
+  return { dispatches: [dispatch], buffers: [uniform] };
 }

@@ -111,5 +111,5 @@ export function lrnForward(
     [args.x.buffer, args.y.buffer, uniform],
     Math.ceil(count / WORKGROUP),
   );
-  return { dispatches: [dispatch], uniforms: [uniform] };
+  return { dispatches: [dispatch], buffers: [uniform] };
 }

@@ -1,7 +1,6 @@
 /**
  * The gradient of max-pooling, gathered: each input element sums the output gradients of the
- * windows whose maximum it is (the first in row-major order on ties, as the forward pass), found
- * by re-reading each window. No atomics, no stored indices, deterministic.
+ * windows whose saved argmax it is. No atomics, deterministic, ties as in the forward pass.
  *
  * @module
  */
@@ -23,7 +22,7 @@ const WORKGROUP = 256;
 export function maxPoolBackwardWgsl(h: number, w: number, size: number, stride: number): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> argmax: array<u32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> count: vec4u; // x: input elements in the launch
@@ -35,18 +34,6 @@ const OH = ${oh}u;
 const OW = ${ow}u;
 const SIZE = ${size}u;
 const STRIDE = ${stride}u;
-
-// The offset within its map of the first maximum of window (i, j).
-fn argmax(map: u32, i: u32, j: u32) -> u32 {
-  var best = i * STRIDE * W + j * STRIDE;
-  for (var a = 0u; a < SIZE; a++) {
-    for (var b = 0u; b < SIZE; b++) {
-      let at = (i * STRIDE + a) * W + j * STRIDE + b;
-      if (x[map * HW + at] > x[map * HW + best]) { best = at; }
-    }
-  }
-  return best;
-}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -65,7 +52,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var sum = 0.0;
   for (var i = iLo; i <= iHi; i++) {
     for (var j = jLo; j <= jHi; j++) {
-      if (argmax(map, i, j) == q) { sum += dy[(map * OH + i) * OW + j]; }
+      let o = (map * OH + i) * OW + j;
+      if (argmax[o] == q) { sum += dy[o]; }
     }
   }
   dx[e] = sum;
@@ -73,28 +61,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
- * Records the max-pool input gradient `dx` [batch, c, h, w] from the input `x` and the output
- * gradient `dy` [batch, c, oh, ow].
+ * Records the max-pool input gradient `dx` [batch, c, h, w] from the output gradient `dy`
+ * [batch, c, oh, ow] and the argmax indices the training forward pass saved.
  *
  * @example
  * ```ts
  * import { Gpu } from "../gpu/device.ts";
  * import { Tensor } from "../gpu/tensor.ts";
  * import { maxPoolBackward } from "./maxpool_backward.ts";
+ * import { maxPoolForward } from "./maxpool_forward.ts";
  * const gpu = await Gpu.create();
  * const x = Tensor.from(gpu, [1, 1, 2, 2], new Float32Array([1, 5, 2, 0]));
+ * const y = Tensor.zeros(gpu, [1, 1, 1, 1]);
+ * const forward = maxPoolForward(gpu, { x, y, batch: 1, size: 2, stride: 2, saveIndices: true });
  * const dy = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([3]));
  * const dx = Tensor.zeros(gpu, [1, 1, 2, 2]);
- * gpu.run(maxPoolBackward(gpu, { x, dy, dx, batch: 1, size: 2, stride: 2 }).dispatches);
+ * const backward = maxPoolBackward(gpu, { indices: forward.indices!, dy, dx, batch: 1, size: 2,
+ *   stride: 2 });
+ * gpu.run([...forward.dispatches, ...backward.dispatches]);
  * console.log(await dx.read()); // Float32Array [0, 3, 0, 0]
  * gpu.destroy();
  * ```
  */
 export function maxPoolBackward(
   gpu: Gpu,
-  args: { x: Tensor; dy: Tensor; dx: Tensor; batch: number; size: number; stride: number },
+  args: { indices: GPUBuffer; dy: Tensor; dx: Tensor; batch: number; size: number; stride: number },
 ): Launch {
-  const [, channels, h, w] = args.x.shape;
+  const [, channels, h, w] = args.dx.shape;
   const key = `maxpool_backward:${h}:${w}:${args.size}:${args.stride}`;
   const pipeline = gpu.pipeline(key, maxPoolBackwardWgsl(h, w, args.size, args.stride), [
     "read",
@@ -107,8 +100,8 @@ export function maxPoolBackward(
   const dispatch = gpu.dispatch(
     "maxpool_backward",
     pipeline,
-    [args.x.buffer, args.dy.buffer, args.dx.buffer, uniform],
+    [args.indices, args.dy.buffer, args.dx.buffer, uniform],
     Math.ceil(count / WORKGROUP),
   );
-  return { dispatches: [dispatch], uniforms: [uniform] };
+  return { dispatches: [dispatch], buffers: [uniform] };
 }

@@ -1,7 +1,8 @@
 /**
  * Max-pooling over size x size windows at a stride (the paper's overlapping pooling: 3x3,
  * stride 2). No padding; output size floor((h - size) / stride) + 1, as PyTorch's default.
- * Ties keep the first maximum in row-major window order, which the backward pass relies on.
+ * Ties keep the first maximum in row-major window order. In training, each window's argmax
+ * (its offset within the map) is saved for the backward pass.
  *
  * @module
  */
@@ -40,12 +41,19 @@ export function maxPoolOutputSize(
  * console.assert(maxPoolForwardWgsl(55, 55, 3, 2).includes("max"));
  * ```
  */
-export function maxPoolForwardWgsl(h: number, w: number, size: number, stride: number): string {
+export function maxPoolForwardWgsl(
+  h: number,
+  w: number,
+  size: number,
+  stride: number,
+  saveIndices = false,
+): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> count: vec4u; // x: output elements in the launch
+${saveIndices ? "@group(0) @binding(3) var<storage, read_write> argmax: array<u32>;" : ""}
 ${WORKGROUP_INDEX_WGSL}
 
 const W = ${w}u;
@@ -64,17 +72,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let p = i % OP;
   let corner = map * HW + (p / OW) * STRIDE * W + (p % OW) * STRIDE;
   var best = x[corner];
+  var at = 0u;
   for (var a = 0u; a < SIZE; a++) {
     for (var b = 0u; b < SIZE; b++) {
-      best = max(best, x[corner + a * W + b]);
+      let v = x[corner + a * W + b];
+      if (v > best) {
+        best = v;
+        at = a * W + b;
+      }
     }
   }
   y[i] = best;
+  ${saveIndices ? "argmax[i] = corner % HW + at;" : ""}
 }`;
 }
 
+/** A recorded pooling launch that saves its argmax indices (training). */
+export interface PoolLaunch extends Launch {
+  /** Each output's argmax (offset within its map), for the backward pass. */
+  indices?: GPUBuffer;
+}
+
 /**
- * Records max-pooling of `x` [batch, c, h, w] into `y` [batch, c, oh, ow].
+ * Records max-pooling of `x` [batch, c, h, w] into `y` [batch, c, oh, ow]; with `saveIndices`,
+ * also each window's argmax (a buffer the launch owns).
  *
  * @example
  * ```ts
@@ -91,22 +112,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  */
 export function maxPoolForward(
   gpu: Gpu,
-  args: { x: Tensor; y: Tensor; batch: number; size: number; stride: number },
-): Launch {
+  args: {
+    x: Tensor;
+    y: Tensor;
+    batch: number;
+    size: number;
+    stride: number;
+    saveIndices?: boolean;
+  },
+): PoolLaunch {
   const [, channels, h, w] = args.x.shape;
   const [oh, ow] = maxPoolOutputSize(h, w, args.size, args.stride);
-  const key = `maxpool_forward:${h}:${w}:${args.size}:${args.stride}`;
-  const pipeline = gpu.pipeline(key, maxPoolForwardWgsl(h, w, args.size, args.stride), [
-    "read",
-    "read_write",
-    "uniform",
-  ]);
+  const save = args.saveIndices === true;
+  const key = `maxpool_forward:${h}:${w}:${args.size}:${args.stride}:${save}`;
+  const pipeline = gpu.pipeline(
+    key,
+    maxPoolForwardWgsl(h, w, args.size, args.stride, save),
+    save ? ["read", "read_write", "uniform", "read_write"] : ["read", "read_write", "uniform"],
+  );
   const count = args.batch * channels * oh * ow;
   const uniform = gpu.uniform([count], `${key} params`);
-  const dispatch = gpu.dispatch("maxpool_forward", pipeline, [
-    args.x.buffer,
-    args.y.buffer,
-    uniform,
-  ], Math.ceil(count / WORKGROUP));
-  return { dispatches: [dispatch], uniforms: [uniform] };
+  const indices = save ? gpu.buffer(count * 4, "maxpool argmax") : undefined;
+  const dispatch = gpu.dispatch(
+    "maxpool_forward",
+    pipeline,
+    [args.x.buffer, args.y.buffer, uniform, ...(indices ? [indices] : [])],
+    Math.ceil(count / WORKGROUP),
+  );
+  return { dispatches: [dispatch], buffers: indices ? [uniform, indices] : [uniform], indices };
 }

@@ -54,5 +54,5 @@ export function reluBackward(gpu: Gpu, args: { y: Tensor; dy: Tensor; count: num
     [args.y.buffer, args.dy.buffer, uniform],
     Math.ceil(args.count / WORKGROUP),
   );
-  return { dispatches: [dispatch], uniforms: [uniform] };
+  return { dispatches: [dispatch], buffers: [uniform] };
 }

@@ -62,12 +62,12 @@ export function sgdUpdate(
   ]);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   const slice = Math.floor(gpu.limits.maxStorageBufferBindingSize / align) * align / 4; // elements
-  const launch: Launch = { dispatches: [], uniforms: [] };
+  const launch: Launch = { dispatches: [], buffers: [] };
   for (let first = 0; first < args.weight.size; first += slice) {
     const count = Math.min(slice, args.weight.size - first);
     const bind = (t: Tensor) => ({ buffer: t.buffer, offset: first * 4, size: count * 4 });
     const uniform = gpu.uniform([count], "sgd_update count");
-    launch.uniforms.push(uniform);
+    launch.buffers.push(uniform);
     launch.dispatches.push(gpu.dispatch(
       `sgd_update ${first}+${count}`,
       pipeline,

@@ -112,7 +112,7 @@ export function softmaxCrossEntropy(
   const params = new DataView(new ArrayBuffer(16));
   return {
     dispatches: [dispatch],
-    uniforms: [uniform],
+    buffers: [uniform],
     set(valid, scale) {
       params.setUint32(0, valid, true);
       params.setUint32(4, args.rows, true);

@@ -75,5 +75,5 @@ export function softmaxForward(
     args.y.buffer,
     uniform,
   ], Math.ceil(args.rows / WORKGROUP));
-  return { dispatches: [dispatch], uniforms: [uniform] };
+  return { dispatches: [dispatch], buffers: [uniform] };
 }

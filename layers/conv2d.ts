@@ -187,7 +187,7 @@ export class Conv2d implements Layer {
     const launches = [...mask, ...input, weights];
     return {
       dispatches: launches.flatMap((l) => l.dispatches),
-      uniforms: launches.flatMap((l) => l.uniforms),
+      buffers: launches.flatMap((l) => l.buffers),
     };
   }
 

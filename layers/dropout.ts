@@ -58,9 +58,9 @@ export class Dropout implements Layer {
 
   /** Records the same mask (the forward launch's seed) applied to the gradient, in place. */
   backward({ dy, batch, forward }: BackwardArgs): Launch {
-    if (forward.uniforms.length === 0) return NO_LAUNCH;
+    if (forward.buffers.length === 0) return NO_LAUNCH;
     const count = batch * shapeSize(this.inputShape);
-    return dropoutForward(this.#gpu, { x: dy, count, p: this.p, params: forward.uniforms[0] });
+    return dropoutForward(this.#gpu, { x: dy, count, p: this.p, params: forward.buffers[0] });
   }
 
   /** Nothing to free. */

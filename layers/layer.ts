@@ -70,4 +70,4 @@ export function shapeSize(shape: Shape): number {
 }
 
 /** The empty launch of a layer with nothing to do. */
-export const NO_LAUNCH: Launch = Object.freeze({ dispatches: [], uniforms: [] });
+export const NO_LAUNCH: Launch = Object.freeze({ dispatches: [], buffers: [] });

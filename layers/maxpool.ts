@@ -6,7 +6,7 @@
 import type { Gpu, Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
-import { maxPoolForward, maxPoolOutputSize } from "../kernels/maxpool_forward.ts";
+import { maxPoolForward, maxPoolOutputSize, type PoolLaunch } from "../kernels/maxpool_forward.ts";
 import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape } from "./layer.ts";
 
 /**
@@ -58,15 +58,25 @@ export class MaxPool implements Layer {
     this.stride = stride;
   }
 
-  /** Records the pooling of `batch` examples. */
-  forward(x: Tensor, y: Tensor, batch: number): Launch {
-    return maxPoolForward(this.#gpu, { x, y, batch, size: this.size, stride: this.stride });
+  /** Records the pooling of `batch` examples (saving each window's argmax in training). */
+  forward(x: Tensor, y: Tensor, batch: number, training: boolean): PoolLaunch {
+    const { size, stride } = this;
+    return maxPoolForward(this.#gpu, { x, y, batch, size, stride, saveIndices: training });
   }
 
-  /** Records the input gradient. */
-  backward({ x, dy, dx, batch }: BackwardArgs): Launch {
+  /** Records the input gradient from the argmax the forward launch saved. */
+  backward({ dy, dx, batch, forward }: BackwardArgs): Launch {
+    const indices = (forward as PoolLaunch).indices;
     if (!dx) return NO_LAUNCH;
-    return maxPoolBackward(this.#gpu, { x, dy, dx, batch, size: this.size, stride: this.stride });
+    if (!indices) throw new Error(`${this.name}: backward needs a training forward pass`);
+    return maxPoolBackward(this.#gpu, {
+      indices,
+      dy,
+      dx,
+      batch,
+      size: this.size,
+      stride: this.stride,
+    });
   }
 
   /** Nothing to free. */

@@ -23,7 +23,7 @@ interface PlanBase {
   logits: Tensor;
   /** Tensors the plan allocated. */
   owned: Tensor[];
-  /** Small buffers the plan allocated (uniforms, labels). */
+  /** Small buffers the plan allocated (buffers, labels). */
   buffers: GPUBuffer[];
 }
 
@@ -77,10 +77,10 @@ function activations(
   return acts;
 }
 
-function flatten(launches: readonly Launch[]): { dispatches: Dispatch[]; uniforms: GPUBuffer[] } {
+function flatten(launches: readonly Launch[]): { dispatches: Dispatch[]; buffers: GPUBuffer[] } {
   return {
     dispatches: launches.flatMap((l) => l.dispatches),
-    uniforms: launches.flatMap((l) => l.uniforms),
+    buffers: launches.flatMap((l) => l.buffers),
   };
 }
 
@@ -126,7 +126,7 @@ export function recordInference(
     forward: forward.dispatches,
     softmax: softmax.dispatches,
     owned,
-    buffers: [...forward.uniforms, ...softmax.uniforms],
+    buffers: [...forward.buffers, ...softmax.buffers],
   };
 }
 
@@ -208,7 +208,7 @@ export function recordTraining(
     backwardFirst,
     backwardRest,
     owned,
-    buffers: [labels, ...flatten([...forward, loss, ...backwardFirst, ...backwardRest]).uniforms],
+    buffers: [labels, ...flatten([...forward, loss, ...backwardFirst, ...backwardRest]).buffers],
   };
 }
 

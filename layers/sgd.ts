@@ -44,7 +44,7 @@ export class Sgd {
   readonly dispatches: Dispatch[];
   readonly #gpu: Gpu;
   readonly #hyper: GPUBuffer;
-  readonly #uniforms: GPUBuffer[];
+  readonly #buffers: GPUBuffer[];
 
   /** Zero velocities for every parameter; `gradients` has the same names and shapes. */
   constructor(
@@ -68,7 +68,7 @@ export class Sgd {
     });
     this.velocities = velocities;
     this.dispatches = launches.flatMap((l) => l.dispatches);
-    this.#uniforms = launches.flatMap((l) => l.uniforms);
+    this.#buffers = launches.flatMap((l) => l.buffers);
   }
 
   /** Sets the hyper-parameters of the next runs (a queue write, ordered with submits). */
@@ -99,7 +99,7 @@ export class Sgd {
   /** Frees the velocities and launches' buffers. */
   destroy(): void {
     for (const v of this.velocities.values()) v.destroy();
-    for (const u of this.#uniforms) u.destroy();
+    for (const u of this.#buffers) u.destroy();
     this.#hyper.destroy();
   }
 }

@@ -10,6 +10,7 @@ import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { PAPER_LRN } from "../kernels/lrn_forward.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
+import { maxPoolForward } from "../kernels/maxpool_forward.ts";
 import { reluBackward } from "../kernels/relu_backward.ts";
 import { softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
 import { sgdUpdate } from "../kernels/sgd_update.ts";
@@ -203,8 +204,24 @@ for (const [name, shape, size, stride] of POOL_CASES) {
       const xs = randomArray(n, 10), dys = randomArray(shape[0] * shape[1] * oh * ow, 11);
       const x = Tensor.from(gpu, shape, xs),
         dy = Tensor.from(gpu, [shape[0], shape[1], oh, ow], dys);
-      const dx = Tensor.zeros(gpu, shape);
-      gpu.run(maxPoolBackward(gpu, { x, dy, dx, batch: shape[0], size, stride }).dispatches);
+      const dx = Tensor.zeros(gpu, shape), y = Tensor.zeros(gpu, dy.shape);
+      const forward = maxPoolForward(gpu, {
+        x,
+        y,
+        batch: shape[0],
+        size,
+        stride,
+        saveIndices: true,
+      });
+      const backward = maxPoolBackward(gpu, {
+        indices: forward.indices!,
+        dy,
+        dx,
+        batch: shape[0],
+        size,
+        stride,
+      });
+      gpu.run([...forward.dispatches, ...backward.dispatches]);
       assertClose(await dx.read(), maxPoolBackwardRef(shape, xs, dys, size, stride), {
         atol: 1e-6,
         rtol: 1e-6,
@@ -212,12 +229,22 @@ for (const [name, shape, size, stride] of POOL_CASES) {
     }));
 }
 
-Deno.test("maxPoolBackward breaks ties by the first maximum, as the forward pass", () =>
+Deno.test("max-pool forward saves the first maximum on ties, and backward follows it", () =>
   withGpu(async (gpu) => {
     const x = Tensor.from(gpu, [1, 1, 3, 3], new Float32Array(9).fill(1)); // all equal
     const dy = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([5])),
       dx = Tensor.zeros(gpu, [1, 1, 3, 3]);
-    gpu.run(maxPoolBackward(gpu, { x, dy, dx, batch: 1, size: 3, stride: 2 }).dispatches);
+    const y = Tensor.zeros(gpu, [1, 1, 1, 1]);
+    const forward = maxPoolForward(gpu, { x, y, batch: 1, size: 3, stride: 2, saveIndices: true });
+    const backward = maxPoolBackward(gpu, {
+      indices: forward.indices!,
+      dy,
+      dx,
+      batch: 1,
+      size: 3,
+      stride: 2,
+    });
+    gpu.run([...forward.dispatches, ...backward.dispatches]);
     assertClose(await dx.read(), [5, 0, 0, 0, 0, 0, 0, 0, 0], { atol: 0, rtol: 0 });
   }));
 
@@ -227,7 +254,7 @@ Deno.test("dropout backward applies the forward mask to the gradient", () =>
     const x = Tensor.from(gpu, [n], new Float32Array(n).fill(1)),
       g = Tensor.from(gpu, [n], randomArray(n, 12));
     const forward = dropoutForward(gpu, { x, count: n, p: 0.5 });
-    const backward = dropoutForward(gpu, { x: g, count: n, p: 0.5, params: forward.uniforms[0] });
+    const backward = dropoutForward(gpu, { x: g, count: n, p: 0.5, params: forward.buffers[0] });
     forward.setSeed(99);
     gpu.run([...forward.dispatches, ...backward.dispatches]);
     const [mask, grad] = [await x.read(), await g.read()];
