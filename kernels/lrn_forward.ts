@@ -38,11 +38,21 @@ const WORKGROUP = 256;
  * console.assert(lrnForwardWgsl(96, 55 * 55, PAPER_LRN).includes("pow"));
  * ```
  */
-export function lrnForwardWgsl(channels: number, pixels: number, p: LrnParams): string {
+export function lrnForwardWgsl(
+  channels: number,
+  pixels: number,
+  p: LrnParams,
+  saveScale = false,
+): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> count: vec4u; // x: elements in the launch
+${
+    saveScale
+      ? "@group(0) @binding(3) var<storage, read_write> scale: array<f32>; // d = k + alpha * sum"
+      : ""
+  }
 ${WORKGROUP_INDEX_WGSL}
 
 const C = ${channels}u;
@@ -65,12 +75,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let a = x[base + j * P];
     sum = fma(a, a, sum);
   }
-  y[i] = x[i] / pow(${p.k} + ${p.alpha} * sum, ${p.beta});
+  let d = ${p.k} + ${p.alpha} * sum;
+  y[i] = x[i] / pow(d, ${p.beta});
+  ${saveScale ? "scale[i] = d;" : ""}
 }`;
 }
 
+/** A recorded LRN launch that saves its denominators (training). */
+export interface LrnLaunch extends Launch {
+  /** d = k + alpha * (sum of squares) per element, for the backward pass. */
+  scale?: GPUBuffer;
+}
+
 /**
- * Records LRN of `x` [batch, channels, h, w] into `y` (same shape).
+ * Records LRN of `x` [batch, channels, h, w] into `y` (same shape); with `saveScale`, also the
+ * denominators d (a buffer the launch owns).
  *
  * @example
  * ```ts
@@ -89,27 +108,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  */
 export function lrnForward(
   gpu: Gpu,
-  args: { x: Tensor; y: Tensor; batch: number; params: LrnParams },
-): Launch {
+  args: { x: Tensor; y: Tensor; batch: number; params: LrnParams; saveScale?: boolean },
+): LrnLaunch {
   const [, channels, h, w] = args.x.shape;
   if (channels % args.params.groups) {
     throw new RangeError(
       `LRN: ${channels} channels do not divide into ${args.params.groups} groups`,
     );
   }
-  const key = `lrn_forward:${channels}:${h * w}:${Object.values(args.params)}`;
-  const pipeline = gpu.pipeline(key, lrnForwardWgsl(channels, h * w, args.params), [
-    "read",
-    "read_write",
-    "uniform",
-  ]);
+  const save = args.saveScale === true;
+  const key = `lrn_forward:${channels}:${h * w}:${Object.values(args.params)}:${save}`;
+  const pipeline = gpu.pipeline(
+    key,
+    lrnForwardWgsl(channels, h * w, args.params, save),
+    save ? ["read", "read_write", "uniform", "read_write"] : ["read", "read_write", "uniform"],
+  );
   const count = args.batch * channels * h * w;
   const uniform = gpu.uniform([count], `${key} params`);
+  const scale = save ? gpu.buffer(count * 4, "lrn denominators") : undefined;
   const dispatch = gpu.dispatch(
     "lrn_forward",
     pipeline,
-    [args.x.buffer, args.y.buffer, uniform],
+    [args.x.buffer, args.y.buffer, uniform, ...(scale ? [scale] : [])],
     Math.ceil(count / WORKGROUP),
   );
-  return { dispatches: [dispatch], buffers: [uniform] };
+  return { dispatches: [dispatch], buffers: scale ? [uniform, scale] : [uniform], scale };
 }

@@ -6,7 +6,7 @@
 import type { Gpu, Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
-import { lrnForward, type LrnParams } from "../kernels/lrn_forward.ts";
+import { lrnForward, type LrnLaunch, type LrnParams } from "../kernels/lrn_forward.ts";
 import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape } from "./layer.ts";
 
 /**
@@ -54,14 +54,17 @@ export class Lrn implements Layer {
     this.params = params;
   }
 
-  /** Records the normalisation of `batch` examples. */
-  forward(x: Tensor, y: Tensor, batch: number): Launch {
-    return lrnForward(this.#gpu, { x, y, batch, params: this.params });
+  /** Records the normalisation of `batch` examples (saving the denominators in training). */
+  forward(x: Tensor, y: Tensor, batch: number, training: boolean): LrnLaunch {
+    return lrnForward(this.#gpu, { x, y, batch, params: this.params, saveScale: training });
   }
 
-  /** Records the input gradient. */
-  backward({ x, dy, dx, batch }: BackwardArgs): Launch {
-    return dx ? lrnBackward(this.#gpu, { x, dy, dx, batch, params: this.params }) : NO_LAUNCH;
+  /** Records the input gradient from the denominators the forward launch saved. */
+  backward({ x, y, dy, dx, batch, forward }: BackwardArgs): Launch {
+    const scale = (forward as LrnLaunch).scale;
+    if (!dx) return NO_LAUNCH;
+    if (!scale) throw new Error(`${this.name}: backward needs a training forward pass`);
+    return lrnBackward(this.#gpu, { x, y, scale, dy, dx, batch, params: this.params });
   }
 
   /** Nothing to free. */

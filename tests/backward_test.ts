@@ -8,7 +8,7 @@ import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometr
 import { dropoutForward } from "../kernels/dropout_forward.ts";
 import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
-import { PAPER_LRN } from "../kernels/lrn_forward.ts";
+import { lrnForward, PAPER_LRN } from "../kernels/lrn_forward.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
 import { maxPoolForward } from "../kernels/maxpool_forward.ts";
 import { reluBackward } from "../kernels/relu_backward.ts";
@@ -183,7 +183,18 @@ for (const [name, shape, params] of LRN_CASES) {
       const x = Tensor.from(gpu, shape, xs),
         dy = Tensor.from(gpu, shape, dys),
         dx = Tensor.zeros(gpu, shape);
-      gpu.run(lrnBackward(gpu, { x, dy, dx, batch: shape[0], params }).dispatches);
+      const y = Tensor.zeros(gpu, shape);
+      const forward = lrnForward(gpu, { x, y, batch: shape[0], params, saveScale: true });
+      const backward = lrnBackward(gpu, {
+        x,
+        y,
+        scale: forward.scale!,
+        dy,
+        dx,
+        batch: shape[0],
+        params,
+      });
+      gpu.run([...forward.dispatches, ...backward.dispatches]);
       assertClose(await dx.read(), lrnBackwardRef(shape, xs, dys, params), {
         atol: 1e-6,
         rtol: 1e-4,
