@@ -152,3 +152,26 @@ Deno.test("the same seed gives the same parameters; another seed others", () =>
     assert(wa.get("conv1.weight")!.data[0] !== wc.get("conv1.weight")!.data[0]);
     for (const n of [a, b, c]) n.destroy();
   }));
+
+Deno.test("a lost device is a clear error, never a hang", async () => {
+  const gpu = await Gpu.create();
+  const net = Network.create(gpu, TINY);
+  gpu.device.destroy(); // as when the driver resets
+  await new Promise((r) => setTimeout(r, 50));
+  await rejects(net.forward(new Float32Array(243), 1), /GPU device/);
+  gpu.destroy();
+});
+
+Deno.test("WebGPU validation errors surface at the next readback, naming the problem", async () => {
+  const gpu = await Gpu.create();
+  try {
+    gpu.pipeline(
+      "broken",
+      "@compute @workgroup_size(1) fn main() { let x: f32 = undefined_name; }",
+      [],
+    );
+    await rejects(gpu.check(), /WebGPU error: [\s\S]*undefined_name/);
+  } finally {
+    gpu.destroy();
+  }
+});
