@@ -251,6 +251,44 @@ export class Gpu {
   }
 
   /**
+   * Records a launch of one invocation per element: `count` goes into a uniform (a `vec4u`
+   * whose x is read) bound after `resources`, and enough workgroups of `workgroupSize` are
+   * dispatched to cover it. The launch owns the uniform.
+   *
+   * @example
+   * ```ts
+   * import { Gpu, WORKGROUP_INDEX_WGSL } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const wgsl = `@group(0) @binding(0) var<storage, read_write> a: array<f32>;
+   *   @group(0) @binding(1) var<uniform> count: vec4u;
+   *   ${WORKGROUP_INDEX_WGSL}
+   *   @compute @workgroup_size(64) fn main(@builtin(workgroup_id) w: vec3u,
+   *     @builtin(num_workgroups) n: vec3u, @builtin(local_invocation_index) l: u32) {
+   *     let i = workgroupIndex(w, n) * 64u + l;
+   *     if (i < count.x) { a[i] = f32(i); } }`;
+   * const buffer = gpu.buffer(12, "a");
+   * const pipeline = gpu.pipeline("iota", wgsl, ["read_write", "uniform"]);
+   * gpu.run(gpu.perElement("iota", pipeline, [buffer], 3, 64).dispatches);
+   * console.log(await gpu.read(buffer)); // Float32Array [0, 1, 2]
+   * gpu.destroy();
+   * ```
+   */
+  perElement(
+    label: string,
+    pipeline: Pipeline,
+    resources: readonly (GPUBuffer | GPUBufferBinding)[],
+    count: number,
+    workgroupSize: number,
+  ): Launch {
+    const uniform = this.uniform([count], `${label} count`);
+    const workgroups = Math.ceil(count / workgroupSize);
+    return {
+      dispatches: [this.dispatch(label, pipeline, [...resources, uniform], workgroups)],
+      buffers: [uniform],
+    };
+  }
+
+  /**
    * Allocates a storage buffer of `bytes` bytes (rounded up to 4), zero-filled.
    *
    * @example

@@ -103,12 +103,11 @@ export function lrnBackward(
     "uniform",
   ]);
   const count = args.batch * channels * h * w;
-  const uniform = gpu.uniform([count], `${key} params`);
-  const dispatch = gpu.dispatch(
+  return gpu.perElement(
     "lrn_backward",
     pipeline,
-    [args.x.buffer, args.y.buffer, args.scale, args.dy.buffer, args.dx.buffer, uniform],
-    Math.ceil(count / WORKGROUP),
+    [args.x.buffer, args.y.buffer, args.scale, args.dy.buffer, args.dx.buffer],
+    count,
+    WORKGROUP,
   );
-  return { dispatches: [dispatch], buffers: [uniform] };
 }

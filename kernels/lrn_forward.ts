@@ -47,12 +47,8 @@ export function lrnForwardWgsl(
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> count: vec4u; // x: elements in the launch
-${
-    saveScale
-      ? "@group(0) @binding(3) var<storage, read_write> scale: array<f32>; // d = k + alpha * sum"
-      : ""
-  }
+${saveScale ? "@group(0) @binding(2) var<storage, read_write> scale: array<f32>;" : ""}
+@group(0) @binding(${saveScale ? 3 : 2}) var<uniform> count: vec4u; // x: elements in the launch
 ${WORKGROUP_INDEX_WGSL}
 
 const C = ${channels}u;
@@ -77,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   let d = ${p.k} + ${p.alpha} * sum;
   y[i] = x[i] / pow(d, ${p.beta});
-  ${saveScale ? "scale[i] = d;" : ""}
+  ${saveScale ? "scale[i] = d; // k + alpha * sum, for the backward pass" : ""}
 }`;
 }
 
@@ -121,16 +117,11 @@ export function lrnForward(
   const pipeline = gpu.pipeline(
     key,
     lrnForwardWgsl(channels, h * w, args.params, save),
-    save ? ["read", "read_write", "uniform", "read_write"] : ["read", "read_write", "uniform"],
+    save ? ["read", "read_write", "read_write", "uniform"] : ["read", "read_write", "uniform"],
   );
   const count = args.batch * channels * h * w;
-  const uniform = gpu.uniform([count], `${key} params`);
   const scale = save ? gpu.buffer(count * 4, "lrn denominators") : undefined;
-  const dispatch = gpu.dispatch(
-    "lrn_forward",
-    pipeline,
-    [args.x.buffer, args.y.buffer, uniform, ...(scale ? [scale] : [])],
-    Math.ceil(count / WORKGROUP),
-  );
-  return { dispatches: [dispatch], buffers: scale ? [uniform, scale] : [uniform], scale };
+  const resources = [args.x.buffer, args.y.buffer, ...(scale ? [scale] : [])];
+  const launch = gpu.perElement("lrn_forward", pipeline, resources, count, WORKGROUP);
+  return { ...launch, buffers: [...launch.buffers, ...(scale ? [scale] : [])], scale };
 }

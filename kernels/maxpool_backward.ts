@@ -96,12 +96,11 @@ export function maxPoolBackward(
     "uniform",
   ]);
   const count = args.batch * channels * h * w;
-  const uniform = gpu.uniform([count], `${key} params`);
-  const dispatch = gpu.dispatch(
+  return gpu.perElement(
     "maxpool_backward",
     pipeline,
-    [args.indices, args.dy.buffer, args.dx.buffer, uniform],
-    Math.ceil(count / WORKGROUP),
+    [args.indices, args.dy.buffer, args.dx.buffer],
+    count,
+    WORKGROUP,
   );
-  return { dispatches: [dispatch], buffers: [uniform] };
 }

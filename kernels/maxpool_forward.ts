@@ -52,8 +52,10 @@ export function maxPoolForwardWgsl(
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> count: vec4u; // x: output elements in the launch
-${saveIndices ? "@group(0) @binding(3) var<storage, read_write> argmax: array<u32>;" : ""}
+${saveIndices ? "@group(0) @binding(2) var<storage, read_write> argmax: array<u32>;" : ""}
+@group(0) @binding(${
+    saveIndices ? 3 : 2
+  }) var<uniform> count: vec4u; // x: output elements in the launch
 ${WORKGROUP_INDEX_WGSL}
 
 const W = ${w}u;
@@ -128,16 +130,11 @@ export function maxPoolForward(
   const pipeline = gpu.pipeline(
     key,
     maxPoolForwardWgsl(h, w, args.size, args.stride, save),
-    save ? ["read", "read_write", "uniform", "read_write"] : ["read", "read_write", "uniform"],
+    save ? ["read", "read_write", "read_write", "uniform"] : ["read", "read_write", "uniform"],
   );
   const count = args.batch * channels * oh * ow;
-  const uniform = gpu.uniform([count], `${key} params`);
   const indices = save ? gpu.buffer(count * 4, "maxpool argmax") : undefined;
-  const dispatch = gpu.dispatch(
-    "maxpool_forward",
-    pipeline,
-    [args.x.buffer, args.y.buffer, uniform, ...(indices ? [indices] : [])],
-    Math.ceil(count / WORKGROUP),
-  );
-  return { dispatches: [dispatch], buffers: indices ? [uniform, indices] : [uniform], indices };
+  const resources = [args.x.buffer, args.y.buffer, ...(indices ? [indices] : [])];
+  const launch = gpu.perElement("maxpool_forward", pipeline, resources, count, WORKGROUP);
+  return { ...launch, buffers: [...launch.buffers, ...(indices ? [indices] : [])], indices };
 }

@@ -47,12 +47,11 @@ export function reluBackward(gpu: Gpu, args: { y: Tensor; dy: Tensor; count: num
     "read_write",
     "uniform",
   ]);
-  const uniform = gpu.uniform([args.count], "relu_backward count");
-  const dispatch = gpu.dispatch(
+  return gpu.perElement(
     "relu_backward",
     pipeline,
-    [args.y.buffer, args.dy.buffer, uniform],
-    Math.ceil(args.count / WORKGROUP),
+    [args.y.buffer, args.dy.buffer],
+    args.count,
+    WORKGROUP,
   );
-  return { dispatches: [dispatch], buffers: [uniform] };
 }

@@ -62,18 +62,17 @@ export function sgdUpdate(
   ]);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   const slice = Math.floor(gpu.limits.maxStorageBufferBindingSize / align) * align / 4; // elements
-  const launch: Launch = { dispatches: [], buffers: [] };
+  const launches: Launch[] = [];
   for (let first = 0; first < args.weight.size; first += slice) {
     const count = Math.min(slice, args.weight.size - first);
     const bind = (t: Tensor) => ({ buffer: t.buffer, offset: first * 4, size: count * 4 });
-    const uniform = gpu.uniform([count], "sgd_update count");
-    launch.buffers.push(uniform);
-    launch.dispatches.push(gpu.dispatch(
-      `sgd_update ${first}+${count}`,
-      pipeline,
-      [bind(args.weight), bind(args.velocity), bind(args.gradient), args.hyper, uniform],
-      Math.ceil(count / WORKGROUP),
-    ));
+    const resources = [bind(args.weight), bind(args.velocity), bind(args.gradient), args.hyper];
+    launches.push(
+      gpu.perElement(`sgd_update ${first}+${count}`, pipeline, resources, count, WORKGROUP),
+    );
   }
-  return launch;
+  return {
+    dispatches: launches.flatMap((l) => l.dispatches),
+    buffers: launches.flatMap((l) => l.buffers),
+  };
 }

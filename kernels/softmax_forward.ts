@@ -69,11 +69,11 @@ export function softmaxForward(
     "read_write",
     "uniform",
   ]);
-  const uniform = gpu.uniform([args.rows], `${key} params`);
-  const dispatch = gpu.dispatch("softmax_forward", pipeline, [
-    args.x.buffer,
-    args.y.buffer,
-    uniform,
-  ], Math.ceil(args.rows / WORKGROUP));
-  return { dispatches: [dispatch], buffers: [uniform] };
+  return gpu.perElement(
+    "softmax_forward",
+    pipeline,
+    [args.x.buffer, args.y.buffer],
+    args.rows,
+    WORKGROUP,
+  );
 }
