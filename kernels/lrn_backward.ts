@@ -12,7 +12,7 @@
  */
 import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import type { LrnParams } from "./lrn_forward.ts";
+import { type LrnParams, lrnWindowWgsl } from "./lrn_forward.ts";
 
 const WORKGROUP = 256;
 
@@ -36,10 +36,7 @@ export function lrnBackwardWgsl(channels: number, pixels: number, p: LrnParams):
 @group(0) @binding(5) var<uniform> count: vec4u; // x: elements in the launch
 ${WORKGROUP_INDEX_WGSL}
 
-const C = ${channels}u;
-const P = ${pixels}u;
-const CG = ${channels / p.groups}u;
-const HALF = ${Math.floor(p.size / 2)}u;
+${lrnWindowWgsl(channels, pixels, p)}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -47,10 +44,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
   let c = (i / P) % C;
-  let first = (c / CG) * CG;
   let base = i - c * P;
+  let span = window(c);
   var cross = 0.0;
-  for (var j = max(c, first + HALF) - HALF; j <= min(c + HALF, first + CG - 1u); j++) {
+  for (var j = span.x; j <= span.y; j++) {
     let at = base + j * P;
     cross += dy[at] * y[at] / scale[at];
   }

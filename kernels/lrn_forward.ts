@@ -30,6 +30,28 @@ export const PAPER_LRN: LrnParams = { size: 5, alpha: 1e-4, beta: 0.75, k: 2, gr
 const WORKGROUP = 256;
 
 /**
+ * WGSL shared by LRN's forward and backward kernels: the sizes, and `window(c)`, the channels
+ * [lo, hi] summed for channel c (`size` centred on c, clipped to c's group).
+ *
+ * @example
+ * ```ts
+ * import { lrnWindowWgsl, PAPER_LRN } from "./lrn_forward.ts";
+ * console.assert(lrnWindowWgsl(96, 3025, PAPER_LRN).includes("fn window"));
+ * ```
+ */
+export function lrnWindowWgsl(channels: number, pixels: number, p: LrnParams): string {
+  return /* wgsl */ `
+const C = ${channels}u;
+const P = ${pixels}u;
+const CG = ${channels / p.groups}u;
+const HALF = ${Math.floor(p.size / 2)}u;
+fn window(c: u32) -> vec2u {
+  let first = (c / CG) * CG;
+  return vec2u(max(c, first + HALF) - HALF, min(c + HALF, first + CG - 1u));
+}`;
+}
+
+/**
  * WGSL for LRN over maps of `channels` x `pixels`; one invocation per output element.
  *
  * @example
@@ -51,10 +73,7 @@ ${saveScale ? "@group(0) @binding(2) var<storage, read_write> scale: array<f32>;
 @group(0) @binding(${saveScale ? 3 : 2}) var<uniform> count: vec4u; // x: elements in the launch
 ${WORKGROUP_INDEX_WGSL}
 
-const C = ${channels}u;
-const P = ${pixels}u;
-const CG = ${channels / p.groups}u;
-const HALF = ${Math.floor(p.size / 2)}u;
+${lrnWindowWgsl(channels, pixels, p)}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -62,12 +81,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
   let c = (i / P) % C;
-  let first = (c / CG) * CG;
-  let lo = max(c, first + HALF) - HALF;
-  let hi = min(c + HALF, first + CG - 1u);
   let base = i - c * P; // element (image, channel 0, pixel)
+  let span = window(c);
   var sum = 0.0;
-  for (var j = lo; j <= hi; j++) {
+  for (var j = span.x; j <= span.y; j++) {
     let a = x[base + j * P];
     sum = fma(a, a, sum);
   }

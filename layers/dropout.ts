@@ -6,7 +6,14 @@
 import type { Gpu, Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { dropoutForward, type DropoutLaunch } from "../kernels/dropout_forward.ts";
-import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape, shapeSize } from "./layer.ts";
+import {
+  type BackwardArgs,
+  type Layer,
+  NO_LAUNCH,
+  ParameterFreeLayer,
+  type Shape,
+  shapeSize,
+} from "./layer.ts";
 
 /**
  * Dropout with probability `p` (the paper: 0.5 after fc6 and fc7).
@@ -20,19 +27,13 @@ import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape, shapeSize } from 
  * gpu.destroy();
  * ```
  */
-export class Dropout implements Layer {
+export class Dropout extends ParameterFreeLayer implements Layer {
   /** The layer's name. */
   readonly name: string;
   /** One example's input shape. */
   readonly inputShape: Shape;
   /** Same as the input. */
   readonly outputShape: Shape;
-  /** None. */
-  readonly parameters: ReadonlyMap<string, Tensor> = new Map();
-  /** None. */
-  readonly gradients: ReadonlyMap<string, Tensor> = new Map();
-  /** Counted as zero. */
-  readonly macs = 0;
   /** Works on its input buffer. */
   readonly inPlace = true;
   /** Drop probability. */
@@ -41,6 +42,7 @@ export class Dropout implements Layer {
 
   /** A dropout over inputs of `input` shape. */
   constructor(gpu: Gpu, name: string, input: Shape, p: number) {
+    super();
     if (!(p >= 0 && p < 1)) {
       throw new RangeError(`${name}: dropout probability ${p} is not in [0, 1)`);
     }
@@ -62,7 +64,4 @@ export class Dropout implements Layer {
     const count = batch * shapeSize(this.inputShape);
     return dropoutForward(this.#gpu, { x: dy, count, p: this.p, params: forward.buffers[0] });
   }
-
-  /** Nothing to free. */
-  destroy(): void {}
 }

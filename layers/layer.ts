@@ -71,3 +71,15 @@ export function shapeSize(shape: Shape): number {
 
 /** The empty launch of a layer with nothing to do. */
 export const NO_LAUNCH: Launch = Object.freeze({ dispatches: [], buffers: [] });
+
+/** What every layer without parameters shares: no parameters, no gradients, no multiply-adds. */
+export abstract class ParameterFreeLayer {
+  /** None. */
+  readonly parameters: ReadonlyMap<string, Tensor> = new Map();
+  /** None. */
+  readonly gradients: ReadonlyMap<string, Tensor> = new Map();
+  /** Counted as zero: only convolutions and dense layers count multiply-adds. */
+  readonly macs = 0;
+  /** Nothing to free. */
+  destroy(): void {}
+}

@@ -7,7 +7,13 @@ import type { Gpu, Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { lrnForward, type LrnLaunch, type LrnParams } from "../kernels/lrn_forward.ts";
-import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape } from "./layer.ts";
+import {
+  type BackwardArgs,
+  type Layer,
+  NO_LAUNCH,
+  ParameterFreeLayer,
+  type Shape,
+} from "./layer.ts";
 
 /**
  * Local response normalisation across channels.
@@ -22,19 +28,13 @@ import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape } from "./layer.ts
  * gpu.destroy();
  * ```
  */
-export class Lrn implements Layer {
+export class Lrn extends ParameterFreeLayer implements Layer {
   /** The layer's name. */
   readonly name: string;
   /** One example's input shape. */
   readonly inputShape: Shape;
   /** Same as the input. */
   readonly outputShape: Shape;
-  /** None. */
-  readonly parameters: ReadonlyMap<string, Tensor> = new Map();
-  /** None. */
-  readonly gradients: ReadonlyMap<string, Tensor> = new Map();
-  /** Counted as zero: not a multiply-add layer. */
-  readonly macs = 0;
   /** Needs its own output buffer (each output reads several inputs). */
   readonly inPlace = false;
   /** The normalisation constants. */
@@ -43,6 +43,7 @@ export class Lrn implements Layer {
 
   /** A normalisation over inputs of `input` shape. */
   constructor(gpu: Gpu, name: string, input: Shape, params: LrnParams) {
+    super();
     if (input[0] % params.groups) {
       throw new RangeError(
         `${name}: ${input[0]} channels do not split into ${params.groups} groups`,
@@ -66,7 +67,4 @@ export class Lrn implements Layer {
     if (!scale) throw new Error(`${this.name}: backward needs a training forward pass`);
     return lrnBackward(this.#gpu, { x, y, scale, dy, dx, batch, params: this.params });
   }
-
-  /** Nothing to free. */
-  destroy(): void {}
 }

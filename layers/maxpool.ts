@@ -7,7 +7,13 @@ import type { Gpu, Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
 import { maxPoolForward, maxPoolOutputSize, type PoolLaunch } from "../kernels/maxpool_forward.ts";
-import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape } from "./layer.ts";
+import {
+  type BackwardArgs,
+  type Layer,
+  NO_LAUNCH,
+  ParameterFreeLayer,
+  type Shape,
+} from "./layer.ts";
 
 /**
  * Max-pooling over `size` x `size` windows at `stride`.
@@ -21,19 +27,13 @@ import { type BackwardArgs, type Layer, NO_LAUNCH, type Shape } from "./layer.ts
  * gpu.destroy();
  * ```
  */
-export class MaxPool implements Layer {
+export class MaxPool extends ParameterFreeLayer implements Layer {
   /** The layer's name. */
   readonly name: string;
   /** One example's input shape. */
   readonly inputShape: Shape;
   /** One example's output shape. */
   readonly outputShape: Shape;
-  /** None. */
-  readonly parameters: ReadonlyMap<string, Tensor> = new Map();
-  /** None. */
-  readonly gradients: ReadonlyMap<string, Tensor> = new Map();
-  /** Counted as zero: not a multiply-add layer. */
-  readonly macs = 0;
   /** Needs its own (smaller) output buffer. */
   readonly inPlace = false;
   /** Window side. */
@@ -44,6 +44,7 @@ export class MaxPool implements Layer {
 
   /** A pooling over inputs of `input` shape. */
   constructor(gpu: Gpu, name: string, input: Shape, size: number, stride: number) {
+    super();
     let out: [number, number];
     try {
       out = maxPoolOutputSize(input[1], input[2], size, stride);
@@ -78,7 +79,4 @@ export class MaxPool implements Layer {
       stride: this.stride,
     });
   }
-
-  /** Nothing to free. */
-  destroy(): void {}
 }

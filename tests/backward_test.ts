@@ -6,7 +6,6 @@ import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { dropoutForward } from "../kernels/dropout_forward.ts";
-import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { lrnForward, PAPER_LRN } from "../kernels/lrn_forward.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
@@ -15,7 +14,7 @@ import { reluBackward } from "../kernels/relu_backward.ts";
 import { softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
 import { sgdUpdate } from "../kernels/sgd_update.ts";
 import { Gpu } from "../gpu/device.ts";
-import { assertClose, randomArray, withGpu } from "./helpers.ts";
+import { assertClose, convGeometry as geometry, randomArray, TILINGS, withGpu } from "./helpers.ts";
 import {
   conv2dBackwardRef,
   conv2dRef,
@@ -23,23 +22,6 @@ import {
   maxPoolBackwardRef,
   softmaxCrossEntropyRef,
 } from "./reference.ts";
-
-function geometry(partial: Partial<Conv2dGeometry>): Conv2dGeometry {
-  return {
-    inChannels: 3,
-    height: 7,
-    width: 7,
-    outChannels: 5,
-    kernelH: 3,
-    kernelW: 3,
-    strideH: 1,
-    strideW: 1,
-    padH: 0,
-    padW: 0,
-    groups: 1,
-    ...partial,
-  };
-}
 
 const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
   ["3x3 pad 1, batch 1, ReLU", geometry({ padH: 1, padW: 1 }), 1, true],
@@ -86,12 +68,6 @@ const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
     3,
     true,
   ],
-];
-
-// Every case runs with the tiling the adapter picks and with each strategy's tilings forced.
-const TILINGS: [string, GemmTile | undefined][] = [
-  ["chosen", undefined],
-  ...Object.entries(GEMM_TILES),
 ];
 
 for (const [name, g, batch, relu] of CONV_CASES) {

@@ -1,26 +1,8 @@
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
-import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { Tensor } from "../gpu/tensor.ts";
-import { assertClose, randomArray, withGpu } from "./helpers.ts";
+import { assertClose, convGeometry as geometry, randomArray, TILINGS, withGpu } from "./helpers.ts";
 import { conv2dRef } from "./reference.ts";
-
-function geometry(partial: Partial<Conv2dGeometry>): Conv2dGeometry {
-  return {
-    inChannels: 3,
-    height: 7,
-    width: 7,
-    outChannels: 5,
-    kernelH: 3,
-    kernelW: 3,
-    strideH: 1,
-    strideW: 1,
-    padH: 0,
-    padW: 0,
-    groups: 1,
-    ...partial,
-  };
-}
 
 // Odd shapes: none is a multiple of a tile; batch 1 and >1; stride, padding, groups, rectangles.
 const CASES: [string, Conv2dGeometry, number, boolean][] = [
@@ -76,12 +58,6 @@ const CASES: [string, Conv2dGeometry, number, boolean][] = [
     2,
     false,
   ],
-];
-
-// Every case runs with the tiling the adapter picks and with each strategy's tilings forced.
-const TILINGS: [string, GemmTile | undefined][] = [
-  ["chosen", undefined],
-  ...Object.entries(GEMM_TILES),
 ];
 
 for (const [name, g, batch, relu] of CASES) {

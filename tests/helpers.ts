@@ -1,5 +1,7 @@
 /** Shared test helpers: a device with error capture, seeded data, and tolerance checks. */
 import { Gpu } from "../gpu/device.ts";
+import type { Conv2dGeometry } from "../kernels/conv2d_geometry.ts";
+import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 
 let shared: Gpu | undefined;
 
@@ -66,3 +68,27 @@ export function assertClose(
     );
   }
 }
+
+/** A small 3-to-5-channel 3x3 convolution of a 7x7 input, with `partial` overriding. */
+export function convGeometry(partial: Partial<Conv2dGeometry>): Conv2dGeometry {
+  return {
+    inChannels: 3,
+    height: 7,
+    width: 7,
+    outChannels: 5,
+    kernelH: 3,
+    kernelW: 3,
+    strideH: 1,
+    strideW: 1,
+    padH: 0,
+    padW: 0,
+    groups: 1,
+    ...partial,
+  };
+}
+
+/** The GEMM tilings every matrix kernel is tested with: the adapter's pick, then each one forced. */
+export const TILINGS: [string, GemmTile | undefined][] = [
+  ["chosen", undefined],
+  ...Object.entries(GEMM_TILES),
+];
