@@ -32,14 +32,18 @@ export {
 } from "./io/safetensors.ts";
 export { type LrnParams, PAPER_LRN } from "./kernels/lrn_forward.ts";
 export type { InitScheme } from "./layers/init.ts";
-export type { Layer, Shape } from "./layers/layer.ts";
+export type { BackwardArgs, Layer, Shape } from "./layers/layer.ts";
 export {
+  type Evaluation,
   type ForwardOptions,
   type LayerSpec,
   type ModelConfig,
   Network,
   type NetworkOptions,
+  scoreLogits,
+  type TrainStepOptions,
 } from "./layers/network.ts";
+export type { SgdHyper } from "./layers/sgd.ts";
 
 /**
  * A convolution row of a layer table (ReLU fused unless `relu: false`).
