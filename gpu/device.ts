@@ -100,6 +100,7 @@ export class Gpu {
   readonly limits: GPUSupportedLimits;
   #pipelines = new Map<string, Pipeline>();
   #live = { buffers: 0, bytes: 0 };
+  #staging: GPUBuffer[] = [];
   #scopes: Promise<GPUError | null>[] = [];
   #uncaptured: string[] = [];
   #lost: string | null = null;
@@ -427,23 +428,28 @@ export class Gpu {
     byteLength: number = buffer.size - byteOffset,
   ): Promise<Float32Array> {
     this.#assertUsable();
-    const staging = this.buffer(
+    // Staging buffers are pooled: a training loop reads every step and allocates nothing.
+    const index = this.#staging.findIndex((b) => b.size >= byteLength);
+    const staging = index >= 0 ? this.#staging.splice(index, 1)[0] : this.buffer(
       byteLength,
       "readback",
       GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     );
+    let reusable = false;
     try {
       this.run(
         [],
         (encoder) => encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, byteLength),
       );
-      await this.#guard(staging.mapAsync(GPUMapMode.READ));
+      await this.#guard(staging.mapAsync(GPUMapMode.READ, 0, byteLength));
       await this.check();
-      const data = new Float32Array(staging.getMappedRange().slice(0));
-      staging.unmap(); // before destroy: the mapped range must not outlive its buffer
+      const data = new Float32Array(staging.getMappedRange(0, byteLength).slice(0));
+      staging.unmap(); // the mapped range must not outlive the mapping
+      reusable = true;
       return data;
     } finally {
-      staging.destroy();
+      if (reusable && this.#staging.length < 4) this.#staging.push(staging);
+      else staging.destroy();
     }
   }
 
@@ -488,6 +494,7 @@ export class Gpu {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#pipelines.clear();
+    for (const staging of this.#staging.splice(0)) staging.destroy();
     this.device.destroy();
   }
 
