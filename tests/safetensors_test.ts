@@ -3,7 +3,7 @@ import { deepStrictEqual, rejects, strictEqual as assertEquals, throws } from "n
 import { parseSafetensors, SafetensorsError, serializeSafetensors } from "../io/safetensors.ts";
 import { Network } from "../layers/network.ts";
 import type { ModelConfig } from "../mod.ts";
-import { withGpu } from "./helpers.ts";
+import { rng, withGpu } from "./helpers.ts";
 
 /** A file with a hand-written header and data, to build malformed cases. */
 function file(header: unknown, data = new Uint8Array(0), lengthOverride?: bigint): Uint8Array {
@@ -194,3 +194,34 @@ Deno.test("saveWeights then loadWeights reproduces the parameters and the logits
       b.destroy();
     }
   }));
+
+Deno.test("fuzz: flipped bytes and truncations never throw anything but SafetensorsError", () => {
+  const valid = serializeSafetensors({
+    "conv.weight": { shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
+    "conv.bias": { shape: [2], data: new Float32Array([7, 8]) },
+  }, { format: "pt" });
+  const next = rng(2026);
+  let rejected = 0;
+  for (let i = 0; i < 3000; i++) {
+    let bytes = valid.slice();
+    if (next() < 0.3) bytes = bytes.subarray(0, Math.floor(next() * bytes.length));
+    const flips = 1 + Math.floor(next() * 4);
+    for (let f = 0; f < flips && bytes.length > 0; f++) {
+      bytes[Math.floor(next() * bytes.length)] = Math.floor(next() * 256);
+    }
+    try {
+      const parsed = parseSafetensors(bytes);
+      // What parses holds no more data than the file.
+      const held = [...parsed.tensors.values()].reduce((n, t) => n + t.data.byteLength, 0);
+      if (held > bytes.length) {
+        throw new Error(`case ${i}: ${held} bytes of tensors from a ${bytes.length}-byte file`);
+      }
+    } catch (e) {
+      if (!(e instanceof SafetensorsError)) {
+        throw new Error(`case ${i}: ${(e as Error).name}: ${(e as Error).message}`);
+      }
+      rejected++;
+    }
+  }
+  if (rejected < 1000) throw new Error(`only ${rejected} of 3000 damaged files were rejected`);
+});
