@@ -175,3 +175,21 @@ Deno.test("WebGPU validation errors surface at the next readback, naming the pro
     gpu.destroy();
   }
 });
+
+Deno.test("no adapter: the error names the backend and how to get a CPU adapter", async () => {
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { Gpu } from "${new URL("../gpu/device.ts", import.meta.url)}";
+      try { await Gpu.create(); } catch (e) { console.log(e.name + ": " + e.message); }`,
+    ],
+    env: { DENO_WEBGPU_BACKEND: "dx12" }, // no such backend on Linux
+  }).output();
+  const out = new TextDecoder().decode(run.stdout);
+  if (
+    !/GpuError: no WebGPU adapter found \(DENO_WEBGPU_BACKEND=dx12\)[\s\S]*mesa-vulkan-drivers/
+      .test(out)
+  ) {
+    throw new Error(`unexpected output: ${out}`);
+  }
+});
