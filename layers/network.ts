@@ -87,7 +87,7 @@ export interface Evaluation {
   loss: number;
 }
 
-const MAX_PLANS = 2;
+const MAX_PLANS = 3;
 
 /**
  * A network of layers on one device.
@@ -620,11 +620,19 @@ export class Network {
     if (this.#ownsDevice) this.gpu.destroy();
   }
 
-  /** The recorded launches of `kind` for micro-batches of `batch`, built once (the last few kept). */
+  /**
+   * The recorded launches of `kind` for micro-batches of `batch`, built once and kept (the few
+   * most recently used). A kept plan up to twice as large serves too, its extra rows ignored: an
+   * epoch's last, partial batch reuses the full batches' plan instead of recording another.
+   */
   #plan(kind: "inference" | "training", batch: number): InferencePlan | TrainingPlan {
-    const key = `${kind} ${batch}`;
-    const cached = this.#plans.get(key);
-    if (cached) return cached;
+    for (const [key, plan] of this.#plans) {
+      if (key.startsWith(kind) && plan.batch >= batch && plan.batch <= 2 * batch) {
+        this.#plans.delete(key); // re-inserted below: most recently used last
+        this.#plans.set(key, plan);
+        return plan;
+      }
+    }
     if (this.#plans.size >= MAX_PLANS) {
       const [oldest] = this.#plans.keys();
       destroyPlan(this.#plans.get(oldest)!);
@@ -633,7 +641,7 @@ export class Network {
     const plan = kind === "inference"
       ? recordInference(this.gpu, this.layers, this.config.input, batch)
       : recordTraining(this.gpu, this.layers, this.config.input, batch);
-    this.#plans.set(key, plan);
+    this.#plans.set(`${kind} ${batch}`, plan);
     return plan;
   }
 

@@ -170,3 +170,17 @@ Deno.test("the paper's initialisation: N(0, 0.01) weights, biases 1 where the ta
     deepStrictEqual([...w.get("conv1.bias")!.data], new Array(6).fill(0));
     net.destroy();
   }));
+
+Deno.test("an epoch's last, partial batch reuses the full batches' plan (nothing allocated)", () =>
+  withGpu(async (gpu) => {
+    const net = Network.create(gpu, TINY, { seed: 8, init: "he" });
+    const full = quadrants(8, 60), part = quadrants(5, 61);
+    await net.trainStep(full.input, full.labels);
+    await net.evaluate(full.input, full.labels);
+    const before = gpu.live;
+    const { loss } = await net.trainStep(part.input, part.labels);
+    await net.evaluate(part.input, part.labels);
+    assert(Number.isFinite(loss));
+    deepStrictEqual(gpu.live, before);
+    net.destroy();
+  }));
