@@ -118,7 +118,7 @@ export class Network {
   readonly maxMicroBatch: number;
   #plans = new Map<string, InferencePlan | TrainingPlan>();
   #sgd: Sgd | undefined;
-  #lossGather: Tensor | undefined;
+  #gathered: Tensor | undefined;
   #seed: number;
   #step = 0;
   #destroyed = false;
@@ -267,27 +267,23 @@ export class Network {
       this.gpu.run(dispatches);
       return await this.gpu.read(result.buffer, 0, batch * classes * 4);
     }
-    const gathered = Tensor.zeros(this.gpu, [batch, classes], "gathered outputs");
-    try {
-      for (let first = 0; first < batch; first += plan.batch) {
-        const rows = Math.min(plan.batch, batch - first);
-        plan.input.write(input.subarray(first * perExample, (first + rows) * perExample));
-        this.gpu.run(
-          dispatches,
-          (encoder) =>
-            encoder.copyBufferToBuffer(
-              result.buffer,
-              0,
-              gathered.buffer,
-              first * classes * 4,
-              rows * classes * 4,
-            ),
-        );
-      }
-      return await gathered.read();
-    } finally {
-      gathered.destroy();
+    const gathered = this.#gather(batch * classes);
+    for (let first = 0; first < batch; first += plan.batch) {
+      const rows = Math.min(plan.batch, batch - first);
+      plan.input.write(input.subarray(first * perExample, (first + rows) * perExample));
+      this.gpu.run(
+        dispatches,
+        (encoder) =>
+          encoder.copyBufferToBuffer(
+            result.buffer,
+            0,
+            gathered.buffer,
+            first * classes * 4,
+            rows * classes * 4,
+          ),
+      );
     }
+    return await this.gpu.read(gathered.buffer, 0, batch * classes * 4);
   }
 
   /**
@@ -329,11 +325,7 @@ export class Network {
     const chunks = Math.ceil(batch / this.maxMicroBatch);
     const plan = this.#plan("training", Math.ceil(batch / chunks)) as TrainingPlan;
     const sgd = this.#sgd ??= new Sgd(this.gpu, this.parameters, this.gradients);
-    if (!this.#lossGather || this.#lossGather.size < 2 * batch) {
-      this.#lossGather?.destroy();
-      this.#lossGather = Tensor.zeros(this.gpu, [2 * batch], "step losses and hits");
-    }
-    const gather = this.#lossGather;
+    const gather = this.#gather(2 * batch);
     const active = (i: number) => dropout || !plan.dropouts.has(i);
     const forward = plan.forward.flatMap((l, i) => active(i) ? l.dispatches : []);
     for (let first = 0; first < batch; first += plan.batch) {
@@ -615,7 +607,7 @@ export class Network {
     for (const plan of this.#plans.values()) destroyPlan(plan);
     this.#plans.clear();
     this.#sgd?.destroy();
-    this.#lossGather?.destroy();
+    this.#gathered?.destroy();
     for (const layer of this.layers) layer.destroy();
     if (this.#ownsDevice) this.gpu.destroy();
   }
@@ -643,6 +635,15 @@ export class Network {
       : recordTraining(this.gpu, this.layers, this.config.input, batch);
     this.#plans.set(`${kind} ${batch}`, plan);
     return plan;
+  }
+
+  /** A buffer of at least `size` floats where several launches' results meet for one readback. */
+  #gather(size: number): Tensor {
+    if (!this.#gathered || this.#gathered.size < size) {
+      this.#gathered?.destroy();
+      this.#gathered = Tensor.zeros(this.gpu, [size], "gathered results");
+    }
+    return this.#gathered;
   }
 
   #checkInput(input: Float32Array, batch: number, what: string): void {
