@@ -182,11 +182,11 @@ export async function train(
       `resumed ${checkpointPath}: epoch ${state.epoch + 1}, batch ${state.batchInEpoch}`,
     );
   }
-  const checkpoint = async () => {
+  const checkpoint = async (at: TrainerState) => {
     await saveCheckpoint(checkpointPath, {
       weights: await net.weights(),
       velocities: await net.optimizerState(),
-      state,
+      state: at,
     });
   };
   const metrics: EpochMetrics[] = [];
@@ -201,7 +201,7 @@ export async function train(
       if (
         options.signal?.aborted || (options.maxSteps !== undefined && steps >= options.maxSteps)
       ) {
-        await checkpoint();
+        await checkpoint(state);
         report.message(
           `stopped at epoch ${
             state.epoch + 1
@@ -274,12 +274,9 @@ export async function train(
       }
     }
     state.running = { loss: 0, hits: 0, examples: 0, seconds: 0 };
-    // The state describes the next epoch's start, so a crash after this resumes there.
-    state.epoch++;
-    state.batchInEpoch = 0;
-    await checkpoint();
+    // The checkpoint points at the next epoch's start: a run resumed from it goes on there.
+    await checkpoint({ ...state, epoch: state.epoch + 1, batchInEpoch: 0 });
     await writeFileAtomic(`${options.out}/weights.safetensors`, await net.weightsBytes());
-    state.epoch--;
   }
   return { metrics, stopped: false, state };
 }
