@@ -4,7 +4,7 @@ import { ok as assert } from "node:assert";
 import { Tensor } from "../gpu/tensor.ts";
 import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
-import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
+import { conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { dropoutForward } from "../kernels/dropout_forward.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { lrnForward, PAPER_LRN } from "../kernels/lrn_forward.ts";
@@ -14,7 +14,14 @@ import { reluBackward } from "../kernels/relu_backward.ts";
 import { softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
 import { sgdUpdate } from "../kernels/sgd_update.ts";
 import { Gpu } from "../gpu/device.ts";
-import { assertClose, convGeometry as geometry, randomArray, TILINGS, withGpu } from "./helpers.ts";
+import {
+  assertClose,
+  CONV_CASES,
+  convGeometry as geometry,
+  randomArray,
+  TILINGS,
+  withGpu,
+} from "./helpers.ts";
 import {
   conv2dBackwardRef,
   conv2dRef,
@@ -22,53 +29,6 @@ import {
   maxPoolBackwardRef,
   softmaxCrossEntropyRef,
 } from "./reference.ts";
-
-const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
-  ["3x3 pad 1, batch 1, ReLU", geometry({ padH: 1, padW: 1 }), 1, true],
-  [
-    "stride 4, 11x11 (conv1-like)",
-    geometry({ height: 31, width: 29, kernelH: 11, kernelW: 11, strideH: 4, strideW: 4 }),
-    2,
-    true,
-  ],
-  [
-    "groups 2, pad 2, 5x5 (conv2-like)",
-    geometry({
-      inChannels: 6,
-      outChannels: 10,
-      kernelH: 5,
-      kernelW: 5,
-      padH: 2,
-      padW: 2,
-      groups: 2,
-    }),
-    2,
-    true,
-  ],
-  [
-    "groups 3, rectangular kernel and stride, no ReLU",
-    geometry({
-      inChannels: 9,
-      outChannels: 6,
-      height: 9,
-      width: 8,
-      kernelH: 3,
-      kernelW: 2,
-      strideH: 2,
-      strideW: 1,
-      padH: 1,
-      groups: 3,
-    }),
-    3,
-    false,
-  ],
-  [
-    "dense as 1x1 over a flattened input (batch 3)",
-    geometry({ inChannels: 70, height: 1, width: 1, kernelH: 1, kernelW: 1, outChannels: 130 }),
-    3,
-    true,
-  ],
-];
 
 for (const [name, g, batch, relu] of CONV_CASES) {
   Deno.test(`conv2d backward (input, weight, bias) matches the reference: ${name}`, () =>

@@ -1,66 +1,10 @@
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
-import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
+import { conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { Tensor } from "../gpu/tensor.ts";
-import { assertClose, convGeometry as geometry, randomArray, TILINGS, withGpu } from "./helpers.ts";
+import { assertClose, CONV_CASES, randomArray, TILINGS, withGpu } from "./helpers.ts";
 import { conv2dRef } from "./reference.ts";
 
-// Odd shapes: none is a multiple of a tile; batch 1 and >1; stride, padding, groups, rectangles.
-const CASES: [string, Conv2dGeometry, number, boolean][] = [
-  ["1x1 kernel, batch 1", geometry({ kernelH: 1, kernelW: 1 }), 1, false],
-  ["3x3 pad 1, batch 3, relu", geometry({ padH: 1, padW: 1 }), 3, true],
-  [
-    "stride 4, 11x11 (conv1-like)",
-    geometry({ height: 31, width: 29, kernelH: 11, kernelW: 11, strideH: 4, strideW: 4 }),
-    2,
-    true,
-  ],
-  [
-    "groups 2, pad 2, 5x5 (conv2-like)",
-    geometry({
-      inChannels: 6,
-      outChannels: 10,
-      kernelH: 5,
-      kernelW: 5,
-      padH: 2,
-      padW: 2,
-      groups: 2,
-    }),
-    2,
-    true,
-  ],
-  [
-    "groups 3, rectangular kernel and stride",
-    geometry({
-      inChannels: 9,
-      outChannels: 6,
-      height: 9,
-      width: 8,
-      kernelH: 3,
-      kernelW: 2,
-      strideH: 2,
-      strideW: 1,
-      padH: 1,
-      padW: 0,
-      groups: 3,
-    }),
-    1,
-    false,
-  ],
-  [
-    "dense as a whole-input convolution (fc-like, batch 3)",
-    geometry({ inChannels: 7, height: 3, width: 3, outChannels: 130 }),
-    3,
-    true,
-  ],
-  [
-    "many output channels and columns (several tiles each way)",
-    geometry({ inChannels: 17, height: 13, width: 13, outChannels: 70, padH: 1, padW: 1 }),
-    2,
-    false,
-  ],
-];
-
-for (const [name, g, batch, relu] of CASES) {
+for (const [name, g, batch, relu] of CONV_CASES) {
   Deno.test(`conv2dForward matches the float64 reference: ${name}`, () =>
     withGpu(async (gpu) => {
       const [oh, ow] = conv2dOutputSize(g);

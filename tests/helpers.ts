@@ -92,3 +92,62 @@ export const TILINGS: [string, GemmTile | undefined][] = [
   ["chosen", undefined],
   ...Object.entries(GEMM_TILES),
 ];
+
+/**
+ * The convolution shapes every convolution kernel is tested on: none a multiple of a tile;
+ * batch 1 and more; stride, padding, groups, rectangles; a dense layer as a 1x1 convolution.
+ * Each is [name, geometry, batch, fused ReLU].
+ */
+export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
+  ["1x1 kernel, batch 1", convGeometry({ kernelH: 1, kernelW: 1 }), 1, false],
+  ["3x3 pad 1, batch 3, ReLU", convGeometry({ padH: 1, padW: 1 }), 3, true],
+  [
+    "stride 4, 11x11 (conv1-like)",
+    convGeometry({ height: 31, width: 29, kernelH: 11, kernelW: 11, strideH: 4, strideW: 4 }),
+    2,
+    true,
+  ],
+  [
+    "groups 2, pad 2, 5x5 (conv2-like)",
+    convGeometry({
+      inChannels: 6,
+      outChannels: 10,
+      kernelH: 5,
+      kernelW: 5,
+      padH: 2,
+      padW: 2,
+      groups: 2,
+    }),
+    2,
+    true,
+  ],
+  [
+    "groups 3, rectangular kernel and stride",
+    convGeometry({
+      inChannels: 9,
+      outChannels: 6,
+      height: 9,
+      width: 8,
+      kernelH: 3,
+      kernelW: 2,
+      strideH: 2,
+      strideW: 1,
+      padH: 1,
+      groups: 3,
+    }),
+    3,
+    false,
+  ],
+  [
+    "dense as 1x1 over a flattened input (batch 3)",
+    convGeometry({ inChannels: 70, height: 1, width: 1, kernelH: 1, kernelW: 1, outChannels: 130 }),
+    3,
+    true,
+  ],
+  [
+    "many output channels and columns (several tiles each way)",
+    convGeometry({ inChannels: 17, height: 13, width: 13, outChannels: 70, padH: 1, padW: 1 }),
+    2,
+    false,
+  ],
+];
