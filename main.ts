@@ -230,6 +230,15 @@ async function trainCommand(v: Values): Promise<void> {
     throw new UsageError(`${model} has ${config.classes} classes; the data has ${labels}`);
   }
 
+  try {
+    // Fail before any work when the output folder cannot be written.
+    await Deno.mkdir(out, { recursive: true });
+    await Deno.writeFile(`${out}/.write-test`, new Uint8Array(1));
+    await Deno.remove(`${out}/.write-test`);
+  } catch (e) {
+    throw new UsageError(`--out ${out}: cannot write there (${(e as Error).message})`);
+  }
+
   const net = await createAlexNet({ model, seed, init });
   const stop = new AbortController();
   const onSignal = () => {

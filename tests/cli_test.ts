@@ -103,6 +103,7 @@ Deno.test("bad command lines exit with code 2 and one clear line", async () => {
     [["train", "--lr=-1"], /error: --lr must be a number > 0, got "-1"/],
     [["train", "--init", "xavier"], /error: --init must be paper or he/],
     [["train", "--data", "/nonexistent"], /error: --data \/nonexistent: no IDX file/],
+    [["train", "--out", "/proc/forbidden"], /error: --out \/proc\/forbidden: cannot write there/],
     [["train", "--lr", "-1"], /error: train: Option .--lr. argument is ambiguous/],
   ];
   for (const [args, message] of cases) {
