@@ -10,6 +10,7 @@
  */
 import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { softmaxRowWgsl } from "./softmax_forward.ts";
 
 const WORKGROUP = 64;
 
@@ -25,14 +26,14 @@ const WORKGROUP = 64;
 export function softmaxCrossEntropyWgsl(classes: number): string {
   return /* wgsl */ `
 struct Params { valid: u32, rows: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read> z: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<f32>; // logits
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> dz: array<f32>;
 @group(0) @binding(3) var<storage, read_write> losses: array<f32>; // [rows] losses, then [rows] hits
 @group(0) @binding(4) var<uniform> params: Params;
 ${WORKGROUP_INDEX_WGSL}
 
-const CLASSES = ${classes}u;
+${softmaxRowWgsl(classes)}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -47,15 +48,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     return;
   }
   let label = u32(labels[r]);
-  var m = z[base];
-  for (var j = 1u; j < CLASSES; j++) { m = max(m, z[base + j]); }
-  var sum = 0.0;
-  for (var j = 0u; j < CLASSES; j++) { sum += exp(z[base + j] - m); }
-  losses[r] = m + log(sum) - z[base + label];
-  losses[params.rows + r] = select(0.0, 1.0, z[base + label] >= m); // top-1 hit (ties count)
-  let inv = 1.0 / sum;
+  let stats = rowStats(base);
+  losses[r] = stats.x + log(stats.y) - x[base + label];
+  losses[params.rows + r] = select(0.0, 1.0, x[base + label] >= stats.x); // top-1 hit (ties count)
   for (var j = 0u; j < CLASSES; j++) {
-    let p = exp(z[base + j] - m) * inv;
+    let p = exp(x[base + j] - stats.x) / stats.y;
     dz[base + j] = (p - select(0.0, 1.0, j == label)) * params.scale;
   }
 }`;

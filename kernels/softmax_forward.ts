@@ -10,6 +10,28 @@ import type { Tensor } from "../gpu/tensor.ts";
 const WORKGROUP = 64;
 
 /**
+ * WGSL shared by the softmax kernels: `CLASSES` and `rowStats(base)`, the maximum of the row of
+ * logits `x` starting at `base` and the sum of exp(x - maximum): stable, whatever the logits.
+ *
+ * @example
+ * ```ts
+ * import { softmaxRowWgsl } from "./softmax_forward.ts";
+ * console.assert(softmaxRowWgsl(10).includes("fn rowStats"));
+ * ```
+ */
+export function softmaxRowWgsl(classes: number): string {
+  return /* wgsl */ `
+const CLASSES = ${classes}u;
+fn rowStats(base: u32) -> vec2f {
+  var m = x[base];
+  for (var j = 1u; j < CLASSES; j++) { m = max(m, x[base + j]); }
+  var sum = 0.0;
+  for (var j = 0u; j < CLASSES; j++) { sum += exp(x[base + j] - m); }
+  return vec2f(m, sum);
+}`;
+}
+
+/**
  * WGSL for softmax over rows of `classes` values.
  *
  * @example
@@ -25,7 +47,7 @@ export function softmaxForwardWgsl(classes: number): string {
 @group(0) @binding(2) var<uniform> rows: vec4u; // x: rows in the launch
 ${WORKGROUP_INDEX_WGSL}
 
-const CLASSES = ${classes}u;
+${softmaxRowWgsl(classes)}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -33,12 +55,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let r = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (r >= rows.x) { return; }
   let base = r * CLASSES;
-  var m = x[base];
-  for (var j = 1u; j < CLASSES; j++) { m = max(m, x[base + j]); }
-  var sum = 0.0;
-  for (var j = 0u; j < CLASSES; j++) { sum += exp(x[base + j] - m); }
-  let inv = 1.0 / sum;
-  for (var j = 0u; j < CLASSES; j++) { y[base + j] = exp(x[base + j] - m) * inv; }
+  let stats = rowStats(base);
+  for (var j = 0u; j < CLASSES; j++) { y[base + j] = exp(x[base + j] - stats.x) / stats.y; }
 }`;
 }
 
