@@ -160,3 +160,51 @@ Deno.test("Ctrl-C finishes the step, writes a checkpoint and exits 0", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("kill -9 at many points, then --resume, ends with an uninterrupted run's parameters", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeDataset(dir, 48, 8);
+    const common = ["train", "--data", dir, "--epochs", "3", "--batch", "8", "--seed", "7"];
+    const straight = await cli(...common, "--out", `${dir}/a`);
+    assertEquals(straight.code, 0, straight.stderr);
+
+    // Each run is killed after its n-th progress line (a step done; past the 6th, the first
+    // epoch's validation and checkpoint write), then restarted from whatever checkpoint is on disk.
+    const out = `${dir}/b`;
+    const hasCheckpoint = () =>
+      Deno.stat(`${out}/checkpoint.safetensors`).then(() => true, () => false);
+    let kills = 0, resumes = 0;
+    for (const n of [3, 8, 2, 6, 7, 1]) {
+      const resume = await hasCheckpoint();
+      if (resume) resumes++;
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", main, ...common, "--out", out, ...(resume ? ["--resume"] : [])],
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while ((text.match(/img\/s/g) ?? []).length < n) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      try {
+        child.kill("SIGKILL");
+        kills++;
+      } catch { /* it had finished */ }
+      await reader.cancel();
+      await child.status;
+    }
+    const last = await cli(...common, "--out", out, ...(await hasCheckpoint() ? ["--resume"] : []));
+    assertEquals(last.code, 0, last.stderr);
+    assert(kills >= 4 && resumes >= 3, `${kills} runs killed, ${resumes} resumed`);
+    deepStrictEqual(
+      await Deno.readFile(`${out}/weights.safetensors`),
+      await Deno.readFile(`${dir}/a/weights.safetensors`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

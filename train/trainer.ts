@@ -164,6 +164,12 @@ export async function train(
     running: { loss: 0, hits: 0, examples: 0, seconds: 0 },
   };
   await Deno.mkdir(options.out, { recursive: true });
+  // A run killed while writing leaves its temporary file; the renamed-into-place files are whole.
+  for await (const entry of Deno.readDir(options.out)) {
+    if (/^(checkpoint|weights)\.safetensors\.\d+\.tmp$/.test(entry.name)) {
+      await Deno.remove(`${options.out}/${entry.name}`);
+    }
+  }
   if (options.resume) {
     const saved = await loadCheckpoint<TrainerState>(checkpointPath);
     if (saved.state.model !== net.config.name) {
