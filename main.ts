@@ -4,6 +4,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { bench, formatBench } from "./bench/bench.ts";
 import { DEBIAN_FASHION_MNIST, loadIdxDirectory } from "./data/dataset.ts";
 import { Gpu } from "./gpu/device.ts";
 import { createAlexNet, MODELS, Network } from "./mod.ts";
@@ -27,7 +28,7 @@ usage: deno run -A main.ts <command> [options]
 commands:
   info    print a model's layer table: output shapes, parameters, multiply-adds
   train   train a model on Fashion-MNIST or an IDX dataset, with checkpoints and metrics
-  bench   benchmark kernels and the network (not yet available)
+  bench   time every layer forward and backward, and the whole network
 
 Run 'deno run -A main.ts <command> --help' for a command's options.`;
 
@@ -81,9 +82,22 @@ Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`
     run: trainCommand,
   },
   bench: {
-    help: "usage: deno run -A main.ts bench (the benchmark lands with the performance issue)",
-    options: {},
-    run: () => Promise.reject(new UsageError("bench is not available yet")),
+    help: `usage: deno run -A main.ts bench [options]
+
+  --model NAME   ${Object.keys(MODELS).join(" | ")} (default alexnet-small)
+  --batch N      examples per batch (default 128)
+  --repeats N    replays per figure (default 3)
+  --json FILE    also write the figures as JSON
+
+Per layer: forward and backward milliseconds and GFLOP/s; whole network: inference images/s at
+batch 1 and N, training images/s at N. Wall time on this adapter.`,
+    options: {
+      model: { type: "string" },
+      batch: { type: "string" },
+      repeats: { type: "string" },
+      json: { type: "string" },
+    },
+    run: benchCommand,
   },
 };
 
@@ -288,6 +302,22 @@ async function trainCommand(v: Values): Promise<void> {
     throw e;
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    net.destroy();
+  }
+}
+
+async function benchCommand(v: Values): Promise<void> {
+  const model = modelName(v, "alexnet-small");
+  const batch = number(v, "batch", 128, { integer: true });
+  const repeats = number(v, "repeats", 3, { integer: true });
+  const net = await createAlexNet({ model, init: model === "alexnet" ? "paper" : "he" });
+  try {
+    const result = await bench(net, batch, repeats);
+    console.log(formatBench(result, net.config));
+    if (typeof v.json === "string") {
+      await Deno.writeTextFile(v.json, JSON.stringify(result, null, 2) + "\n");
+    }
+  } finally {
     net.destroy();
   }
 }

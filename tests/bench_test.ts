@@ -1,0 +1,28 @@
+// The benchmark runs and reports every layer (its figures are measurements, never asserted).
+import { deepStrictEqual, ok as assert } from "node:assert";
+import { bench, formatBench } from "../bench/bench.ts";
+import { type ModelConfig, Network } from "../mod.ts";
+import { withGpu } from "./helpers.ts";
+
+const TINY: ModelConfig = {
+  name: "tiny",
+  input: [1, 8, 8],
+  classes: 3,
+  layers: [
+    { kind: "conv", name: "conv1", out: 4, kernel: 3, pad: 1 },
+    { kind: "maxpool", name: "pool1", size: 2, stride: 2 },
+    { kind: "dense", name: "fc", out: 3, relu: false },
+  ],
+};
+
+Deno.test("bench reports every layer and the whole network", () =>
+  withGpu(async (gpu) => {
+    const net = Network.create(gpu, TINY, { init: "he" });
+    const result = await bench(net, 4, 1);
+    deepStrictEqual(result.layers.map((l) => l.name), ["conv1", "pool1", "fc"]);
+    assert(result.layers.every((l) => l.forwardMs >= 0 && l.backwardMs >= 0));
+    assert(result.layers[1].forwardGflops === null, "pooling does no multiply-adds");
+    assert(Object.values(result.network).every((v) => v > 0 && Number.isFinite(v)));
+    assert(formatBench(result).includes("conv1"));
+    net.destroy();
+  }));
