@@ -5,10 +5,21 @@
  */
 import { parseArgs } from "node:util";
 import { bench, formatBench } from "./bench/bench.ts";
-import { DEBIAN_FASHION_MNIST, loadIdxDirectory } from "./data/dataset.ts";
+import { type Dataset, makeBatch } from "./data/dataset.ts";
+import { DataError } from "./data/folder.ts";
+import { decodeImage } from "./data/image.ts";
+import { openDataset, type OpenedDataset, storedSize } from "./data/open.ts";
+import { decodePreprocess, type Preprocess } from "./data/preprocess.ts";
+import { resizeAndCentreCrop } from "./data/resize.ts";
 import { Gpu } from "./gpu/device.ts";
+import { parseSafetensors } from "./io/safetensors.ts";
 import { createAlexNet, MODELS, Network } from "./mod.ts";
-import { DivergedError, type Progress, train } from "./train/trainer.ts";
+import { DivergedError, evaluateDataset, type Progress, train } from "./train/trainer.ts";
+
+/** The bundled default dataset: 5,000 + 1,000 Fashion-MNIST images (Zalando Research, MIT). */
+const BUNDLED_DATA = decodeURIComponent(
+  new URL("./data/fashion-mnist-mini", import.meta.url).pathname,
+);
 
 /** A bad command line: reported in one line with exit code 2. */
 class UsageError extends Error {}
@@ -18,7 +29,9 @@ type Values = Record<string, string | boolean | undefined>;
 interface Command {
   help: string;
   options: Record<string, { type: "string" | "boolean" }>;
-  run: (values: Values) => Promise<void>;
+  /** Whether the command takes operands (file names). */
+  positionals?: boolean;
+  run: (values: Values, positionals: string[]) => Promise<void>;
 }
 
 const USAGE = `AlexNet on WebGPU
@@ -27,7 +40,9 @@ usage: deno run -A main.ts <command> [options]
 
 commands:
   info    print a model's layer table: output shapes, parameters, multiply-adds
-  train   train a model on Fashion-MNIST or an IDX dataset, with checkpoints and metrics
+  train   train a model on the bundled data, an image folder or IDX files
+  eval    top-1 and top-5 error of trained weights on a dataset (1 or 10 crops)
+  predict the classes of image files, with probabilities
   bench   time every layer forward and backward, and the whole network
 
 Run 'deno run -A main.ts <command> --help' for a command's options.`;
@@ -44,8 +59,11 @@ const COMMANDS: Record<string, Command> = {
     help: `usage: deno run -A main.ts train [options]
 
   --model NAME         ${Object.keys(MODELS).join(" | ")} (default alexnet-small)
-  --data DIR           IDX files (train-images-idx3-ubyte[.gz], ...; default ${DEBIAN_FASHION_MNIST},
-                       from Debian's dataset-fashion-mnist package)
+  --data DIR           an image folder (one subfolder per class, PNG or JPEG; with train/ and
+                       val/ halves, or every tenth image held out) or IDX files
+                       (train-images-idx3-ubyte[.gz], ...); default: the bundled
+                       Fashion-MNIST sample, data/fashion-mnist-mini
+  --strict             a file that cannot be read is an error, not a skip
   --epochs N           epochs in all (default 10)
   --batch N            examples per step (default 128)
   --lr X               initial learning rate (default 0.01)
@@ -56,7 +74,7 @@ const COMMANDS: Record<string, Command> = {
   --weight-decay X     (default 0.0005)
   --init paper|he      initialisation (default: paper for alexnet, he for alexnet-small)
   --seed N             seed of the initialisation, order, augmentation and dropout (default 1)
-  --no-augment         no random crops and flips
+  --no-augment         no random crops, flips or colour noise
   --out DIR            checkpoint, weights and metrics.jsonl (default runs/MODEL)
   --resume             continue from DIR/checkpoint.safetensors
   --max-steps N        stop after N steps, with a checkpoint
@@ -65,6 +83,7 @@ Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`
     options: {
       model: { type: "string" },
       data: { type: "string" },
+      strict: { type: "boolean" },
       epochs: { type: "string" },
       batch: { type: "string" },
       lr: { type: "string" },
@@ -80,6 +99,42 @@ Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`
       "max-steps": { type: "string" },
     },
     run: trainCommand,
+  },
+  eval: {
+    help: `usage: deno run -A main.ts eval --weights FILE [options]
+
+  --weights FILE   a weights file written by train (or any with the model's tensors)
+  --data DIR       as for train; its validation half is evaluated (default: the bundled data)
+  --crops 1|10     1: the centre crop; 10: the paper's test, softmax averaged over the four
+                   corners, the centre and their mirrors (default 1)
+  --model NAME     the model, when the weights file does not name it
+  --batch N        examples per forward pass (default 128)
+  --strict         a file that cannot be read is an error, not a skip`,
+    options: {
+      weights: { type: "string" },
+      data: { type: "string" },
+      crops: { type: "string" },
+      model: { type: "string" },
+      batch: { type: "string" },
+      strict: { type: "boolean" },
+    },
+    run: evalCommand,
+  },
+  predict: {
+    help: `usage: deno run -A main.ts predict IMAGE... [options]
+
+  --weights FILE   trained weights (default runs/alexnet-small/weights.safetensors)
+  --top K          classes to list per image (default 5)
+  --crops 1|10     as for eval (default 1)
+  --model NAME     the model, when the weights file does not name it`,
+    options: {
+      weights: { type: "string" },
+      top: { type: "string" },
+      crops: { type: "string" },
+      model: { type: "string" },
+    },
+    positionals: true,
+    run: predictCommand,
   },
   bench: {
     help: `usage: deno run -A main.ts bench [options]
@@ -218,30 +273,13 @@ async function trainCommand(v: Values): Promise<void> {
   if (init !== "paper" && init !== "he") {
     throw new UsageError(`--init must be paper or he, got "${init}"`);
   }
-  const dataDir = String(v.data ?? DEBIAN_FASHION_MNIST);
+  const dataDir = String(v.data ?? BUNDLED_DATA);
   const out = String(v.out ?? `runs/${model}`);
-
-  let data;
-  try {
-    data = await loadIdxDirectory(dataDir);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound && v.data === undefined) {
-      throw new UsageError(
-        `no data at ${dataDir}: install Debian's dataset-fashion-mnist package or pass --data DIR`,
-      );
-    }
-    throw new UsageError(`--data ${dataDir}: ${(e as Error).message}`);
-  }
-  if (data.train.shape.join() !== config.input.join()) {
+  const data = await openData(dataDir, config.input, v.strict === true);
+  if (data.train.classes.length > config.classes) {
     throw new UsageError(
-      `${model} takes ${config.input.join("x")} inputs; ${dataDir} holds ${
-        data.train.shape.join("x")
-      } images`,
+      `${model} has ${config.classes} classes; ${dataDir} has ${data.train.classes.length}`,
     );
-  }
-  const labels = Math.max(...data.train.labels) + 1;
-  if (labels > config.classes) {
-    throw new UsageError(`${model} has ${config.classes} classes; the data has ${labels}`);
   }
 
   try {
@@ -262,7 +300,8 @@ async function trainCommand(v: Values): Promise<void> {
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   console.error(
-    `training ${model} (${net.parameterCount.toLocaleString("en-US")} parameters) on ${dataDir}: ` +
+    `training ${model} (${net.parameterCount.toLocaleString("en-US")} parameters) on ` +
+      `${data.description}: ` +
       `${data.train.count} training and ${data.test.count} validation images, batch ${batch}, ` +
       `adapter ${net.gpu.description}; writing ${out}/`,
   );
@@ -279,6 +318,7 @@ async function trainCommand(v: Values): Promise<void> {
       augment: !v["no-augment"],
       out,
       resume: v.resume === true,
+      data: v.data === undefined ? "the bundled sample" : dataDir,
       signal: stop.signal,
       maxSteps,
     }, {
@@ -296,12 +336,174 @@ async function trainCommand(v: Values): Promise<void> {
     }
   } catch (e) {
     if (e instanceof DivergedError) throw e;
+    if (e instanceof RangeError && v.resume) throw new UsageError(`--resume: ${e.message}`);
     if (e instanceof Deno.errors.NotFound && v.resume) {
       throw new UsageError(`--resume: no checkpoint at ${out}/checkpoint.safetensors`);
     }
     throw e;
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    net.destroy();
+  }
+}
+
+/** Opens a dataset for a model's input, reporting progress, skips and cache use on stderr. */
+async function openData(
+  dir: string,
+  input: readonly [number, number, number],
+  strict: boolean,
+): Promise<OpenedDataset> {
+  let shown = -1;
+  const onProgress = (done: number, total: number) => {
+    const percent = Math.floor((100 * done) / total);
+    if (percent !== shown && (percent % 10 === 0 || done === total)) {
+      shown = percent;
+      console.error(`decoding images: ${done}/${total}`);
+    }
+  };
+  let data;
+  try {
+    data = await openDataset(dir, { input, strict, onProgress });
+  } catch (e) {
+    if (e instanceof DataError || e instanceof RangeError) {
+      throw new UsageError(`--data ${dir}: ${e.message}`);
+    }
+    throw e;
+  }
+  if (data.skipped.length > 0) {
+    const first = data.skipped[0];
+    console.error(
+      `skipped ${data.skipped.length} file(s) or folder(s) that could not be used ` +
+        `(first: ${first.path}: ${first.reason}); --strict makes this an error`,
+    );
+  }
+  if (data.statsCached) console.error("mean image and colour statistics read from the cache");
+  return data;
+}
+
+/** A weights file's tensors, model name and preprocessing (when train wrote it). */
+async function readWeights(v: Values, fallback: string) {
+  const path = String(v.weights ?? fallback);
+  let file;
+  try {
+    file = parseSafetensors(await Deno.readFile(path));
+  } catch (e) {
+    throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
+  }
+  const model = v.model !== undefined ? modelName(v, "") : file.metadata.model;
+  if (!model || !MODELS[model]) {
+    throw new UsageError(
+      `--weights ${path} does not name a known model (${file.metadata.model}): pass --model`,
+    );
+  }
+  let preprocess: Preprocess | undefined;
+  if (file.metadata.preprocess !== undefined) {
+    try {
+      preprocess = decodePreprocess(file.metadata.preprocess);
+    } catch (e) {
+      throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
+    }
+  }
+  const net = await createAlexNet({ model, init: "none" });
+  try {
+    net.setWeights(file.tensors);
+  } catch (e) {
+    net.destroy();
+    throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
+  }
+  return { net, preprocess, path };
+}
+
+function crops(v: Values): 1 | 10 {
+  const n = v.crops === undefined ? 1 : Number(v.crops);
+  if (n !== 1 && n !== 10) throw new UsageError(`--crops must be 1 or 10, got "${v.crops}"`);
+  return n;
+}
+
+async function evalCommand(v: Values): Promise<void> {
+  if (v.weights === undefined) throw new UsageError("eval: --weights FILE is required");
+  const views = crops(v);
+  const batch = number(v, "batch", 128, { integer: true });
+  const { net, preprocess, path } = await readWeights(v, "");
+  try {
+    const dir = String(v.data ?? BUNDLED_DATA);
+    const data = await openData(dir, net.config.input, v.strict === true);
+    if (preprocess && preprocess.shape.join() !== data.test.shape.join()) {
+      throw new UsageError(
+        `${path} was trained on ${preprocess.shape.join("x")} images; ${dir} gives ${
+          data.test.shape.join("x")
+        }`,
+      );
+    }
+    if (!preprocess) {
+      console.error(`${path} has no preprocessing record: using ${dir}'s training mean image`);
+    }
+    const [, h, w] = net.config.input;
+    const started = performance.now();
+    const r = await evaluateDataset(net, data.test, {
+      mean: preprocess?.mean ?? data.stats.mean,
+      crop: [h, w],
+      batch,
+      crops: views,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    console.log(
+      `${net.config.name} on ${data.test.count} validation images of ${data.description}, ` +
+        `${views} crop${views === 1 ? "" : "s"}: top-1 error ${
+          (100 * (1 - r.top1)).toFixed(2)
+        }%, ` +
+        `top-5 error ${(100 * (1 - r.top5)).toFixed(2)}%, loss ${r.loss.toFixed(4)} ` +
+        `(${((data.test.count * views) / seconds).toFixed(1)} crops/s)`,
+    );
+  } finally {
+    net.destroy();
+  }
+}
+
+async function predictCommand(v: Values, images: string[]): Promise<void> {
+  if (images.length === 0) throw new UsageError("predict: name one or more image files");
+  const views = crops(v);
+  const top = number(v, "top", 5, { integer: true });
+  const { net, preprocess, path } = await readWeights(v, "runs/alexnet-small/weights.safetensors");
+  try {
+    const [c, h, w] = net.config.input;
+    const size = preprocess?.shape[1] ?? storedSize(h);
+    if (!preprocess) console.error(`${path} has no preprocessing record: no mean subtracted`);
+    const stored = c * size * size, pictures = new Uint8Array(images.length * stored);
+    for (const [i, file] of images.entries()) {
+      try {
+        const picture = decodeImage(await Deno.readFile(file), c as 1 | 3);
+        pictures.set(resizeAndCentreCrop(picture, size).data, i * stored);
+      } catch (e) {
+        throw new UsageError(`${file}: ${(e as Error).message}`);
+      }
+    }
+    const set: Dataset = {
+      count: images.length,
+      shape: [c, size, size],
+      images: pictures,
+      labels: new Int32Array(images.length),
+      classes: [],
+    };
+    const mean = preprocess?.mean ?? new Float32Array(stored);
+    const classes = net.config.classes, probabilities = new Float64Array(images.length * classes);
+    const indices = images.map((_, i) => i);
+    for (let view = views === 1 ? 4 : 0; view < (views === 1 ? 5 : 10); view++) {
+      const { input } = makeBatch(set, indices, { mean, crop: [h, w], view });
+      const p = await net.forward(input, images.length, { softmax: true });
+      for (let i = 0; i < p.length; i++) probabilities[i] += p[i] / views;
+    }
+    for (const [i, file] of images.entries()) {
+      const row = Array.from(probabilities.subarray(i * classes, (i + 1) * classes));
+      const ranked = row.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]).slice(0, top);
+      console.log(file);
+      for (const [p, k] of ranked) {
+        console.log(
+          `  ${(100 * p).toFixed(2).padStart(6)}%  ${preprocess?.classes[k] ?? `class ${k}`}`,
+        );
+      }
+    }
+  } finally {
     net.destroy();
   }
 }
@@ -335,13 +537,13 @@ async function main(args: string[]): Promise<number> {
         `unknown command "${command}" (known: ${Object.keys(COMMANDS).join(", ")})`,
       );
     }
-    let values: Values;
+    let values: Values, positionals: string[];
     try {
-      ({ values } = parseArgs({
+      ({ values, positionals } = parseArgs({
         args: rest,
         options: { ...spec.options, help: { type: "boolean", short: "h" } },
         strict: true,
-        allowPositionals: false,
+        allowPositionals: spec.positionals === true,
       }));
     } catch (e) {
       throw new UsageError(`${command}: ${(e as Error).message}`);
@@ -350,7 +552,7 @@ async function main(args: string[]): Promise<number> {
       console.log(spec.help);
       return 0;
     }
-    await spec.run(values);
+    await spec.run(values, positionals);
     return 0;
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);

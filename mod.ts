@@ -19,6 +19,24 @@ import { PAPER_LRN } from "./kernels/lrn_forward.ts";
 import type { InitScheme } from "./layers/init.ts";
 import { type LayerSpec, type ModelConfig, Network } from "./layers/network.ts";
 
+export {
+  type BatchOptions,
+  type ColourPca,
+  type Dataset,
+  FASHION_MNIST_CLASSES,
+  loadIdxDirectory,
+  makeBatch,
+  meanImage,
+  permutation,
+} from "./data/dataset.ts";
+export { DataError, type FolderOptions, loadImageFolder, type Skipped } from "./data/folder.ts";
+export { decodeImage, ImageError, type Picture } from "./data/image.ts";
+export { BatchLoader } from "./data/loader.ts";
+export { openDataset, type OpenedDataset, type OpenOptions, storedSize } from "./data/open.ts";
+export { decodePreprocess, encodePreprocess, type Preprocess } from "./data/preprocess.ts";
+export { resize, resizeAndCentreCrop } from "./data/resize.ts";
+export { colourPca, type Statistics } from "./data/statistics.ts";
+export { type Job, WorkerPool } from "./data/workers.ts";
 export { Gpu, GpuError } from "./gpu/device.ts";
 export type { BindingKind, Dispatch, GpuOptions, Launch, Pipeline } from "./gpu/device.ts";
 export { numel, Tensor } from "./gpu/tensor.ts";
@@ -44,6 +62,18 @@ export {
   type TrainStepOptions,
 } from "./layers/network.ts";
 export type { SgdHyper } from "./layers/sgd.ts";
+export {
+  DivergedError,
+  type EpochMetrics,
+  evaluateDataset,
+  type EvaluateOptions,
+  type Progress,
+  type Reporter,
+  train,
+  type TrainerState,
+  type TrainOptions,
+  type TrainResult,
+} from "./train/trainer.ts";
 
 /**
  * A convolution row of a layer table (ReLU fused unless `relu: false`).

@@ -101,12 +101,38 @@ export function meanImage(d: Dataset): Float32Array {
   return Float32Array.from(sum, (s) => s / d.count / 255);
 }
 
+/** The principal components of a dataset's RGB values (see statistics.ts). */
+export interface ColourPca {
+  /** Eigenvectors p1, p2, p3 as rows: vectors[3 * i + channel]. */
+  vectors: Float32Array;
+  /** Eigenvalues l1, l2, l3 of the covariance of pixel values scaled to [0, 1]. */
+  values: Float32Array;
+}
+
 /** How a batch is drawn. */
 export interface BatchOptions {
   /** The mean image to subtract (from {@linkcode meanImage} of the training set). */
   mean: Float32Array;
-  /** Random crops of the image padded by `pad` pixels and random horizontal flips. */
-  augment?: { pad: number; flip: boolean; seed: number; step: number };
+  /** The crop's [height, width], the model's input (default: the stored images' size). */
+  crop?: readonly [number, number];
+  /**
+   * Training augmentation: random crops (of the image padded by `pad` pixels, padding being the
+   * mean), random horizontal flips, and, given `pca`, the paper's colour noise: each image gets
+   * [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T added to every pixel, a_i ~ N(0, `pcaStd`).
+   */
+  augment?: {
+    pad: number;
+    flip: boolean;
+    seed: number;
+    step: number;
+    pca?: ColourPca;
+    pcaStd?: number;
+  };
+  /**
+   * Which of the paper's ten test views (without `augment`): 0-3 the corners (top left, top
+   * right, bottom left, bottom right), 4 the centre (the default), 5-9 the same mirrored.
+   */
+  view?: number;
 }
 
 /**
@@ -125,35 +151,64 @@ export function makeBatch(
   indices: ArrayLike<number>,
   options: BatchOptions,
 ): { input: Float32Array; labels: Int32Array } {
-  const [c, h, w] = d.shape, size = c * h * w;
+  const [c, sh, sw] = d.shape, stored = c * sh * sw;
+  const [h, w] = options.crop ?? [sh, sw], size = c * h * w;
+  const a = options.augment, pad = a?.pad ?? 0;
+  if (h > sh + 2 * pad || w > sw + 2 * pad) {
+    throw new RangeError(`a ${h}x${w} crop of ${sh}x${sw} images padded by ${pad}`);
+  }
+  const view = options.view ?? 4;
+  if (!(Number.isInteger(view) && view >= 0 && view < 10)) throw new RangeError(`view ${view}`);
   const input = new Float32Array(indices.length * size);
   const labels = new Int32Array(indices.length);
-  const a = options.augment;
   const stepSeed = a ? (Math.imul(a.seed ^ 0x2545f491, 0x9e3779b1) + a.step) >>> 0 : 0;
   for (let e = 0; e < indices.length; e++) {
-    const src = indices[e] * size;
+    const src = indices[e] * stored;
     labels[e] = d.labels[indices[e]];
-    // Per example: a shift in [-pad, pad] each way and a coin for the flip, from (seed, step, e).
+    // The crop's top-left corner ranges over [-pad, stored - crop + pad] each way.
     const draw = (k: number) => uniformAt(stepSeed, e * 3 + k);
-    const dy = a ? Math.floor(draw(0) * (2 * a.pad + 1)) - a.pad : 0;
-    const dx = a ? Math.floor(draw(1) * (2 * a.pad + 1)) - a.pad : 0;
-    const flip = a?.flip === true && draw(2) < 0.5;
+    const corner = [[0, 0], [0, 1], [1, 0], [1, 1], [0.5, 0.5]][view % 5];
+    const oy = a
+      ? Math.floor(draw(0) * (sh - h + 2 * pad + 1)) - pad
+      : Math.floor(corner[0] * (sh - h + 2 * pad)) - pad;
+    const ox = a
+      ? Math.floor(draw(1) * (sw - w + 2 * pad + 1)) - pad
+      : Math.floor(corner[1] * (sw - w + 2 * pad)) - pad;
+    const flip = a ? a.flip && draw(2) < 0.5 : view >= 5;
+    const shift = a?.pca ? colourShift(a.pca, a.pcaStd ?? 0.1, stepSeed, e) : undefined;
     for (let ch = 0; ch < c; ch++) {
+      const add = shift ? shift[ch] : 0;
       for (let y = 0; y < h; y++) {
-        const sy = y + dy;
+        const sy = y + oy;
         for (let x = 0; x < w; x++) {
-          const sx = (flip ? w - 1 - x : x) + dx;
-          const at = (ch * h + y) * w + x;
-          const inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
+          const sx = (flip ? w - 1 - x : x) + ox;
+          const inside = sy >= 0 && sy < sh && sx >= 0 && sx < sw;
+          const at = (ch * sh + sy) * sw + sx;
           // Padding is the mean (zero after subtraction), not black.
-          input[e * size + at] = inside
-            ? d.images[src + (ch * h + sy) * w + sx] / 255 - options.mean[(ch * h + sy) * w + sx]
+          input[e * size + (ch * h + y) * w + x] = inside
+            ? d.images[src + at] / 255 - options.mean[at] + add
             : 0;
         }
       }
     }
   }
   return { input, labels };
+}
+
+// One image's colour noise: sum_i p_i a_i l_i with a_i ~ N(0, std) (Box-Muller, own stream).
+function colourShift(pca: ColourPca, std: number, stepSeed: number, e: number): number[] {
+  const seed = (stepSeed ^ 0x6c8e9cf5) >>> 0;
+  const r = std * Math.sqrt(-2 * Math.log(1 - uniformAt(seed, 4 * e)));
+  const t = 2 * Math.PI * uniformAt(seed, 4 * e + 1);
+  const r2 = std * Math.sqrt(-2 * Math.log(1 - uniformAt(seed, 4 * e + 2)));
+  const alpha = [
+    r * Math.cos(t),
+    r * Math.sin(t),
+    r2 * Math.cos(2 * Math.PI * uniformAt(seed, 4 * e + 3)),
+  ];
+  return [0, 1, 2].map((ch) =>
+    alpha.reduce((s, ai, i) => s + pca.vectors[3 * i + ch] * ai * pca.values[i], 0)
+  );
 }
 
 /**

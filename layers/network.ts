@@ -539,7 +539,7 @@ export class Network {
   }
 
   /**
-   * The parameters as a safetensors file's bytes.
+   * The parameters as a safetensors file's bytes, with `metadata` added to the header's.
    *
    * @example
    * ```ts
@@ -553,8 +553,12 @@ export class Network {
    * gpu.destroy();
    * ```
    */
-  async weightsBytes(): Promise<Uint8Array> {
-    return serializeSafetensors(await this.weights(), { format: "pt", model: this.config.name });
+  async weightsBytes(metadata: Record<string, string> = {}): Promise<Uint8Array> {
+    return serializeSafetensors(await this.weights(), {
+      ...metadata,
+      format: "pt",
+      model: this.config.name,
+    });
   }
 
   /**

@@ -208,3 +208,74 @@ Deno.test("kill -9 at many points, then --resume, ends with an uninterrupted run
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("an image folder: train, then eval with 1 and 10 crops, then predict", async () => {
+  const { encodePng } = await import("../data/codecs.js");
+  const dir = await Deno.makeTempDir();
+  try {
+    // Two classes told apart by brightness; 30x40 RGB PNGs, one non-image, one class per half.
+    for (const half of ["train", "val"]) {
+      for (const [name, level] of [["bright", 200], ["dark", 30]] as const) {
+        await Deno.mkdir(`${dir}/data/${half}/${name}`, { recursive: true });
+        for (let i = 0; i < (half === "train" ? 12 : 4); i++) {
+          const px = Uint8Array.from(
+            { length: 40 * 30 * 3 },
+            (_, p) => level + ((p * 7 + i * 13) % 40),
+          );
+          await Deno.writeFile(
+            `${dir}/data/${half}/${name}/${i}.png`,
+            encodePng(px, { width: 40, height: 30, channels: 3 }),
+          );
+        }
+      }
+    }
+    await Deno.writeTextFile(`${dir}/data/train/dark/notes.txt`, "not an image");
+    const data = `${dir}/data`;
+    const strict = await cli("train", "--data", data, "--strict", "--out", `${dir}/s`);
+    assertEquals(strict.code, 2, strict.stderr);
+    match(strict.stderr, /1 problems .*--strict[\s\S]*notes.txt/);
+
+    const trained = await cli(
+      "train",
+      "--data",
+      data,
+      "--epochs",
+      "2",
+      "--batch",
+      "8",
+      "--lr",
+      "0.003",
+      "--out",
+      `${dir}/run`,
+    );
+    assertEquals(trained.code, 0, trained.stderr);
+    match(trained.stderr, /image folders .*train and .*val: 24 training and 8 validation images/);
+    match(trained.stderr, /skipped 1 file\(s\).*notes.txt/);
+
+    const weights = `${dir}/run/weights.safetensors`;
+    for (const crops of ["1", "10"]) {
+      const e = await cli("eval", "--weights", weights, "--data", data, "--crops", crops);
+      assertEquals(e.code, 0, e.stderr);
+      match(
+        e.stdout,
+        new RegExp(`alexnet-small on 8 validation images .* ${crops} crops?: top-1 error [\\d.]+%`),
+      );
+      match(e.stderr, /read from the cache/); // the statistics train computed
+    }
+    const p = await cli("predict", `${data}/val/dark/0.png`, "--weights", weights, "--top", "2");
+    assertEquals(p.code, 0, p.stderr);
+    match(p.stdout, /val\/dark\/0.png\n +[\d.]+% {2}(dark|bright)\n +[\d.]+% {2}(dark|bright)\n$/);
+
+    const bad = await cli("predict", `${data}/train/dark/notes.txt`, "--weights", weights);
+    assertEquals(bad.code, 2);
+    match(bad.stderr, /notes.txt: not a PNG or JPEG file/);
+    const other = await cli("train", "--epochs", "3", "--out", `${dir}/run`, "--resume");
+    assertEquals(other.code, 2);
+    match(other.stderr, /was trained on .*data, not the bundled sample/);
+    const noWeights = await cli("eval", "--data", data);
+    assertEquals(noWeights.code, 2);
+    match(noWeights.stderr, /--weights FILE is required/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -3,9 +3,91 @@
 import { ok as assert, strictEqual as assertEquals } from "node:assert";
 
 const root = new URL("../", import.meta.url);
-const TYPES: Record<string, string> = { ts: "application/typescript", json: "application/json" };
+const TYPES: Record<string, string> = {
+  ts: "application/typescript",
+  js: "application/javascript",
+  json: "application/json",
+};
+// A 2x1 RGB PNG: (10, 20, 30) and (40, 50, 60).
+const PNG = [
+  137,
+  80,
+  78,
+  71,
+  13,
+  10,
+  26,
+  10,
+  0,
+  0,
+  0,
+  13,
+  73,
+  72,
+  68,
+  82,
+  0,
+  0,
+  0,
+  2,
+  0,
+  0,
+  0,
+  1,
+  8,
+  2,
+  0,
+  0,
+  0,
+  123,
+  64,
+  232,
+  221,
+  0,
+  0,
+  0,
+  18,
+  73,
+  68,
+  65,
+  84,
+  120,
+  1,
+  1,
+  7,
+  0,
+  248,
+  255,
+  0,
+  10,
+  20,
+  30,
+  40,
+  50,
+  60,
+  2,
+  55,
+  0,
+  211,
+  29,
+  34,
+  208,
+  173,
+  0,
+  0,
+  0,
+  0,
+  73,
+  69,
+  78,
+  68,
+  174,
+  66,
+  96,
+  130,
+];
 
-Deno.test("mod.ts imported from an HTTP URL builds alexnet-small and runs it", async () => {
+Deno.test("mod.ts imported from an HTTP URL builds alexnet-small, runs it and decodes a PNG", async () => {
   const served: string[] = [];
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -26,10 +108,11 @@ Deno.test("mod.ts imported from an HTTP URL builds alexnet-small and runs it", a
   try {
     const origin = `127.0.0.1:${server.addr.port}`;
     const script = `
-      const { createAlexNet } = await import("http://${origin}/mod.ts");
+      const { createAlexNet, decodeImage } = await import("http://${origin}/mod.ts");
       const net = await createAlexNet({ model: "alexnet-small", seed: 1 });
       const logits = await net.forward(new Float32Array(2 * 28 * 28), 2);
-      console.log(JSON.stringify({ length: logits.length, finite: logits.every(Number.isFinite) }));
+      const pixels = Array.from(decodeImage(new Uint8Array(${JSON.stringify(PNG)})).data);
+      console.log(JSON.stringify({ length: logits.length, finite: logits.every(Number.isFinite), pixels }));
       net.destroy();`;
     await Deno.writeTextFile(`${dir}/main.ts`, script);
     const run = await new Deno.Command(Deno.execPath(), {
@@ -47,7 +130,10 @@ Deno.test("mod.ts imported from an HTTP URL builds alexnet-small and runs it", a
     const stdout = new TextDecoder().decode(run.stdout);
     const stderr = new TextDecoder().decode(run.stderr);
     assert(run.success, `subprocess failed:\n${stderr}`);
-    assertEquals(stdout.trim(), JSON.stringify({ length: 20, finite: true }));
+    assertEquals(
+      stdout.trim(),
+      JSON.stringify({ length: 20, finite: true, pixels: [10, 40, 20, 50, 30, 60] }),
+    );
     assert(
       served.includes("/mod.ts") && served.includes("/kernels/conv2d_forward.ts"),
       `served ${served}`,

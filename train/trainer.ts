@@ -6,8 +6,17 @@
  *
  * @module
  */
-import { type Dataset, makeBatch, meanImage, permutation } from "../data/dataset.ts";
-import type { Network } from "../layers/network.ts";
+import {
+  type BatchOptions,
+  type Dataset,
+  makeBatch,
+  meanImage,
+  permutation,
+} from "../data/dataset.ts";
+import { BatchLoader } from "../data/loader.ts";
+import { encodePreprocess } from "../data/preprocess.ts";
+import type { Statistics } from "../data/statistics.ts";
+import { type Network, scoreLogits } from "../layers/network.ts";
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from "./checkpoint.ts";
 
 /** How to train. */
@@ -28,12 +37,16 @@ export interface TrainOptions {
   weightDecay: number;
   /** Seed of the order, augmentation and dropout. */
   seed: number;
-  /** Random crops (padding `pad`) and horizontal flips. */
+  /** Random crops and horizontal flips, and for RGB data the paper's colour noise. */
   augment: boolean;
+  /** Workers that build batches ahead of the device (0: on the main thread; default: one per core). */
+  workers?: number;
   /** Output folder: checkpoint.safetensors, weights.safetensors, metrics.jsonl. */
   out: string;
   /** Continue from `out`/checkpoint.safetensors. */
   resume: boolean;
+  /** Names the data (a resumed run must use the same). */
+  data?: string;
   /** Stop (after the current step, with a checkpoint) when aborted. */
   signal?: AbortSignal;
   /** Steps to run at most (tests and benchmarks); the run stops with a checkpoint after them. */
@@ -58,6 +71,8 @@ export interface TrainerState {
   seed: number;
   /** Examples per step. */
   batch: number;
+  /** The data's name, when the run gave one. */
+  data?: string;
   /** Sums over the epoch in progress: loss, hits, examples, seconds. */
   running: { loss: number; hits: number; examples: number; seconds: number };
 }
@@ -86,14 +101,17 @@ export interface EpochMetrics {
 
 /** Progress within an epoch. */
 export interface Progress {
-  /** 1-based epoch and the total. */
+  /** 1-based epoch. */
   epoch: number;
+  /** Epochs in all. */
   epochs: number;
-  /** Examples done in the epoch and its size. */
+  /** Examples done in the epoch. */
   done: number;
+  /** Examples in the epoch. */
   total: number;
-  /** Running loss and accuracy over the epoch. */
+  /** Running loss over the epoch. */
   loss: number;
+  /** Running top-1 accuracy over the epoch. */
   accuracy: number;
   /** Training images per second over the epoch. */
   imagesPerSecond: number;
@@ -145,13 +163,33 @@ export class DivergedError extends Error {
  */
 export async function train(
   net: Network,
-  data: { train: Dataset; test: Dataset },
+  data: { train: Dataset; test: Dataset; stats?: Statistics },
   options: TrainOptions,
   report: Reporter,
 ): Promise<TrainResult> {
+  const loader = new BatchLoader(data.train, options.workers);
+  try {
+    return await trainLoop(net, data, options, report, loader);
+  } finally {
+    loader.close();
+  }
+}
+
+async function trainLoop(
+  net: Network,
+  data: { train: Dataset; test: Dataset; stats?: Statistics },
+  options: TrainOptions,
+  report: Reporter,
+  loader: BatchLoader,
+): Promise<TrainResult> {
   const { train: trainSet, test } = data;
   const checkpointPath = `${options.out}/checkpoint.safetensors`;
-  const mean = meanImage(trainSet);
+  const mean = data.stats?.mean ?? meanImage(trainSet);
+  const [, h, w] = net.config.input, crop = [h, w] as const;
+  // Stored at the input size (28x28 Fashion-MNIST): crops of the image padded by 2; stored
+  // larger (256 for 227): crops within it, as in the paper.
+  const pad = trainSet.shape[1] === h && trainSet.shape[2] === w ? 2 : 0;
+  const preprocess = encodePreprocess({ classes: trainSet.classes, shape: trainSet.shape, mean });
   let state: TrainerState = {
     model: net.config.name,
     epoch: 0,
@@ -161,6 +199,7 @@ export async function train(
     staleEpochs: 0,
     seed: options.seed,
     batch: options.batch,
+    data: options.data,
     running: { loss: 0, hits: 0, examples: 0, seconds: 0 },
   };
   await Deno.mkdir(options.out, { recursive: true });
@@ -175,6 +214,14 @@ export async function train(
     if (saved.state.model !== net.config.name) {
       throw new RangeError(
         `${checkpointPath} is a checkpoint of ${saved.state.model}, not ${net.config.name}`,
+      );
+    }
+    if (
+      saved.state.data !== undefined && options.data !== undefined &&
+      saved.state.data !== options.data
+    ) {
+      throw new RangeError(
+        `${checkpointPath} was trained on ${saved.state.data}, not ${options.data}: pass the same --data`,
       );
     }
     net.setWeights(saved.weights);
@@ -203,10 +250,24 @@ export async function train(
       state.lr = options.lr * 0.1 ** options.lrSteps.filter((e) => e <= state.epoch).length;
     }
     const order = permutation(trainSet.count, state.seed, state.epoch);
+    // The batch of position `b` in this epoch, built by a worker; the next one is requested
+    // before the device trains on the current one.
+    const request = (b: number, step: number) => {
+      const first = b * state.batch;
+      const indices = order.subarray(first, Math.min(first + state.batch, trainSet.count));
+      const augment = options.augment
+        ? { pad, flip: true, seed: state.seed, step, pca: data.stats?.pca }
+        : undefined;
+      return loader.batch(indices, { mean, crop, augment });
+    };
+    let next = state.batchInEpoch < batchesPerEpoch
+      ? request(state.batchInEpoch, net.step)
+      : undefined;
     for (; state.batchInEpoch < batchesPerEpoch; state.batchInEpoch++) {
       if (
         options.signal?.aborted || (options.maxSteps !== undefined && steps >= options.maxSteps)
       ) {
+        await next?.catch(() => {});
         await checkpoint(state);
         report.message(
           `stopped at epoch ${
@@ -215,12 +276,10 @@ export async function train(
         );
         return { metrics, stopped: true, state };
       }
-      const first = state.batchInEpoch * state.batch;
-      const indices = order.subarray(first, Math.min(first + state.batch, trainSet.count));
-      const augment = options.augment
-        ? { pad: 2, flip: true, seed: state.seed, step: net.step }
+      const { input, labels } = await next!;
+      next = state.batchInEpoch + 1 < batchesPerEpoch
+        ? request(state.batchInEpoch + 1, net.step + 1)
         : undefined;
-      const { input, labels } = makeBatch(trainSet, indices, { mean, augment });
       const started = performance.now();
       const { loss, accuracy } = await net.trainStep(input, labels, {
         lr: state.lr,
@@ -238,9 +297,9 @@ export async function train(
       steps++;
       const r = state.running;
       r.seconds += (performance.now() - started) / 1000;
-      r.loss += loss * indices.length;
-      r.hits += accuracy * indices.length;
-      r.examples += indices.length;
+      r.loss += loss * labels.length;
+      r.hits += accuracy * labels.length;
+      r.examples += labels.length;
       report.progress({
         epoch: state.epoch + 1,
         epochs: options.epochs,
@@ -251,7 +310,7 @@ export async function train(
         imagesPerSecond: r.examples / r.seconds,
       });
     }
-    const validation = await evaluateDataset(net, test, mean, options.batch);
+    const validation = await evaluateDataset(net, test, { mean, crop, batch: options.batch });
     const r = state.running;
     const m: EpochMetrics = {
       epoch: state.epoch + 1,
@@ -282,7 +341,10 @@ export async function train(
     state.running = { loss: 0, hits: 0, examples: 0, seconds: 0 };
     // The checkpoint points at the next epoch's start: a run resumed from it goes on there.
     await checkpoint({ ...state, epoch: state.epoch + 1, batchInEpoch: 0 });
-    await writeFileAtomic(`${options.out}/weights.safetensors`, await net.weightsBytes());
+    await writeFileAtomic(
+      `${options.out}/weights.safetensors`,
+      await net.weightsBytes({ preprocess }),
+    );
   }
   return { metrics, stopped: false, state };
 }
@@ -292,32 +354,62 @@ function stepsBefore(state: TrainerState, count: number): number {
   return state.epoch * Math.ceil(count / state.batch) + state.batchInEpoch;
 }
 
+/** How {@linkcode evaluateDataset} reads a dataset. */
+export interface EvaluateOptions {
+  /** The training set's mean image. */
+  mean: Float32Array;
+  /** The model's input [height, width] (default: the stored size). */
+  crop?: readonly [number, number];
+  /** Examples per forward pass. */
+  batch: number;
+  /** 1: the centre crop; 10: the paper's test, softmax averaged over corners, centre and mirrors. */
+  crops?: 1 | 10;
+  /** Called after every batch with the examples done. */
+  onProgress?: (done: number, total: number) => void;
+}
+
 /**
  * Top-1 and top-5 accuracy and mean loss over a whole dataset (mean-subtracted, not augmented).
  *
  * @example
  * ```ts ignore
  * import { evaluateDataset } from "./trainer.ts";
- * console.log(await evaluateDataset(net, test, mean, 256));
+ * console.log(await evaluateDataset(net, test, { mean, batch: 256, crops: 10 }));
  * ```
  */
 export async function evaluateDataset(
   net: Network,
   d: Dataset,
-  mean: Float32Array,
-  batch: number,
+  options: EvaluateOptions,
 ): Promise<{ top1: number; top5: number; loss: number }> {
+  const classes = net.config.classes, views = options.crops === 10 ? 10 : 1;
   let top1 = 0, top5 = 0, loss = 0;
-  for (let first = 0; first < d.count; first += batch) {
+  for (let first = 0; first < d.count; first += options.batch) {
     const indices = Int32Array.from(
-      { length: Math.min(batch, d.count - first) },
+      { length: Math.min(options.batch, d.count - first) },
       (_, i) => first + i,
     );
-    const { input, labels } = makeBatch(d, indices, { mean });
-    const e = await net.evaluate(input, labels);
+    const batch: BatchOptions = { mean: options.mean, crop: options.crop };
+    let e;
+    if (views === 1) {
+      const { input, labels } = makeBatch(d, indices, batch);
+      e = await net.evaluate(input, labels);
+    } else {
+      const sum = new Float64Array(indices.length * classes);
+      let labels: Int32Array = new Int32Array(0);
+      for (let view = 0; view < views; view++) {
+        const b = makeBatch(d, indices, { ...batch, view });
+        const p = await net.forward(b.input, indices.length, { softmax: true });
+        for (let i = 0; i < sum.length; i++) sum[i] += p[i] / views;
+        labels = b.labels;
+      }
+      // The log of averaged probabilities scores like logits (their softmax is the average).
+      e = scoreLogits(Float32Array.from(sum, (p) => Math.log(p)), labels, classes);
+    }
     top1 += e.top1 * indices.length;
     top5 += e.top5 * indices.length;
     loss += e.loss * indices.length;
+    options.onProgress?.(first + indices.length, d.count);
   }
   return { top1: top1 / d.count, top5: top5 / d.count, loss: loss / d.count };
 }

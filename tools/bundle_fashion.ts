@@ -1,0 +1,54 @@
+/**
+ * Writes the bundled default dataset, data/fashion-mnist-mini/: the first 500 training and 100
+ * test images of every class of Fashion-MNIST (Zalando Research, MIT licence), taken from
+ * Debian's dataset-fashion-mnist package, as gzipped IDX files in the original layout.
+ *
+ *   deno run -A tools/bundle_fashion.ts [SOURCE_DIR] [OUT_DIR]
+ */
+import { DEBIAN_FASHION_MNIST, loadIdxDirectory } from "../data/dataset.ts";
+import type { Dataset } from "../data/dataset.ts";
+
+const [source = DEBIAN_FASHION_MNIST, out = "data/fashion-mnist-mini"] = Deno.args;
+
+function firstPerClass(d: Dataset, perClass: number): number[] {
+  const taken = new Array(d.classes.length).fill(0), picked: number[] = [];
+  for (let i = 0; i < d.count; i++) {
+    if (taken[d.labels[i]] < perClass) (taken[d.labels[i]]++, picked.push(i));
+  }
+  return picked;
+}
+
+// IDX: magic 0 0 8 dims, big-endian sizes, bytes.
+function idx(shape: number[], data: Uint8Array): Uint8Array {
+  const header = new DataView(new ArrayBuffer(4 + 4 * shape.length));
+  header.setUint32(0, 0x800 | shape.length);
+  shape.forEach((s, i) => header.setUint32(4 + 4 * i, s));
+  const bytes = new Uint8Array(header.byteLength + data.length);
+  bytes.set(new Uint8Array(header.buffer)), bytes.set(data, header.byteLength);
+  return bytes;
+}
+
+async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+const data = await loadIdxDirectory(source);
+await Deno.mkdir(out, { recursive: true });
+for (
+  const [prefix, d, perClass] of [["train", data.train, 500], ["t10k", data.test, 100]] as const
+) {
+  const picked = firstPerClass(d, perClass), [, h, w] = d.shape;
+  const images = new Uint8Array(picked.length * h * w);
+  picked.forEach((i, k) => images.set(d.images.subarray(i * h * w, (i + 1) * h * w), k * h * w));
+  const labels = Uint8Array.from(picked, (i) => d.labels[i]);
+  await Deno.writeFile(
+    `${out}/${prefix}-images-idx3-ubyte.gz`,
+    await gzip(idx([picked.length, h, w], images)),
+  );
+  await Deno.writeFile(
+    `${out}/${prefix}-labels-idx1-ubyte.gz`,
+    await gzip(idx([picked.length], labels)),
+  );
+  console.log(`${prefix}: ${picked.length} images`);
+}
