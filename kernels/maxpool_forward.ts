@@ -38,7 +38,7 @@ export function maxPoolOutputSize(
  * @example
  * ```ts
  * import { maxPoolForwardWgsl } from "./maxpool_forward.ts";
- * console.assert(maxPoolForwardWgsl(55, 55, 3, 2).includes("max"));
+ * console.assert(maxPoolForwardWgsl(55, 55, 3, 2, true).includes("argmax"));
  * ```
  */
 export function maxPoolForwardWgsl(

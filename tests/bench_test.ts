@@ -15,7 +15,7 @@ const TINY: ModelConfig = {
   ],
 };
 
-Deno.test("bench reports every layer and the whole network", () =>
+Deno.test("bench reports every layer, the whole network and the data pipeline", () =>
   withGpu(async (gpu) => {
     const net = Network.create(gpu, TINY, { init: "he" });
     const result = await bench(net, 4, 1);
@@ -23,6 +23,8 @@ Deno.test("bench reports every layer and the whole network", () =>
     assert(result.layers.every((l) => l.forwardMs >= 0 && l.backwardMs >= 0));
     assert(result.layers[1].forwardGflops === null, "pooling does no multiply-adds");
     assert(Object.values(result.network).every((v) => v > 0 && Number.isFinite(v)));
+    assert(Object.values(result.loader).every((v) => v > 0 && Number.isFinite(v)));
     assert(formatBench(result).includes("conv1"));
+    assert(formatBench(result).includes("images/s of augmented batches"));
     net.destroy();
   }));

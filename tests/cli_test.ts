@@ -102,7 +102,10 @@ Deno.test("bad command lines exit with code 2 and one clear line", async () => {
     [["train", "--batch", "abc"], /error: --batch must be an integer > 0, got "abc"/],
     [["train", "--lr=-1"], /error: --lr must be a number > 0, got "-1"/],
     [["train", "--init", "xavier"], /error: --init must be paper or he/],
-    [["train", "--data", "/nonexistent"], /error: --data \/nonexistent: no IDX file/],
+    [["train", "--data", "/nonexistent"], /error: --data \/nonexistent: cannot read/],
+    [["eval", "--weights", "x.safetensors", "--crops", "3"], /error: --crops must be 1 or 10/],
+    [["eval", "--weights", "/nonexistent.safetensors"], /error: --weights \/nonexistent/],
+    [["predict"], /error: predict: name one or more image files/],
     [["train", "--out", "/proc/forbidden"], /error: --out \/proc\/forbidden: cannot write there/],
     [["train", "--lr", "-1"], /error: train: Option .--lr. argument is ambiguous/],
   ];

@@ -1,12 +1,15 @@
 /**
  * Writes the bundled default dataset, data/fashion-mnist-mini/: the first 500 training and 100
  * test images of every class of Fashion-MNIST (Zalando Research, MIT licence), taken from
- * Debian's dataset-fashion-mnist package, as gzipped IDX files in the original layout.
+ * Debian's dataset-fashion-mnist package, as gzipped IDX files in the original layout; and, for
+ * the README's `predict` example, three test images outside that sample as PNGs in
+ * data/examples/.
  *
  *   deno run -A tools/bundle_fashion.ts [SOURCE_DIR] [OUT_DIR]
  */
 import { DEBIAN_FASHION_MNIST, loadIdxDirectory } from "../data/dataset.ts";
 import type { Dataset } from "../data/dataset.ts";
+import { encodePng } from "../data/codecs.js";
 
 const [source = DEBIAN_FASHION_MNIST, out = "data/fashion-mnist-mini"] = Deno.args;
 
@@ -51,4 +54,16 @@ for (
     await gzip(idx([picked.length], labels)),
   );
   console.log(`${prefix}: ${picked.length} images`);
+}
+
+// The 200th test image of three classes: not in the bundled sample's first 100.
+await Deno.mkdir("data/examples", { recursive: true });
+for (const [label, name] of [[1, "trouser"], [7, "sneaker"], [8, "bag"]] as const) {
+  let seen = 0, i = 0;
+  for (; i < data.test.count; i++) if (data.test.labels[i] === label && ++seen === 200) break;
+  const pixels = data.test.images.subarray(i * 784, (i + 1) * 784);
+  await Deno.writeFile(
+    `data/examples/${name}.png`,
+    encodePng(pixels, { width: 28, height: 28, channels: 1 }),
+  );
 }
