@@ -9,6 +9,7 @@ import { encodePng } from "../data/codecs.js";
 import { type Dataset, makeBatch, meanImage } from "../data/dataset.ts";
 import { loadImageFolder } from "../data/folder.ts";
 import { BatchLoader } from "../data/loader.ts";
+import { openDataset } from "../data/open.ts";
 import { decodeImage, ImageError, type Picture } from "../data/image.ts";
 import { resize, resizeAndCentreCrop } from "../data/resize.ts";
 import { colourPca, datasetStatistics, fingerprint } from "../data/statistics.ts";
@@ -375,5 +376,63 @@ Deno.test("batches built by workers equal batches built on the main thread", asy
     }
   } finally {
     loader.close();
+  }
+});
+
+Deno.test("openDataset: IDX folders, train/val halves, and every tenth image held out", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const png = (v: number) =>
+      encodePng(new Uint8Array(12 * 12).fill(v), { width: 12, height: 12, channels: 1 });
+    for (const c of ["a", "b"]) {
+      await Deno.mkdir(`${dir}/flat/${c}`, { recursive: true });
+      for (let i = 0; i < 20; i++) {
+        await Deno.writeFile(
+          `${dir}/flat/${c}/${String(i).padStart(2, "0")}.png`,
+          png(c === "a" ? i : 100 + i),
+        );
+      }
+    }
+    const flat = await openDataset(`${dir}/flat`, { input: [1, 8, 8] });
+    deepStrictEqual([flat.train.count, flat.test.count, flat.train.shape], [36, 4, [1, 9, 9]]);
+    // Held out: the tenth and twentieth of each class (files 09 and 19).
+    deepStrictEqual(Array.from({ length: 4 }, (_, e) => flat.test.images[e * 81]), [
+      9,
+      19,
+      109,
+      119,
+    ]);
+    deepStrictEqual(Array.from(flat.test.labels), [0, 0, 1, 1]);
+    strictEqual(flat.statsCached, false);
+    strictEqual((await openDataset(`${dir}/flat`, { input: [1, 8, 8] })).statsCached, true);
+
+    for (const half of ["train", "val"]) {
+      for (const c of half === "train" ? ["a", "b", "c"] : ["c", "a"]) {
+        await Deno.mkdir(`${dir}/halves/${half}/${c}`, { recursive: true });
+        await Deno.writeFile(`${dir}/halves/${half}/${c}/1.png`, png(7));
+      }
+    }
+    const halves = await openDataset(`${dir}/halves`, { input: [1, 8, 8] });
+    deepStrictEqual(halves.test.classes, ["a", "b", "c"]);
+    deepStrictEqual(Array.from(halves.test.labels), [0, 2]); // val's "a", "c" in train's numbering
+    await Deno.mkdir(`${dir}/halves/val/zebra`);
+    await Deno.writeFile(`${dir}/halves/val/zebra/1.png`, png(1));
+    await rejects(
+      openDataset(`${dir}/halves`, { input: [1, 8, 8] }),
+      /classes not in train\/: zebra/,
+    );
+
+    const idx = await openDataset(new URL("../data/fashion-mnist-mini", import.meta.url).pathname, {
+      input: [1, 28, 28],
+    });
+    deepStrictEqual([idx.train.count, idx.test.count, idx.stats.mean.length], [5000, 1000, 784]);
+    await rejects(
+      openDataset(new URL("../data/fashion-mnist-mini", import.meta.url).pathname, {
+        input: [3, 227, 227],
+      }),
+      /takes 3x227x227 inputs; .* holds 1x28x28/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
