@@ -20,6 +20,15 @@ const fixture = (name: string) => Deno.readFileSync(new URL(name, FIXTURES));
 const EXPECTED: Record<string, { width: number; height: number; rgb: number[]; gray: number[] }> =
   JSON.parse(new TextDecoder().decode(fixture("expected.json")));
 
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  return ~c >>> 0;
+}
+
 // Pillow's pixels are interleaved (HWC); ours planar (CHW).
 const planar = (hwc: number[], channels: number) =>
   Uint8Array.from({ length: hwc.length }, (_, i) => {
@@ -59,9 +68,18 @@ Deno.test("bad files fail with a message naming the reason", () => {
       name,
     );
   }
+  // A decompression bomb: a valid 8x8 PNG whose header (CRC fixed up) claims 100,000 x 100,000.
+  const bomb = encodePng(new Uint8Array(64), { width: 8, height: 8, channels: 1 });
+  const header = new DataView(bomb.buffer, bomb.byteOffset);
+  header.setUint32(16, 100_000), header.setUint32(20, 100_000);
+  header.setUint32(29, crc32(bomb.subarray(12, 29)));
+  throws(() => decodeImage(bomb), /PNG is 100000x100000, over 67108864 pixels/);
   // A JPEG frame header we do not decode: 12-bit samples.
   const jpeg = fixture("rgb.jpg").slice();
   const sof = jpeg.findIndex((b, i) => b === 0xff && jpeg[i + 1] === 0xc0);
+  const huge = jpeg.slice();
+  huge.set([0xff, 0xff, 0xff, 0xff], sof + 5); // 65535 x 65535
+  throws(() => decodeImage(huge), /JPEG is 65535x65535, over/);
   jpeg[sof + 4] = 12;
   throws(() => decodeImage(jpeg), /12-bit samples/);
   jpeg[sof + 1] = 0xc3; // lossless
