@@ -64,6 +64,7 @@ export {
 export type { SgdHyper } from "./layers/sgd.ts";
 export {
   DivergedError,
+  TrainingError,
   type EpochMetrics,
   evaluateDataset,
   type EvaluateOptions,

@@ -137,6 +137,26 @@ export interface TrainResult {
   state: TrainerState;
 }
 
+/**
+ * A run stopped by a fault (a failed step, a lost device, a failed write): the message names the
+ * step and the checkpoint to resume from, which the fault left intact.
+ */
+export class TrainingError extends Error {
+  /**
+   * An error with `message`, caused by `cause`.
+   *
+   * @example
+   * ```ts
+   * import { TrainingError } from "./trainer.ts";
+   * console.log(new TrainingError("step 3 failed").name); // TrainingError
+   * ```
+   */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TrainingError";
+  }
+}
+
 /** A loss that is NaN or infinite: training stops, the last checkpoint stays. */
 export class DivergedError extends Error {
   /** Names the step and the checkpoint to resume from. */
@@ -235,13 +255,33 @@ async function trainLoop(
       `resumed ${checkpointPath}: epoch ${state.epoch + 1}, batch ${state.batchInEpoch}`,
     );
   }
-  const checkpoint = async (at: TrainerState) => {
-    await saveCheckpoint(checkpointPath, {
-      weights: await net.weights(),
-      velocities: await net.optimizerState(),
-      state: at,
-    });
+  const resumeHint = async () =>
+    await Deno.stat(checkpointPath).then(
+      () => `the last checkpoint (${checkpointPath}) is intact: resume with --resume`,
+      () => "no checkpoint was written yet",
+    );
+  // Any fault inside a step or a write becomes one message: where, why, and how to go on.
+  const guard = async <T>(where: string, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof DivergedError || e instanceof TrainingError) throw e;
+      const message = (e as Error).message;
+      const hint = /out of memory|OutOfMemory/i.test(message)
+        ? " (the device ran out of memory: try a smaller --batch)"
+        : "";
+      throw new TrainingError(`${where} failed: ${message}${hint}; ${await resumeHint()}`, {
+        cause: e,
+      });
+    }
   };
+  const checkpoint = (at: TrainerState) =>
+    guard(`writing ${checkpointPath}`, async () =>
+      await saveCheckpoint(checkpointPath, {
+        weights: await net.weights(),
+        velocities: await net.optimizerState(),
+        state: at,
+      }));
   const metrics: EpochMetrics[] = [];
   const batchesPerEpoch = Math.ceil(trainSet.count / state.batch);
   let steps = 0;
@@ -276,16 +316,20 @@ async function trainLoop(
         );
         return { metrics, stopped: true, state };
       }
-      const { input, labels } = await next!;
+      const where = `step ${net.step + 1} (epoch ${state.epoch + 1}, batch ${
+        state.batchInEpoch + 1
+      })`;
+      const { input, labels } = await guard(`building the batch of ${where}`, () => next!);
       next = state.batchInEpoch + 1 < batchesPerEpoch
         ? request(state.batchInEpoch + 1, net.step + 1)
         : undefined;
       const started = performance.now();
-      const { loss, accuracy } = await net.trainStep(input, labels, {
-        lr: state.lr,
-        momentum: options.momentum,
-        weightDecay: options.weightDecay,
-      });
+      const { loss, accuracy } = await guard(where, () =>
+        net.trainStep(input, labels, {
+          lr: state.lr,
+          momentum: options.momentum,
+          weightDecay: options.weightDecay,
+        }));
       if (!Number.isFinite(loss)) {
         throw new DivergedError(
           `the loss became ${loss} at step ${net.step} (epoch ${
@@ -310,7 +354,10 @@ async function trainLoop(
         imagesPerSecond: r.examples / r.seconds,
       });
     }
-    const validation = await evaluateDataset(net, test, { mean, crop, batch: options.batch });
+    const validation = await guard(
+      `validation after epoch ${state.epoch + 1}`,
+      () => evaluateDataset(net, test, { mean, crop, batch: options.batch }),
+    );
     const r = state.running;
     const m: EpochMetrics = {
       epoch: state.epoch + 1,
@@ -325,9 +372,13 @@ async function trainLoop(
     };
     metrics.push(m);
     report.epoch(m);
-    await Deno.writeTextFile(`${options.out}/metrics.jsonl`, JSON.stringify(m) + "\n", {
-      append: true,
-    });
+    await guard(
+      `writing ${options.out}/metrics.jsonl`,
+      () =>
+        Deno.writeTextFile(`${options.out}/metrics.jsonl`, JSON.stringify(m) + "\n", {
+          append: true,
+        }),
+    );
     if (options.lrSteps.length === 0) {
       if (m.top1Error < state.bestError - 1e-4) {
         state.bestError = m.top1Error;
