@@ -13,8 +13,12 @@ import { decodePreprocess, type Preprocess } from "./data/preprocess.ts";
 import { resizeAndCentreCrop } from "./data/resize.ts";
 import { Gpu } from "./gpu/device.ts";
 import { parseSafetensors } from "./io/safetensors.ts";
+import { fromTorchvision, IMAGENET_NORMALISATION } from "./io/torchvision.ts";
+import IMAGENET_CLASSES from "./data/imagenet_classes.json" with { type: "json" };
+import { encodePreprocess } from "./data/preprocess.ts";
 import { createAlexNet, MODELS, Network } from "./mod.ts";
 import { DivergedError, evaluateDataset, type Progress, train } from "./train/trainer.ts";
+import { writeFileAtomic } from "./train/checkpoint.ts";
 
 /** The bundled default dataset: 5,000 + 1,000 Fashion-MNIST images (Zalando Research, MIT). */
 const BUNDLED_DATA = decodeURIComponent(
@@ -43,6 +47,7 @@ commands:
   train   train a model on the bundled data, an image folder or IDX files
   eval    top-1 and top-5 error of trained weights on a dataset (1 or 10 crops)
   predict the classes of image files, with probabilities
+  import  convert torchvision's pretrained AlexNet weights (safetensors) for eval and predict
   bench   time every layer forward and backward, and the whole network
 
 Run 'deno run -A main.ts <command> --help' for a command's options.`;
@@ -135,6 +140,19 @@ Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`
     },
     positionals: true,
     run: predictCommand,
+  },
+  import: {
+    help: `usage: deno run -A main.ts import --from torchvision FILE --out WEIGHTS
+
+  --from torchvision   FILE holds torchvision's AlexNet state dict (features.0.weight, ...,
+                       classifier.6.bias) as safetensors; convert a .pth with:
+                         python3 -c "import torch, safetensors.torch as s; \\
+                           s.save_file(torch.load('alexnet-owt-7be5be79.pth'), 'alexnet.safetensors')"
+  --out WEIGHTS        the weights file to write (model "torchvision", with ImageNet's class
+                       names and torchvision's preprocessing recorded for eval and predict)`,
+    options: { from: { type: "string" }, out: { type: "string" } },
+    positionals: true,
+    run: importCommand,
   },
   bench: {
     help: `usage: deno run -A main.ts bench [options]
@@ -352,6 +370,7 @@ async function openData(
   dir: string,
   input: readonly [number, number, number],
   strict: boolean,
+  size?: number,
 ): Promise<OpenedDataset> {
   let shown = -1;
   const onProgress = (done: number, total: number) => {
@@ -363,7 +382,7 @@ async function openData(
   };
   let data;
   try {
-    data = await openDataset(dir, { input, strict, onProgress });
+    data = await openDataset(dir, { input, strict, onProgress, size });
   } catch (e) {
     if (e instanceof DataError || e instanceof RangeError) {
       throw new UsageError(`--data ${dir}: ${e.message}`);
@@ -427,7 +446,7 @@ async function evalCommand(v: Values): Promise<void> {
   const { net, preprocess, path } = await readWeights(v, "");
   try {
     const dir = String(v.data ?? BUNDLED_DATA);
-    const data = await openData(dir, net.config.input, v.strict === true);
+    const data = await openData(dir, net.config.input, v.strict === true, preprocess?.shape[1]);
     if (preprocess && preprocess.shape.join() !== data.test.shape.join()) {
       throw new UsageError(
         `${path} was trained on ${preprocess.shape.join("x")} images; ${dir} gives ${
@@ -442,6 +461,7 @@ async function evalCommand(v: Values): Promise<void> {
     const started = performance.now();
     const r = await evaluateDataset(net, data.test, {
       mean: preprocess?.mean ?? data.stats.mean,
+      std: preprocess?.std,
       crop: [h, w],
       batch,
       crops: views,
@@ -489,7 +509,7 @@ async function predictCommand(v: Values, images: string[]): Promise<void> {
     const classes = net.config.classes, probabilities = new Float64Array(images.length * classes);
     const indices = images.map((_, i) => i);
     for (let view = views === 1 ? 4 : 0; view < (views === 1 ? 5 : 10); view++) {
-      const { input } = makeBatch(set, indices, { mean, crop: [h, w], view });
+      const { input } = makeBatch(set, indices, { mean, std: preprocess?.std, crop: [h, w], view });
       const p = await net.forward(input, images.length, { softmax: true });
       for (let i = 0; i < p.length; i++) probabilities[i] += p[i] / views;
     }
@@ -503,6 +523,45 @@ async function predictCommand(v: Values, images: string[]): Promise<void> {
         );
       }
     }
+  } finally {
+    net.destroy();
+  }
+}
+
+async function importCommand(v: Values, files: string[]): Promise<void> {
+  if (v.from !== "torchvision") {
+    throw new UsageError(`import: --from must be torchvision, got "${v.from ?? ""}"`);
+  }
+  if (files.length !== 1) throw new UsageError("import: name one safetensors file");
+  if (v.out === undefined) throw new UsageError("import: --out WEIGHTS is required");
+  let tensors;
+  try {
+    tensors = fromTorchvision(parseSafetensors(await Deno.readFile(files[0])).tensors);
+  } catch (e) {
+    throw new UsageError(`${files[0]}: ${(e as Error).message}`);
+  }
+  const net = await createAlexNet({ model: "torchvision", init: "none" });
+  try {
+    try {
+      net.setWeights(tensors);
+    } catch (e) {
+      throw new UsageError(`${files[0]}: ${(e as Error).message}`);
+    }
+    // torchvision's preprocessing as a mean image and per-channel deviations: 256, then 224.
+    const plane = 256 * 256, mean = new Float32Array(3 * plane);
+    IMAGENET_NORMALISATION.mean.forEach((m, c) => mean.fill(m, c * plane, (c + 1) * plane));
+    const preprocess = encodePreprocess({
+      classes: IMAGENET_CLASSES,
+      shape: [3, 256, 256],
+      mean,
+      std: [...IMAGENET_NORMALISATION.std],
+    });
+    await writeFileAtomic(String(v.out), await net.weightsBytes({ preprocess }));
+    console.error(
+      `wrote ${v.out}: torchvision's AlexNet, ${
+        net.parameterCount.toLocaleString("en-US")
+      } parameters`,
+    );
   } finally {
     net.destroy();
   }

@@ -30,7 +30,7 @@ export {
   permutation,
 } from "./data/dataset.ts";
 export { DataError, type FolderOptions, loadImageFolder, type Skipped } from "./data/folder.ts";
-export { decodeImage, ImageError, type Picture } from "./data/image.ts";
+export { decodeImage, encodePng, ImageError, type Picture } from "./data/image.ts";
 export { BatchLoader } from "./data/loader.ts";
 export { openDataset, type OpenedDataset, type OpenOptions, storedSize } from "./data/open.ts";
 export { decodePreprocess, encodePreprocess, type Preprocess } from "./data/preprocess.ts";
@@ -64,7 +64,6 @@ export {
 export type { SgdHyper } from "./layers/sgd.ts";
 export {
   DivergedError,
-  TrainingError,
   type EpochMetrics,
   evaluateDataset,
   type EvaluateOptions,
@@ -72,6 +71,7 @@ export {
   type Reporter,
   train,
   type TrainerState,
+  TrainingError,
   type TrainOptions,
   type TrainResult,
 } from "./train/trainer.ts";
@@ -206,10 +206,43 @@ export const ALEXNET_SMALL: ModelConfig = {
   ],
 };
 
+/**
+ * torchvision's AlexNet (the "one weird trick" variant that torchvision's pretrained ImageNet
+ * weights are for): 64-192-384-256-256 maps, no LRN, no groups, 224x224 inputs, dropout before
+ * fc6 and fc7. Its adaptive 6x6 average pool is the identity at 224 and is left out.
+ *
+ * @example
+ * ```ts
+ * import { TORCHVISION_ALEXNET } from "./mod.ts";
+ * console.log(TORCHVISION_ALEXNET.layers.map((l) => l.name).join(" "));
+ * ```
+ */
+export const TORCHVISION_ALEXNET: ModelConfig = {
+  name: "torchvision",
+  input: [3, 224, 224],
+  classes: 1000,
+  layers: [
+    conv("conv1", 64, 11, { stride: 4, pad: 2 }),
+    maxPool("pool1"),
+    conv("conv2", 192, 5, { pad: 2 }),
+    maxPool("pool2"),
+    conv("conv3", 384, 3, { pad: 1 }),
+    conv("conv4", 256, 3, { pad: 1 }),
+    conv("conv5", 256, 3, { pad: 1 }),
+    maxPool("pool5"),
+    dropout("drop5"),
+    dense("fc6", 4096),
+    dropout("drop6"),
+    dense("fc7", 4096),
+    dense("fc8", 1000, { relu: false }),
+  ],
+};
+
 /** The named configurations. */
 export const MODELS: Readonly<Record<string, ModelConfig>> = {
   "alexnet": ALEXNET,
   "alexnet-small": ALEXNET_SMALL,
+  "torchvision": TORCHVISION_ALEXNET,
 };
 
 /** Options of {@linkcode createAlexNet}. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { encodePng } from "../data/codecs.js";
+import { encodePng } from "../data/image.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { BatchLoader } from "../data/loader.ts";
 import { storedSize } from "../data/open.ts";
@@ -65,11 +65,16 @@ async function benchLoader(config: ModelConfig, batch: number, repeats: number) 
     const pixels = Uint8Array.from({ length: 500 * 375 * 3 }, (_, i) => (i * 7919) % 251);
     const file = `${dir}/photo.png`;
     await Deno.writeFile(file, encodePng(pixels, { width: 500, height: 375, channels: 3 }));
-    const decodeAll = () =>
-      Promise.all(
-        Array.from({ length: batch }, () =>
-          pool.run({ kind: "decode", path: file, channels: c as 1 | 3, size })),
-      );
+    const decodeOne = async () => {
+      const r = await pool.run<{ error?: string }>({
+        kind: "decode",
+        path: file,
+        channels: c as 1 | 3,
+        size,
+      });
+      if (r.error) throw new Error(`bench: decoding failed: ${r.error}`);
+    };
+    const decodeAll = () => Promise.all(Array.from({ length: batch }, decodeOne));
     await decodeAll(); // warm up
     let started = performance.now();
     for (let r = 0; r < repeats; r++) await decodeAll();

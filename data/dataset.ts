@@ -113,6 +113,11 @@ export interface ColourPca {
 export interface BatchOptions {
   /** The mean image to subtract (from {@linkcode meanImage} of the training set). */
   mean: Float32Array;
+  /**
+   * Per-channel standard deviations to divide by after subtracting the mean (torchvision's
+   * normalisation; the paper has none).
+   */
+  std?: readonly number[];
   /** The crop's [height, width], the model's input (default: the stored images' size). */
   crop?: readonly [number, number];
   /**
@@ -177,7 +182,7 @@ export function makeBatch(
     const flip = a ? a.flip && draw(2) < 0.5 : view >= 5;
     const shift = a?.pca ? colourShift(a.pca, a.pcaStd ?? 0.1, stepSeed, e) : undefined;
     for (let ch = 0; ch < c; ch++) {
-      const add = shift ? shift[ch] : 0;
+      const add = shift ? shift[ch] : 0, scale = options.std ? 1 / options.std[ch] : 1;
       for (let y = 0; y < h; y++) {
         const sy = y + oy;
         for (let x = 0; x < w; x++) {
@@ -186,7 +191,7 @@ export function makeBatch(
           const at = (ch * sh + sy) * sw + sx;
           // Padding is the mean (zero after subtraction), not black.
           input[e * size + (ch * h + y) * w + x] = inside
-            ? d.images[src + at] / 255 - options.mean[at] + add
+            ? (d.images[src + at] / 255 - options.mean[at] + add) * scale
             : 0;
         }
       }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { jpegDecoder, pngDecoder } from "./codecs.js";
+import { encodePng as encodePngStream, jpegDecoder, pngDecoder } from "./codecs.js";
 
 /** A decoded image: planar (CHW) unsigned bytes. */
 export interface Picture {
@@ -47,8 +47,7 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
  *
  * @example
  * ```ts
- * import { decodeImage } from "./image.ts";
- * import { encodePng } from "./codecs.js";
+ * import { decodeImage, encodePng } from "./image.ts";
  * const rgb = new Uint8Array([255, 0, 0, 0, 255, 0]); // a red and a green pixel
  * const png = encodePng(rgb, { width: 2, height: 1, channels: 3 });
  * console.log(decodeImage(png, 3).data); // planes R, G, B: Uint8Array [255, 0, 0, 255, 0, 0]
@@ -217,4 +216,28 @@ function crc32(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * Encodes 8-bit interleaved pixels (grey, grey + alpha, RGB or RGBA) as a PNG. Always compressed:
+ * imagescript's encoder writes an invalid zlib stream when asked to store data uncompressed past
+ * 64 KiB (its default, level 0).
+ *
+ * @example
+ * ```ts
+ * import { decodeImage, encodePng } from "./image.ts";
+ * const png = encodePng(new Uint8Array([0, 128, 255]), { width: 3, height: 1, channels: 1 });
+ * console.log(decodeImage(png, 1).data); // Uint8Array [0, 128, 255]
+ * ```
+ */
+export function encodePng(
+  pixels: Uint8Array,
+  options: { width: number; height: number; channels: 1 | 2 | 3 | 4 },
+): Uint8Array {
+  if (pixels.length !== options.width * options.height * options.channels) {
+    throw new RangeError(
+      `${pixels.length} bytes for a ${options.width}x${options.height}x${options.channels} image`,
+    );
+  }
+  return encodePngStream(pixels, { ...options, level: 6 });
 }

@@ -32,6 +32,8 @@ export interface OpenedDataset {
 export interface OpenOptions {
   /** The model's input [channels, height, width]. */
   input: readonly [number, number, number];
+  /** Side of the stored images of an image folder (default {@linkcode storedSize} of the input). */
+  size?: number;
   /** Skipped files are errors. */
   strict?: boolean;
   /** Called as image files are decoded. */
@@ -151,7 +153,7 @@ export async function openDataset(path: string, options: OpenOptions): Promise<O
   }
 
   if (h !== w) throw new DataError(`image folders need a square model input, not ${h}x${w}`);
-  const size = storedSize(h), c = channels as 1 | 3;
+  const size = options.size ?? storedSize(h), c = channels as 1 | 3;
   if (c !== 1 && c !== 3) {
     throw new DataError(`image folders need 1 or 3 input channels, not ${channels}`);
   }

@@ -15,6 +15,8 @@ export interface Preprocess {
   shape: [number, number, number];
   /** The training set's per-pixel mean, scaled to [0, 1]. */
   mean: Float32Array;
+  /** Per-channel standard deviations the input is divided by (torchvision's weights). */
+  std?: number[];
 }
 
 /**
@@ -34,7 +36,7 @@ export function encodePreprocess(p: Preprocess): string {
   for (let i = 0; i < mean.length; i += 0x8000) {
     binary += String.fromCharCode(...mean.subarray(i, i + 0x8000));
   }
-  return JSON.stringify({ classes: p.classes, shape: p.shape, mean: btoa(binary) });
+  return JSON.stringify({ classes: p.classes, shape: p.shape, mean: btoa(binary), std: p.std });
 }
 
 /**
@@ -51,9 +53,16 @@ export function decodePreprocess(text: string): Preprocess {
   const binary = atob(typeof j.mean === "string" ? j.mean : "");
   const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
   const shape: [number, number, number] = j.shape;
-  const ok = Array.isArray(j.classes) && Array.isArray(shape) && shape.length === 3 &&
+  const std = j.std === undefined
+    ? undefined
+    : Array.isArray(j.std) && j.std.length === shape?.[0] &&
+        j.std.every((v: unknown) => typeof v === "number" && v > 0)
+    ? j.std as number[]
+    : null;
+  const ok = std !== null && Array.isArray(j.classes) && Array.isArray(shape) &&
+    shape.length === 3 &&
     shape.every((n) => Number.isInteger(n) && n > 0) &&
     bytes.length === 4 * shape[0] * shape[1] * shape[2];
   if (!ok) throw new RangeError("preprocess metadata is malformed");
-  return { classes: j.classes.map(String), shape, mean: new Float32Array(bytes.buffer) };
+  return { classes: j.classes.map(String), shape, mean: new Float32Array(bytes.buffer), std };
 }

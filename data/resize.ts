@@ -84,8 +84,9 @@ export function resize(p: Picture, width: number, height: number): Picture {
  */
 export function resizeAndCentreCrop(p: Picture, size: number): Picture {
   const scale = size / Math.min(p.width, p.height);
-  const w = Math.max(size, Math.round(p.width * scale)),
-    h = Math.max(size, Math.round(p.height * scale));
+  // The long side truncated, as torchvision's Resize does, so that its preprocessing is matched.
+  const w = Math.max(size, Math.floor(p.width * scale + 1e-9));
+  const h = Math.max(size, Math.floor(p.height * scale + 1e-9));
   const scaled = w === p.width && h === p.height ? p : resize(p, w, h);
   const x0 = Math.floor((w - size) / 2), y0 = Math.floor((h - size) / 2);
   const out = new Uint8Array(p.channels * size * size);

@@ -213,7 +213,7 @@ Deno.test("kill -9 at many points, then --resume, ends with an uninterrupted run
 });
 
 Deno.test("an image folder: train, then eval with 1 and 10 crops, then predict", async () => {
-  const { encodePng } = await import("../data/codecs.js");
+  const { encodePng } = await import("../data/image.ts");
   const dir = await Deno.makeTempDir();
   try {
     // Two classes told apart by brightness; 30x40 RGB PNGs, one non-image, one class per half.

@@ -5,12 +5,11 @@
  */
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert";
 import { Image } from "imagescript";
-import { encodePng } from "../data/codecs.js";
 import { type Dataset, makeBatch, meanImage } from "../data/dataset.ts";
 import { loadImageFolder } from "../data/folder.ts";
 import { BatchLoader } from "../data/loader.ts";
 import { openDataset } from "../data/open.ts";
-import { decodeImage, ImageError, type Picture } from "../data/image.ts";
+import { decodeImage, encodePng, ImageError, type Picture } from "../data/image.ts";
 import { resize, resizeAndCentreCrop } from "../data/resize.ts";
 import { colourPca, datasetStatistics, fingerprint } from "../data/statistics.ts";
 import { assertClose, rng } from "./helpers.ts";

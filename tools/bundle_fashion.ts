@@ -7,9 +7,9 @@
  *
  *   deno run -A tools/bundle_fashion.ts [SOURCE_DIR] [OUT_DIR]
  */
+import { encodePng } from "../data/image.ts";
 import { DEBIAN_FASHION_MNIST, loadIdxDirectory } from "../data/dataset.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { encodePng } from "../data/codecs.js";
 
 const [source = DEBIAN_FASHION_MNIST, out = "data/fashion-mnist-mini"] = Deno.args;
 

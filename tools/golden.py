@@ -14,6 +14,12 @@
       (lr 0.01, momentum 0.9, weight decay 5e-4; dropout off) on the mean cross-entropy, and
       writes the loss ("loss"), every gradient ("grad.NAME") and every updated parameter
       ("param.NAME") to OUT.
+  golden.py torchvision IMAGE DIR
+      torchvision's AlexNet (Debian's python3-torchvision), randomly initialised from seed 0:
+      writes DIR/torchvision.safetensors (its state dict, torchvision's names), and
+      DIR/golden.safetensors holding "input" (IMAGE through torchvision's own preprocessing:
+      Resize(256), CenterCrop(224), ToTensor, Normalize with ImageNet's mean and std) and
+      "logits" (the network's output for it). The tests import the weights and compare both.
 """
 import json
 import struct
@@ -119,6 +125,23 @@ def main():
         optimizer.step()
         params = {f"param.{n}": p.detach().clone() for n, p in net.named_parameters()}
         save(sys.argv[4], {"loss": loss.detach().reshape(1), **grads, **params})
+    elif sys.argv[1] == "torchvision":
+        import torchvision
+        from PIL import Image
+        from torchvision import transforms
+
+        tv = torchvision.models.alexnet().eval()
+        prepare = transforms.Compose([
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ])
+        x = prepare(Image.open(sys.argv[2]).convert("RGB")).unsqueeze(0)
+        with torch.no_grad():
+            logits = tv(x)
+        save(f"{sys.argv[3]}/torchvision.safetensors", tv.state_dict())
+        save(f"{sys.argv[3]}/golden.safetensors", {"input": x, "logits": logits})
     else:
         sys.exit(__doc__)
 

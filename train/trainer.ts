@@ -409,6 +409,8 @@ function stepsBefore(state: TrainerState, count: number): number {
 export interface EvaluateOptions {
   /** The training set's mean image. */
   mean: Float32Array;
+  /** Per-channel standard deviations to divide by (torchvision's weights). */
+  std?: readonly number[];
   /** The model's input [height, width] (default: the stored size). */
   crop?: readonly [number, number];
   /** Examples per forward pass. */
@@ -440,7 +442,7 @@ export async function evaluateDataset(
       { length: Math.min(options.batch, d.count - first) },
       (_, i) => first + i,
     );
-    const batch: BatchOptions = { mean: options.mean, crop: options.crop };
+    const batch: BatchOptions = { mean: options.mean, std: options.std, crop: options.crop };
     let e;
     if (views === 1) {
       const { input, labels } = makeBatch(d, indices, batch);
