@@ -62,6 +62,11 @@ export {
   type TrainStepOptions,
 } from "./layers/network.ts";
 export type { SgdHyper } from "./layers/sgd.ts";
+export { fromTorchvision, IMAGENET_NORMALISATION, TORCHVISION_NAMES } from "./io/torchvision.ts";
+export { filterGrid } from "./viz/filters.ts";
+export { type GridOptions, interleave, tileGrid } from "./viz/grid.ts";
+export { nearestNeighbours, neighbourGrid } from "./viz/neighbors.ts";
+export { plotMetrics } from "./viz/plot.ts";
 export {
   DivergedError,
   type EpochMetrics,

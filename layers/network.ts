@@ -69,6 +69,11 @@ export interface NetworkOptions {
 export interface ForwardOptions {
   /** Return softmax probabilities instead of logits. */
   softmax?: boolean;
+  /**
+   * Stop after this layer and return its output [batch, ...its output shape] (e.g. "fc7": the
+   * paper's 4096-dimensional feature vectors, after ReLU).
+   */
+  upTo?: string;
 }
 
 /** Options of {@linkcode Network.trainStep}: the paper's values by default. */
@@ -259,15 +264,24 @@ export class Network {
     const perExample = shapeSize(this.config.input);
     const chunks = Math.ceil(batch / this.maxMicroBatch);
     const plan = this.#plan("inference", Math.ceil(batch / chunks)) as InferencePlan;
-    const classes = this.config.classes;
-    const result = options.softmax ? plan.probabilities : plan.logits;
-    const dispatches = options.softmax ? [...plan.forward, ...plan.softmax] : plan.forward;
+    let width = this.config.classes;
+    let result = options.softmax ? plan.probabilities : plan.logits;
+    let dispatches = options.softmax ? [...plan.forward, ...plan.softmax] : plan.forward;
+    if (options.upTo !== undefined) {
+      const at = this.layers.findIndex((l) => l.name === options.upTo);
+      if (at < 0) {
+        throw new RangeError(`forward: no layer "${options.upTo}" in ${this.config.name}`);
+      }
+      width = shapeSize(this.layers[at].outputShape);
+      result = plan.outputs[at];
+      dispatches = plan.forward.slice(0, plan.ends[at]);
+    }
     if (chunks === 1) {
       plan.input.write(input);
       this.gpu.run(dispatches);
-      return await this.gpu.read(result.buffer, 0, batch * classes * 4);
+      return await this.gpu.read(result.buffer, 0, batch * width * 4);
     }
-    const gathered = this.#gather(batch * classes);
+    const gathered = this.#gather(batch * width);
     for (let first = 0; first < batch; first += plan.batch) {
       const rows = Math.min(plan.batch, batch - first);
       plan.input.write(input.subarray(first * perExample, (first + rows) * perExample));
@@ -278,12 +292,12 @@ export class Network {
             result.buffer,
             0,
             gathered.buffer,
-            first * classes * 4,
-            rows * classes * 4,
+            first * width * 4,
+            rows * width * 4,
           ),
       );
     }
-    return await this.gpu.read(gathered.buffer, 0, batch * classes * 4);
+    return await this.gpu.read(gathered.buffer, 0, batch * width * 4);
   }
 
   /**

@@ -35,6 +35,10 @@ export interface InferencePlan extends PlanBase {
   softmax: Dispatch[];
   /** [batch, classes]. */
   probabilities: Tensor;
+  /** Each layer's output, by layer index (in-place layers share their input's). */
+  outputs: Tensor[];
+  /** Dispatches of `forward` up to and including each layer, by layer index. */
+  ends: number[];
 }
 
 /** Launches of a training step on one micro-batch. */
@@ -110,9 +114,10 @@ export function recordInference(
   const x = Tensor.zeros(gpu, [batch, ...input], "input");
   owned.push(x);
   const acts = activations(gpu, layers, x, batch, owned);
-  const forward = flatten(
-    layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, false)),
-  );
+  const launches = layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, false));
+  const forward = flatten(launches);
+  let total = 0;
+  const ends = launches.map((l) => (total += l.dispatches.length));
   const last = acts[acts.length - 1];
   const logits = new Tensor(gpu, [batch, last.size / batch], last.buffer);
   const probabilities = Tensor.zeros(gpu, logits.shape, "probabilities");
@@ -125,6 +130,8 @@ export function recordInference(
     probabilities,
     forward: forward.dispatches,
     softmax: softmax.dispatches,
+    outputs: acts.slice(1),
+    ends,
     owned,
     buffers: [...forward.buffers, ...softmax.buffers],
   };

@@ -269,6 +269,38 @@ Deno.test("an image folder: train, then eval with 1 and 10 crops, then predict",
     assertEquals(p.code, 0, p.stderr);
     match(p.stdout, /val\/dark\/0.png\n +[\d.]+% {2}(dark|bright)\n +[\d.]+% {2}(dark|bright)\n$/);
 
+    // The pictures, from the same weights.
+    const filters = await cli("filters", "--weights", weights, "--out", `${dir}/filters.png`);
+    assertEquals(filters.code, 0, filters.stderr);
+    match(filters.stderr, /64 1x5x5 kernels of conv1/);
+    const plot = await cli(
+      "plot",
+      "--metrics",
+      `${dir}/run/metrics.jsonl`,
+      "--out",
+      `${dir}/curves.svg`,
+    );
+    assertEquals(plot.code, 0, plot.stderr);
+    assert((await Deno.readTextFile(`${dir}/curves.svg`)).includes("<polyline"));
+    const near = await cli(
+      "neighbors",
+      `${data}/val/dark/0.png`,
+      "--weights",
+      weights,
+      "--data",
+      data,
+      "--k",
+      "3",
+      "--out",
+      `${dir}/nn.png`,
+    );
+    assertEquals(near.code, 0, near.stderr);
+    match(near.stdout, /val\/dark\/0.png: (dark|bright), (dark|bright), (dark|bright)\n/);
+    for (const png of ["filters.png", "nn.png"]) {
+      const bytes = await Deno.readFile(`${dir}/${png}`);
+      assertEquals(bytes[1], 0x50, `${png} is a PNG`);
+    }
+
     const bad = await cli("predict", `${data}/train/dark/notes.txt`, "--weights", weights);
     assertEquals(bad.code, 2);
     match(bad.stderr, /notes.txt: not a PNG or JPEG file/);

@@ -193,3 +193,24 @@ Deno.test("no adapter: the error names the backend and how to get a CPU adapter"
     throw new Error(`unexpected output: ${out}`);
   }
 });
+
+Deno.test("forward up to a layer returns that layer's output (fc7 features, pooled maps)", () =>
+  withGpu(async (gpu) => {
+    const net = Network.create(gpu, ALEXNET_SMALL, { seed: 3, init: "he" });
+    try {
+      const batch = 3, input = randomArray(batch * 784, 5);
+      const weights = await net.weights();
+      for (const name of ["pool2", "fc7"]) {
+        const upTo = ALEXNET_SMALL.layers.findIndex((l) => l.name === name) + 1;
+        const truncated = { ...ALEXNET_SMALL, layers: ALEXNET_SMALL.layers.slice(0, upTo) };
+        const want = networkRef(truncated, weights, input, batch);
+        const got = await net.forward(input, batch, { upTo: name });
+        assertEquals(got.length, want.length, name);
+        const scale = Math.max(...want.map(Math.abs));
+        assertClose(got, want, { atol: 1e-4 * scale, rtol: 1e-3, what: name });
+      }
+      await rejects(net.forward(input, batch, { upTo: "fc9" }), /no layer "fc9" in alexnet-small/);
+    } finally {
+      net.destroy();
+    }
+  }));
