@@ -1,8 +1,10 @@
 /**
- * `deno task bench`: per-layer forward and backward times and GFLOP/s, and whole-network
- * images/s for inference and training, on this adapter. Wall time: each measurement replays the
- * launches `repeats` times in one submit and waits once, so the ~11 ms cost of a wait on CPU
- * adapters is spread over the repeats.
+ * `deno task bench`: per-layer forward and backward times, GFLOP/s and their fraction of this
+ * adapter's ceiling (our GEMM core on a square 1024 problem, measured in the same run), and
+ * whole-network images/s for inference and training, on this adapter. Each measurement replays
+ * the launches `repeats` times in one pass: GPU time from timestamp queries where the adapter has
+ * them, otherwise wall time with one wait (whose ~11 ms on CPU adapters the repeats spread).
+ * Compile time (kernels compile at their first dispatch) is reported apart.
  *
  * @module
  */
@@ -13,6 +15,8 @@ import { storedSize } from "../data/open.ts";
 import { colourPca } from "../data/statistics.ts";
 import { WorkerPool } from "../data/workers.ts";
 import type { Dispatch, Gpu } from "../gpu/device.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import { Dense } from "../layers/conv2d.ts";
 import { recordTraining } from "../layers/plan.ts";
 import type { ModelConfig, Network } from "../layers/network.ts";
 
@@ -28,6 +32,8 @@ export interface LayerBench {
   forwardGflops: number | null;
   /** Backward GFLOP/s (4 x multiply-adds: two GEMMs, the first layer's one). */
   backwardGflops: number | null;
+  /** Milliseconds of the first forward and backward beyond a replay: kernel compilation. */
+  compileMs: number;
 }
 
 /** A whole run's figures. */
@@ -40,7 +46,11 @@ export interface BenchResult {
     model: string;
     batch: number;
     repeats: number;
+    /** "gpu" (timestamp queries) or "wall". */
+    clock: string;
   };
+  /** GFLOP/s of the GEMM core on 1024 x 1024 x 1024: the ceiling layers are compared with. */
+  ceilingGflops: number;
   /** Per layer, in order. */
   layers: LayerBench[];
   /** Inference images per second at batch 1 and at `batch`; training at `batch`. */
@@ -113,16 +123,47 @@ async function benchLoader(config: ModelConfig, batch: number, repeats: number) 
   return { workers, decode, batches };
 }
 
-/** Milliseconds per replay of `dispatches`, replayed `repeats` times in one submit. */
-async function time(gpu: Gpu, dispatches: Dispatch[], repeats: number): Promise<number> {
-  if (dispatches.length === 0) return 0;
-  gpu.run(dispatches); // compile and warm up
+/** Milliseconds per replay of `dispatches` (replayed `repeats` times), and the first run's extra. */
+async function time(
+  gpu: Gpu,
+  dispatches: Dispatch[],
+  repeats: number,
+): Promise<{ ms: number; compileMs: number }> {
+  if (dispatches.length === 0) return { ms: 0, compileMs: 0 };
+  let started = performance.now();
+  gpu.run(dispatches); // compiles what is new
   await gpu.device.queue.onSubmittedWorkDone();
+  const first = performance.now() - started;
   const all = Array.from({ length: repeats }, () => dispatches).flat();
-  const started = performance.now();
-  gpu.run(all);
-  await gpu.device.queue.onSubmittedWorkDone();
-  return (performance.now() - started) / repeats;
+  const gpuMs = await gpu.timePass(all);
+  let ms: number;
+  if (gpuMs !== null) {
+    ms = gpuMs / repeats;
+  } else {
+    started = performance.now();
+    gpu.run(all);
+    await gpu.device.queue.onSubmittedWorkDone();
+    ms = (performance.now() - started) / repeats;
+  }
+  return { ms, compileMs: Math.max(0, first - ms) };
+}
+
+/** GFLOP/s of the GEMM core on a square 1024 problem: a 1024 -> 1024 dense layer at batch 1024. */
+async function gemmCeiling(gpu: Gpu, repeats: number): Promise<number> {
+  const n = 1024;
+  const layer = new Dense(gpu, "ceiling", [n, 1, 1], { out: n, relu: false });
+  const x = Tensor.zeros(gpu, [n, n], "ceiling input");
+  const y = Tensor.zeros(gpu, [n, n], "ceiling output");
+  const launch = layer.forward(x, y, n);
+  try {
+    const { ms } = await time(gpu, launch.dispatches, repeats);
+    return (2 * n * n * n) / ms / 1e6;
+  } finally {
+    for (const b of launch.buffers) b.destroy();
+    layer.destroy();
+    x.destroy();
+    y.destroy();
+  }
 }
 
 /**
@@ -143,8 +184,9 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
   const layers: LayerBench[] = [];
   for (let i = 0; i < net.layers.length; i++) {
     const layer = net.layers[i];
-    const forwardMs = await time(gpu, plan.forward[i].dispatches, repeats);
-    const backwardMs = await time(gpu, plan.backwardFirst[i].dispatches, repeats);
+    const forward = await time(gpu, plan.forward[i].dispatches, repeats);
+    const backward = await time(gpu, plan.backwardFirst[i].dispatches, repeats);
+    const forwardMs = forward.ms, backwardMs = backward.ms;
     const flops = 2 * layer.macs * batch;
     const gemms = i === 0 ? 1 : 2; // the first layer computes no input gradient
     layers.push({
@@ -153,6 +195,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
       backwardMs,
       forwardGflops: layer.macs > 0 ? flops / forwardMs / 1e6 : null,
       backwardGflops: layer.macs > 0 ? gemms * flops / backwardMs / 1e6 : null,
+      compileMs: forward.compileMs + backward.compileMs,
     });
   }
   const input = new Float32Array(batch * config.input.reduce((a, b) => a * b));
@@ -172,6 +215,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
   for (const t of plan.owned) t.destroy();
   for (const b of plan.buffers) b.destroy();
   const loader = await benchLoader(config, batch, repeats);
+  const ceilingGflops = await gemmCeiling(gpu, repeats);
   return {
     setup: {
       adapter: gpu.description,
@@ -180,7 +224,9 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
       model: config.name,
       batch,
       repeats,
+      clock: gpu.device.features.has("timestamp-query") ? "gpu" : "wall",
     },
+    ceilingGflops,
     layers,
     network,
     loader,
@@ -201,14 +247,20 @@ export function formatBench(r: BenchResult, config?: ModelConfig): string {
     `${s.model}${
       config ? ` (${config.input.join("x")})` : ""
     }, batch ${s.batch}, adapter ${s.adapter}, ` +
-    `backend ${s.backend}, Deno ${s.deno}; wall time, ${s.repeats} replays per figure`,
-    "layer   forward ms  GFLOP/s  backward ms  GFLOP/s",
+    `backend ${s.backend}, Deno ${s.deno}; ${
+      s.clock === "gpu" ? "GPU time (timestamp queries)" : "wall time"
+    }, ${s.repeats} replays per figure`,
+    `ceiling: the GEMM core on 1024x1024x1024 runs at ${r.ceilingGflops.toFixed(2)} GFLOP/s`,
+    "layer   forward ms  GFLOP/s  of ceiling  backward ms  GFLOP/s  of ceiling  compile ms",
   ];
   const g = (v: number | null) => (v === null ? "" : v.toFixed(2)).padStart(8);
+  const c = (v: number | null) =>
+    (v === null ? "" : `${(100 * v / r.ceilingGflops).toFixed(0)}%`).padStart(11);
   for (const l of r.layers) {
     lines.push(
       `${l.name.padEnd(6)} ${l.forwardMs.toFixed(1).padStart(11)} ${g(l.forwardGflops)} ` +
-        `${l.backwardMs.toFixed(1).padStart(12)} ${g(l.backwardGflops)}`,
+        `${c(l.forwardGflops)} ${l.backwardMs.toFixed(1).padStart(12)} ${g(l.backwardGflops)} ` +
+        `${c(l.backwardGflops)} ${l.compileMs.toFixed(0).padStart(11)}`,
     );
   }
   const n = r.network;

@@ -161,7 +161,11 @@ export class Gpu {
     }
     const requiredLimits: Record<string, number> = {};
     for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
-    const device = await adapter.requestDevice({ requiredLimits });
+    // Timestamp queries, where the adapter has them, give the benchmark GPU time.
+    const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query")
+      ? ["timestamp-query"]
+      : [];
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
     const cpu = adapter.info.isFallbackAdapter ||
       /llvmpipe|lavapipe|swiftshader/i.test(description);
@@ -389,6 +393,51 @@ export class Gpu {
       after?.(encoder);
       this.device.queue.submit([encoder.finish()]);
     });
+  }
+
+  /**
+   * GPU milliseconds of one compute pass of `dispatches`, from timestamp queries at its start and
+   * end; null where the device has no timestamp queries (measure wall time instead).
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const ms = await gpu.timePass([]);
+   * console.log(ms === null || ms >= 0); // true
+   * gpu.destroy();
+   * ```
+   */
+  async timePass(dispatches: readonly Dispatch[]): Promise<number | null> {
+    this.#assertUsable();
+    if (!this.device.features.has("timestamp-query")) return null;
+    const querySet = this.device.createQuerySet({ type: "timestamp", count: 2 });
+    const resolved = this.buffer(
+      16,
+      "timestamps",
+      GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    );
+    try {
+      this.#scoped(() => {
+        const encoder = this.device.createCommandEncoder();
+        const pass = encoder.beginComputePass({
+          timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+        });
+        for (const d of dispatches) {
+          pass.setPipeline(d.pipeline.pipeline);
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
+        }
+        pass.end();
+        encoder.resolveQuerySet(querySet, 0, 2, resolved, 0);
+        this.device.queue.submit([encoder.finish()]);
+      });
+      const [start, end] = new BigUint64Array((await this.read(resolved)).buffer);
+      return Number(end - start) / 1e6; // nanoseconds
+    } finally {
+      querySet.destroy();
+      resolved.destroy();
+    }
   }
 
   /**

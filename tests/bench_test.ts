@@ -24,7 +24,11 @@ Deno.test("bench reports every layer, the whole network and the data pipeline", 
     assert(result.layers[1].forwardGflops === null, "pooling does no multiply-adds");
     assert(Object.values(result.network).every((v) => v > 0 && Number.isFinite(v)));
     assert(Object.values(result.loader).every((v) => v > 0 && Number.isFinite(v)));
+    assert(result.ceilingGflops > 0 && Number.isFinite(result.ceilingGflops));
+    assert(result.layers.every((l) => l.compileMs >= 0));
+    assert(["gpu", "wall"].includes(result.setup.clock));
     assert(formatBench(result).includes("conv1"));
     assert(formatBench(result).includes("images/s of augmented batches"));
+    assert(formatBench(result).includes("of ceiling"));
     net.destroy();
   }));
