@@ -442,7 +442,9 @@ async function openData(
         `(first: ${first.path}: ${first.reason}); --strict makes this an error`,
     );
   }
-  if (data.statsCached) console.error("mean image and colour statistics read from the cache");
+  if (data.statsCached) {
+    console.error("training statistics (mean image, colour PCA) read from the cache");
+  }
   return data;
 }
 
@@ -509,6 +511,8 @@ async function evalCommand(v: Values): Promise<void> {
       mean: preprocess?.mean ?? data.stats.mean,
       std: preprocess?.std,
       crop: [h, w],
+      // Stored at the input size (28x28): corners of the image padded by 2, as training's crops.
+      viewPad: data.test.shape[1] === h ? 2 : 0,
       batch,
       crops: views,
     });
@@ -555,7 +559,14 @@ async function predictCommand(v: Values, images: string[]): Promise<void> {
     const classes = net.config.classes, probabilities = new Float64Array(images.length * classes);
     const indices = images.map((_, i) => i);
     for (let view = views === 1 ? 4 : 0; view < (views === 1 ? 5 : 10); view++) {
-      const { input } = makeBatch(set, indices, { mean, std: preprocess?.std, crop: [h, w], view });
+      const viewPad = size === h ? 2 : 0;
+      const { input } = makeBatch(set, indices, {
+        mean,
+        std: preprocess?.std,
+        crop: [h, w],
+        view,
+        viewPad,
+      });
       const p = await net.forward(input, images.length, { softmax: true });
       for (let i = 0; i < p.length; i++) probabilities[i] += p[i] / views;
     }

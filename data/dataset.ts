@@ -138,6 +138,11 @@ export interface BatchOptions {
    * right, bottom left, bottom right), 4 the centre (the default), 5-9 the same mirrored.
    */
   view?: number;
+  /**
+   * The views' padding: corners of the image padded by this many pixels (for images stored at the
+   * input size, whose only corner is otherwise the centre, as training's crops are padded too).
+   */
+  viewPad?: number;
 }
 
 /**
@@ -158,7 +163,7 @@ export function makeBatch(
 ): { input: Float32Array; labels: Int32Array } {
   const [c, sh, sw] = d.shape, stored = c * sh * sw;
   const [h, w] = options.crop ?? [sh, sw], size = c * h * w;
-  const a = options.augment, pad = a?.pad ?? 0;
+  const a = options.augment, pad = a ? a.pad : options.viewPad ?? 0;
   if (h > sh + 2 * pad || w > sw + 2 * pad) {
     throw new RangeError(`a ${h}x${w} crop of ${sh}x${sw} images padded by ${pad}`);
   }

@@ -276,6 +276,15 @@ Deno.test("crops, flips and the ten test views take the right pixels", () => {
   deepStrictEqual(view(4), [11, 12, 13, 21, 22, 23]); // centre
   deepStrictEqual(view(9), [13, 12, 11, 23, 22, 21]); // centre, mirrored
   deepStrictEqual(view(5), [2, 1, 0, 12, 11, 10]); // top left, mirrored
+  // Stored at the crop's size, the corners come from the image padded by viewPad (mean padding).
+  const padded = (v: number) =>
+    Array.from(
+      makeBatch(d, [0], { mean, crop: [4, 5], view: v, viewPad: 1 }).input,
+      (x) => Math.round(x * 255),
+    );
+  deepStrictEqual(padded(0).slice(0, 7), [0, 0, 0, 0, 0, 0, 0]);
+  deepStrictEqual(padded(3).slice(0, 5), [11, 12, 13, 14, 0]);
+  deepStrictEqual(padded(4), Array.from(d.images));
   throws(() => makeBatch(d, [0], { mean, crop: [5, 3] }), /crop/);
   throws(() => makeBatch(d, [0], { mean, view: 10 }), /view 10/);
 

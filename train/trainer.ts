@@ -417,6 +417,8 @@ export interface EvaluateOptions {
   batch: number;
   /** 1: the centre crop; 10: the paper's test, softmax averaged over corners, centre and mirrors. */
   crops?: 1 | 10;
+  /** Corners of the image padded by this many pixels (see {@linkcode BatchOptions.viewPad}). */
+  viewPad?: number;
   /** Called after every batch with the examples done. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -442,7 +444,12 @@ export async function evaluateDataset(
       { length: Math.min(options.batch, d.count - first) },
       (_, i) => first + i,
     );
-    const batch: BatchOptions = { mean: options.mean, std: options.std, crop: options.crop };
+    const batch: BatchOptions = {
+      mean: options.mean,
+      std: options.std,
+      crop: options.crop,
+      viewPad: options.viewPad,
+    };
     let e;
     if (views === 1) {
       const { input, labels } = makeBatch(d, indices, batch);
