@@ -5,8 +5,8 @@
  *
  *   DENO_WEBGPU_BACKEND=vulkan deno run -A tools/soak.ts [STEPS=20000] [BATCH=8] [EVERY=500]
  *
- * Prints one JSON line per sample, then the growth between the first sample after warm-up and
- * the last.
+ * Prints one JSON line per sample, then the growth between the first sample after warm-up (the
+ * first epoch, whose validation records the inference plan) and the last.
  */
 import { createAlexNet, loadIdxDirectory, train } from "../mod.ts";
 
@@ -61,7 +61,10 @@ try {
   net.destroy();
   await Deno.remove(out, { recursive: true });
 }
-const first = samples[Math.min(1, samples.length - 1)], last = samples[samples.length - 1];
+// Warm-up ends after the first epoch, whose validation records the inference plan once.
+const epochSteps = Math.ceil(data.train.count / batch);
+const first = samples.find((s) => s.step > epochSteps) ?? samples[0],
+  last = samples[samples.length - 1];
 console.log(
   `from step ${first.step} to ${last.step}: resident ${first.rssMiB} -> ${last.rssMiB} MiB, ` +
     `JS heap ${first.heapMiB} -> ${last.heapMiB} MiB, live GPU buffers ${first.buffers} -> ${last.buffers} ` +

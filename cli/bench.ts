@@ -1,0 +1,44 @@
+/**
+ * `bench`: the benchmark from the command line.
+ *
+ * @module
+ */
+import { bench, formatBench } from "../bench/bench.ts";
+import { createAlexNet, MODELS } from "../mod.ts";
+import { type Command, modelName, number, type Values } from "./common.ts";
+
+/** `bench`. */
+export const benchCommand: Command = {
+  help: `usage: deno run -A main.ts bench [options]
+
+--model NAME   ${Object.keys(MODELS).join(" | ")} (default alexnet-small)
+--batch N      examples per batch (default 128)
+--repeats N    replays per figure (default 3)
+--json FILE    also write the figures as JSON
+
+Per layer: forward and backward milliseconds and GFLOP/s; whole network: inference images/s at
+batch 1 and N, training images/s at N. Wall time on this adapter.`,
+  options: {
+    model: { type: "string" },
+    batch: { type: "string" },
+    repeats: { type: "string" },
+    json: { type: "string" },
+  },
+  run: runBench,
+};
+
+async function runBench(v: Values): Promise<void> {
+  const model = modelName(v, "alexnet-small");
+  const batch = number(v, "batch", 128, { integer: true });
+  const repeats = number(v, "repeats", 3, { integer: true });
+  const net = await createAlexNet({ model, init: model === "alexnet" ? "paper" : "he" });
+  try {
+    const result = await bench(net, batch, repeats);
+    console.log(formatBench(result, net.config));
+    if (typeof v.json === "string") {
+      await Deno.writeTextFile(v.json, JSON.stringify(result, null, 2) + "\n");
+    }
+  } finally {
+    net.destroy();
+  }
+}

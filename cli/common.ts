@@ -1,0 +1,150 @@
+/**
+ * What the commands share: the usage error, flag parsing, the bundled data, and reading datasets and
+ * weights files with clear errors.
+ *
+ * @module
+ */
+import { DataError } from "../data/folder.ts";
+import { encodePng, type Picture } from "../data/image.ts";
+import { openDataset, type OpenedDataset } from "../data/open.ts";
+import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
+import { parseSafetensors } from "../io/safetensors.ts";
+import { createAlexNet, MODELS } from "../mod.ts";
+import { writeFileAtomic } from "../train/checkpoint.ts";
+import { interleave } from "../viz/grid.ts";
+
+/** The bundled default dataset: 5,000 + 1,000 Fashion-MNIST images (Zalando Research, MIT). */
+export const BUNDLED_DATA = decodeURIComponent(
+  new URL("../data/fashion-mnist-mini", import.meta.url).pathname,
+);
+
+/** A bad command line: reported in one line with exit code 2. */
+export class UsageError extends Error {}
+
+/** Parsed flags. */
+export type Values = Record<string, string | boolean | undefined>;
+
+/** A command: its help, its flags and what it runs. */
+export interface Command {
+  help: string;
+  options: Record<string, { type: "string" | "boolean" }>;
+  /** Whether the command takes operands (file names). */
+  positionals?: boolean;
+  run: (values: Values, positionals: string[]) => Promise<void>;
+}
+
+/** A flag's value as a number, checked: an integer where asked, and above `min`. */
+export function number(
+  v: Values,
+  name: string,
+  fallback: number,
+  { integer = false, min = 0, inclusive = false } = {},
+) {
+  const raw = v[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  const ok = Number.isFinite(value) && (!integer || Number.isInteger(value)) &&
+    (inclusive ? value >= min : value > min);
+  if (!ok || String(raw).trim() === "") {
+    throw new UsageError(
+      `--${name} must be ${integer ? "an integer" : "a number"} ${
+        inclusive ? ">=" : ">"
+      } ${min}, got "${raw}"`,
+    );
+  }
+  return value;
+}
+
+export function modelName(v: Values, fallback: string): string {
+  const name = String(v.model ?? fallback);
+  if (!MODELS[name]) {
+    throw new UsageError(`unknown model "${name}" (known: ${Object.keys(MODELS).join(", ")})`);
+  }
+  return name;
+}
+
+export function required(v: Values, name: string, command: string): string {
+  if (typeof v[name] !== "string") throw new UsageError(`${command}: --${name} is required`);
+  return v[name] as string;
+}
+
+/** Opens a dataset for a model's input, reporting progress, skips and cache use on stderr. */
+export async function openData(
+  dir: string,
+  input: readonly [number, number, number],
+  strict: boolean,
+  size?: number,
+): Promise<OpenedDataset> {
+  let shown = -1;
+  const onProgress = (done: number, total: number) => {
+    const percent = Math.floor((100 * done) / total);
+    if (percent !== shown && (percent % 10 === 0 || done === total)) {
+      shown = percent;
+      console.error(`decoding images: ${done}/${total}`);
+    }
+  };
+  let data;
+  try {
+    data = await openDataset(dir, { input, strict, onProgress, size });
+  } catch (e) {
+    if (e instanceof DataError || e instanceof RangeError) {
+      throw new UsageError(`--data ${dir}: ${e.message}`);
+    }
+    throw e;
+  }
+  if (data.skipped.length > 0) {
+    const first = data.skipped[0];
+    console.error(
+      `skipped ${data.skipped.length} file(s) or folder(s) that could not be used ` +
+        `(first: ${first.path}: ${first.reason}); --strict makes this an error`,
+    );
+  }
+  if (data.statsCached) {
+    console.error("training statistics (mean image, colour PCA) read from the cache");
+  }
+  return data;
+}
+
+/** A weights file's tensors, model name and preprocessing (when train wrote it). */
+export async function readWeights(v: Values, fallback: string) {
+  const path = String(v.weights ?? fallback);
+  let file;
+  try {
+    file = parseSafetensors(await Deno.readFile(path));
+  } catch (e) {
+    throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
+  }
+  const model = v.model !== undefined ? modelName(v, "") : file.metadata.model;
+  if (!model || !MODELS[model]) {
+    throw new UsageError(
+      `--weights ${path} does not name a known model (${file.metadata.model}): pass --model`,
+    );
+  }
+  let preprocess: Preprocess | undefined;
+  if (file.metadata.preprocess !== undefined) {
+    try {
+      preprocess = decodePreprocess(file.metadata.preprocess);
+    } catch (e) {
+      throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
+    }
+  }
+  const net = await createAlexNet({ model, init: "none" });
+  try {
+    net.setWeights(file.tensors);
+  } catch (e) {
+    net.destroy();
+    throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
+  }
+  return { net, preprocess, path };
+}
+
+export function crops(v: Values): 1 | 10 {
+  const n = v.crops === undefined ? 1 : Number(v.crops);
+  if (n !== 1 && n !== 10) throw new UsageError(`--crops must be 1 or 10, got "${v.crops}"`);
+  return n;
+}
+
+export async function writePng(path: string, picture: Picture): Promise<void> {
+  const { width, height, channels } = picture;
+  await writeFileAtomic(path, encodePng(interleave(picture), { width, height, channels }));
+}

@@ -1,0 +1,158 @@
+/**
+ * `eval` and `predict`: trained weights on a dataset, or on image files.
+ *
+ * @module
+ */
+import { type Dataset, makeBatch } from "../data/dataset.ts";
+import { decodeImage } from "../data/image.ts";
+import { storedSize } from "../data/open.ts";
+import { resizeAndCentreCrop } from "../data/resize.ts";
+import { evaluateDataset } from "../train/trainer.ts";
+import {
+  BUNDLED_DATA,
+  type Command,
+  crops,
+  number,
+  openData,
+  readWeights,
+  UsageError,
+  type Values,
+} from "./common.ts";
+
+/** `eval`. */
+export const evalCommand: Command = {
+  help: `usage: deno run -A main.ts eval --weights FILE [options]
+
+--weights FILE   a weights file written by train (or any with the model's tensors)
+--data DIR       as for train; its validation half is evaluated (default: the bundled data)
+--crops 1|10     1: the centre crop; 10: the paper's test, softmax averaged over the four
+                 corners, the centre and their mirrors (default 1)
+--model NAME     the model, when the weights file does not name it
+--batch N        examples per forward pass (default 128)
+--strict         a file that cannot be read is an error, not a skip`,
+  options: {
+    weights: { type: "string" },
+    data: { type: "string" },
+    crops: { type: "string" },
+    model: { type: "string" },
+    batch: { type: "string" },
+    strict: { type: "boolean" },
+  },
+  run: runEval,
+};
+
+/** `predict`. */
+export const predictCommand: Command = {
+  help: `usage: deno run -A main.ts predict IMAGE... [options]
+
+--weights FILE   trained weights (default runs/alexnet-small/weights.safetensors)
+--top K          classes to list per image (default 5)
+--crops 1|10     as for eval (default 1)
+--model NAME     the model, when the weights file does not name it`,
+  options: {
+    weights: { type: "string" },
+    top: { type: "string" },
+    crops: { type: "string" },
+    model: { type: "string" },
+  },
+  positionals: true,
+  run: runPredict,
+};
+
+async function runEval(v: Values): Promise<void> {
+  if (v.weights === undefined) throw new UsageError("eval: --weights FILE is required");
+  const views = crops(v);
+  const batch = number(v, "batch", 128, { integer: true });
+  const { net, preprocess, path } = await readWeights(v, "");
+  try {
+    const dir = String(v.data ?? BUNDLED_DATA);
+    const data = await openData(dir, net.config.input, v.strict === true, preprocess?.shape[1]);
+    if (preprocess && preprocess.shape.join() !== data.test.shape.join()) {
+      throw new UsageError(
+        `${path} was trained on ${preprocess.shape.join("x")} images; ${dir} gives ${
+          data.test.shape.join("x")
+        }`,
+      );
+    }
+    if (!preprocess) {
+      console.error(`${path} has no preprocessing record: using ${dir}'s training mean image`);
+    }
+    const [, h, w] = net.config.input;
+    const started = performance.now();
+    const r = await evaluateDataset(net, data.test, {
+      mean: preprocess?.mean ?? data.stats.mean,
+      std: preprocess?.std,
+      crop: [h, w],
+      // Stored at the input size (28x28): corners of the image padded by 2, as training's crops.
+      viewPad: data.test.shape[1] === h ? 2 : 0,
+      batch,
+      crops: views,
+    });
+    const seconds = (performance.now() - started) / 1000;
+    console.log(
+      `${net.config.name} on ${data.test.count} validation images of ${data.description}, ` +
+        `${views} crop${views === 1 ? "" : "s"}: top-1 error ${
+          (100 * (1 - r.top1)).toFixed(2)
+        }%, ` +
+        `top-5 error ${(100 * (1 - r.top5)).toFixed(2)}%, loss ${r.loss.toFixed(4)} ` +
+        `(${((data.test.count * views) / seconds).toFixed(1)} crops/s)`,
+    );
+  } finally {
+    net.destroy();
+  }
+}
+
+async function runPredict(v: Values, images: string[]): Promise<void> {
+  if (images.length === 0) throw new UsageError("predict: name one or more image files");
+  const views = crops(v);
+  const top = number(v, "top", 5, { integer: true });
+  const { net, preprocess, path } = await readWeights(v, "runs/alexnet-small/weights.safetensors");
+  try {
+    const [c, h, w] = net.config.input;
+    const size = preprocess?.shape[1] ?? storedSize(h);
+    if (!preprocess) console.error(`${path} has no preprocessing record: no mean subtracted`);
+    const stored = c * size * size, pictures = new Uint8Array(images.length * stored);
+    for (const [i, file] of images.entries()) {
+      try {
+        const picture = decodeImage(await Deno.readFile(file), c as 1 | 3);
+        pictures.set(resizeAndCentreCrop(picture, size).data, i * stored);
+      } catch (e) {
+        throw new UsageError(`${file}: ${(e as Error).message}`);
+      }
+    }
+    const set: Dataset = {
+      count: images.length,
+      shape: [c, size, size],
+      images: pictures,
+      labels: new Int32Array(images.length),
+      classes: [],
+    };
+    const mean = preprocess?.mean ?? new Float32Array(stored);
+    const classes = net.config.classes, probabilities = new Float64Array(images.length * classes);
+    const indices = images.map((_, i) => i);
+    for (let view = views === 1 ? 4 : 0; view < (views === 1 ? 5 : 10); view++) {
+      const viewPad = size === h ? 2 : 0;
+      const { input } = makeBatch(set, indices, {
+        mean,
+        std: preprocess?.std,
+        crop: [h, w],
+        view,
+        viewPad,
+      });
+      const p = await net.forward(input, images.length, { softmax: true });
+      for (let i = 0; i < p.length; i++) probabilities[i] += p[i] / views;
+    }
+    for (const [i, file] of images.entries()) {
+      const row = Array.from(probabilities.subarray(i * classes, (i + 1) * classes));
+      const ranked = row.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]).slice(0, top);
+      console.log(file);
+      for (const [p, k] of ranked) {
+        console.log(
+          `  ${(100 * p).toFixed(2).padStart(6)}%  ${preprocess?.classes[k] ?? `class ${k}`}`,
+        );
+      }
+    }
+  } finally {
+    net.destroy();
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * `import`: torchvision's pretrained AlexNet as this project's weights file.
+ *
+ * @module
+ */
+import IMAGENET_CLASSES from "../data/imagenet_classes.json" with { type: "json" };
+import { encodePreprocess } from "../data/preprocess.ts";
+import { parseSafetensors } from "../io/safetensors.ts";
+import { fromTorchvision, IMAGENET_NORMALISATION } from "../io/torchvision.ts";
+import { createAlexNet } from "../mod.ts";
+import { writeFileAtomic } from "../train/checkpoint.ts";
+import { type Command, UsageError, type Values } from "./common.ts";
+
+/** `import`. */
+export const importCommand: Command = {
+  help: `usage: deno run -A main.ts import --from torchvision FILE --out WEIGHTS
+
+--from torchvision   FILE holds torchvision's AlexNet state dict (features.0.weight, ...,
+                     classifier.6.bias) as safetensors; convert a .pth with:
+                       python3 -c "import torch, safetensors.torch as s; \\
+                         s.save_file(torch.load('alexnet-owt-7be5be79.pth'), 'alexnet.safetensors')"
+--out WEIGHTS        the weights file to write (model "torchvision", with ImageNet's class
+                     names and torchvision's preprocessing recorded for eval and predict)`,
+  options: { from: { type: "string" }, out: { type: "string" } },
+  positionals: true,
+  run: runImport,
+};
+
+async function runImport(v: Values, files: string[]): Promise<void> {
+  if (v.from !== "torchvision") {
+    throw new UsageError(`import: --from must be torchvision, got "${v.from ?? ""}"`);
+  }
+  if (files.length !== 1) throw new UsageError("import: name one safetensors file");
+  if (v.out === undefined) throw new UsageError("import: --out WEIGHTS is required");
+  let tensors;
+  try {
+    tensors = fromTorchvision(parseSafetensors(await Deno.readFile(files[0])).tensors);
+  } catch (e) {
+    throw new UsageError(`${files[0]}: ${(e as Error).message}`);
+  }
+  const net = await createAlexNet({ model: "torchvision", init: "none" });
+  try {
+    try {
+      net.setWeights(tensors);
+    } catch (e) {
+      throw new UsageError(`${files[0]}: ${(e as Error).message}`);
+    }
+    // torchvision's preprocessing as a mean image and per-channel deviations: 256, then 224.
+    const plane = 256 * 256, mean = new Float32Array(3 * plane);
+    IMAGENET_NORMALISATION.mean.forEach((m, c) => mean.fill(m, c * plane, (c + 1) * plane));
+    const preprocess = encodePreprocess({
+      classes: IMAGENET_CLASSES,
+      shape: [3, 256, 256],
+      mean,
+      std: [...IMAGENET_NORMALISATION.std],
+    });
+    await writeFileAtomic(String(v.out), await net.weightsBytes({ preprocess }));
+    console.error(
+      `wrote ${v.out}: torchvision's AlexNet, ${
+        net.parameterCount.toLocaleString("en-US")
+      } parameters`,
+    );
+  } finally {
+    net.destroy();
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * `train`: the training loop from the command line, with progress, signals and clear errors.
+ *
+ * @module
+ */
+import { createAlexNet, MODELS } from "../mod.ts";
+import { DivergedError, type Progress, train } from "../train/trainer.ts";
+import {
+  BUNDLED_DATA,
+  type Command,
+  modelName,
+  number,
+  openData,
+  UsageError,
+  type Values,
+} from "./common.ts";
+
+/** `train`. */
+export const trainCommand: Command = {
+  help: `usage: deno run -A main.ts train [options]
+
+--model NAME         ${Object.keys(MODELS).join(" | ")} (default alexnet-small)
+--data DIR           an image folder (one subfolder per class, PNG or JPEG; with train/ and
+                     val/ halves, or every tenth image held out) or IDX files
+                     (train-images-idx3-ubyte[.gz], ...); default: the bundled
+                     Fashion-MNIST sample, data/fashion-mnist-mini
+--strict             a file that cannot be read is an error, not a skip
+--epochs N           epochs in all (default 10)
+--batch N            examples per step (default 128)
+--lr X               initial learning rate (default 0.01)
+--lr-steps A,B       divide the learning rate by 10 at the start of these epochs (1-based);
+                     default: the paper's rule, when validation error stops improving
+--patience N         epochs without improvement before dividing (default 2)
+--momentum X         (default 0.9)
+--weight-decay X     (default 0.0005)
+--init paper|he      initialisation (default: paper for alexnet, he for alexnet-small)
+--seed N             seed of the initialisation, order, augmentation and dropout (default 1)
+--no-augment         no random crops, flips or colour noise
+--out DIR            checkpoint, weights and metrics.jsonl (default runs/MODEL)
+--resume             continue from DIR/checkpoint.safetensors
+--max-steps N        stop after N steps, with a checkpoint
+
+Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`,
+  options: {
+    model: { type: "string" },
+    data: { type: "string" },
+    strict: { type: "boolean" },
+    epochs: { type: "string" },
+    batch: { type: "string" },
+    lr: { type: "string" },
+    "lr-steps": { type: "string" },
+    patience: { type: "string" },
+    momentum: { type: "string" },
+    "weight-decay": { type: "string" },
+    init: { type: "string" },
+    seed: { type: "string" },
+    "no-augment": { type: "boolean" },
+    out: { type: "string" },
+    resume: { type: "boolean" },
+    "max-steps": { type: "string" },
+  },
+  run: runTrain,
+};
+
+function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "--:--";
+  const s = Math.round(seconds), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return `${h > 0 ? `${h}:${String(m).padStart(2, "0")}` : m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** A progress line, redrawn in place on a terminal and printed every 10% elsewhere. */
+function progressPrinter(): (p: Progress) => void {
+  const tty = Deno.stderr.isTerminal();
+  let lastDecile = -1;
+  const encoder = new TextEncoder();
+  return (p) => {
+    const fraction = p.done / p.total;
+    const width = 24, filled = Math.round(fraction * width);
+    const bar = "=".repeat(filled) + " ".repeat(width - filled);
+    const left = (p.total - p.done) / p.imagesPerSecond;
+    const line =
+      `epoch ${p.epoch}/${p.epochs} [${bar}] ${p.done}/${p.total} loss ${p.loss.toFixed(4)} ` +
+      `acc ${(100 * p.accuracy).toFixed(1)}% ${p.imagesPerSecond.toFixed(1)} img/s left ${
+        duration(left)
+      }`;
+    if (tty) {
+      Deno.stderr.writeSync(encoder.encode(`\r${line}\x1b[K${p.done === p.total ? "\n" : ""}`));
+    } else if (Math.floor(fraction * 10) !== lastDecile || p.done === p.total) {
+      lastDecile = Math.floor(fraction * 10);
+      console.error(line);
+    }
+  };
+}
+
+async function runTrain(v: Values): Promise<void> {
+  const model = modelName(v, "alexnet-small");
+  const config = MODELS[model];
+  const epochs = number(v, "epochs", 10, { integer: true });
+  const batch = number(v, "batch", 128, { integer: true });
+  const lr = number(v, "lr", 0.01);
+  const seed = number(v, "seed", 1, { integer: true, inclusive: true });
+  const patience = number(v, "patience", 2, { integer: true });
+  const momentum = number(v, "momentum", 0.9, { inclusive: true });
+  const weightDecay = number(v, "weight-decay", 5e-4, { inclusive: true });
+  const maxSteps = v["max-steps"] === undefined
+    ? undefined
+    : number(v, "max-steps", 0, { integer: true });
+  const lrSteps = v["lr-steps"] === undefined ? [] : String(v["lr-steps"]).split(",").map((s) => {
+    const e = Number(s);
+    if (!Number.isInteger(e) || e < 1) {
+      throw new UsageError(`--lr-steps must list epochs >= 1, got "${v["lr-steps"]}"`);
+    }
+    return e - 1;
+  });
+  const init = String(v.init ?? (model === "alexnet" ? "paper" : "he"));
+  if (init !== "paper" && init !== "he") {
+    throw new UsageError(`--init must be paper or he, got "${init}"`);
+  }
+  const dataDir = String(v.data ?? BUNDLED_DATA);
+  const out = String(v.out ?? `runs/${model}`);
+  const data = await openData(dataDir, config.input, v.strict === true);
+  if (data.train.classes.length > config.classes) {
+    throw new UsageError(
+      `${model} has ${config.classes} classes; ${dataDir} has ${data.train.classes.length}`,
+    );
+  }
+
+  try {
+    // Fail before any work when the output folder cannot be written.
+    await Deno.mkdir(out, { recursive: true });
+    await Deno.writeFile(`${out}/.write-test`, new Uint8Array(1));
+    await Deno.remove(`${out}/.write-test`);
+  } catch (e) {
+    throw new UsageError(`--out ${out}: cannot write there (${(e as Error).message})`);
+  }
+
+  const net = await createAlexNet({ model, seed, init });
+  const stop = new AbortController();
+  const onSignal = () => {
+    console.error("\nstopping after this step (a checkpoint follows)...");
+    stop.abort();
+  };
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  console.error(
+    `training ${model} (${net.parameterCount.toLocaleString("en-US")} parameters) on ` +
+      `${data.description}: ` +
+      `${data.train.count} training and ${data.test.count} validation images, batch ${batch}, ` +
+      `adapter ${net.gpu.description}; writing ${out}/`,
+  );
+  try {
+    const result = await train(net, data, {
+      epochs,
+      batch,
+      lr,
+      lrSteps,
+      patience,
+      momentum,
+      weightDecay,
+      seed,
+      augment: !v["no-augment"],
+      out,
+      resume: v.resume === true,
+      data: v.data === undefined ? "the bundled sample" : dataDir,
+      signal: stop.signal,
+      maxSteps,
+    }, {
+      progress: progressPrinter(),
+      epoch: (m) =>
+        console.log(
+          `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, validation top-1 error ` +
+            `${(100 * m.top1Error).toFixed(2)}%, top-5 error ${(100 * m.top5Error).toFixed(2)}%, ` +
+            `${m.seconds.toFixed(0)} s, ${m.imagesPerSecond.toFixed(1)} img/s, lr ${m.lr}`,
+        ),
+      message: (text) => console.error(text),
+    });
+    if (!result.stopped) {
+      console.error(`done: weights in ${out}/weights.safetensors, metrics in ${out}/metrics.jsonl`);
+    }
+  } catch (e) {
+    if (e instanceof DivergedError) throw e;
+    if (e instanceof RangeError && v.resume) throw new UsageError(`--resume: ${e.message}`);
+    if (e instanceof Deno.errors.NotFound && v.resume) {
+      throw new UsageError(`--resume: no checkpoint at ${out}/checkpoint.safetensors`);
+    }
+    throw e;
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    net.destroy();
+  }
+}
