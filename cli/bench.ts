@@ -11,18 +11,22 @@ import { type Command, modelName, number, type Values } from "./common.ts";
 export const benchCommand: Command = {
   help: `usage: deno run -A main.ts bench [options]
 
---model NAME   ${Object.keys(MODELS).join(" | ")} (default alexnet-small)
---batch N      examples per batch (default 128)
---repeats N    replays per figure (default 3)
---json FILE    also write the figures as JSON
+  --model NAME   ${Object.keys(MODELS).join(" | ")} (default alexnet-small)
+  --batch N      examples per batch (default 128)
+  --repeats N    replays per figure (default 3)
+  --json FILE    also write the figures as JSON
+  --peers        also run the same network in TensorFlow.js (webgpu: inference and training on
+                 the same adapter; wasm: inference) and print the ratios
 
-Per layer: forward and backward milliseconds and GFLOP/s; whole network: inference images/s at
-batch 1 and N, training images/s at N. Wall time on this adapter.`,
+Per layer: forward and backward milliseconds, GFLOP/s, the fraction of the GEMM core's ceiling
+and compile time; whole network: inference images/s at batch 1 and N, training images/s at N;
+the data pipeline's images/s. GPU time from timestamp queries where the adapter has them.`,
   options: {
     model: { type: "string" },
     batch: { type: "string" },
     repeats: { type: "string" },
     json: { type: "string" },
+    peers: { type: "boolean" },
   },
   run: runBench,
 };
@@ -35,8 +39,15 @@ async function runBench(v: Values): Promise<void> {
   try {
     const result = await bench(net, batch, repeats);
     console.log(formatBench(result, net.config));
+    let peers;
+    if (v.peers) {
+      // Loaded only here: TensorFlow.js is the benchmark's, never the library's.
+      const { benchPeers, formatPeers } = await import("../bench/peers.ts");
+      peers = await benchPeers(net.config, batch, repeats);
+      console.log(formatPeers(result, peers));
+    }
     if (typeof v.json === "string") {
-      await Deno.writeTextFile(v.json, JSON.stringify(result, null, 2) + "\n");
+      await Deno.writeTextFile(v.json, JSON.stringify({ ...result, peers }, null, 2) + "\n");
     }
   } finally {
     net.destroy();

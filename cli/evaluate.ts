@@ -23,13 +23,13 @@ import {
 export const evalCommand: Command = {
   help: `usage: deno run -A main.ts eval --weights FILE [options]
 
---weights FILE   a weights file written by train (or any with the model's tensors)
---data DIR       as for train; its validation half is evaluated (default: the bundled data)
---crops 1|10     1: the centre crop; 10: the paper's test, softmax averaged over the four
-                 corners, the centre and their mirrors (default 1)
---model NAME     the model, when the weights file does not name it
---batch N        examples per forward pass (default 128)
---strict         a file that cannot be read is an error, not a skip`,
+  --weights FILE   a weights file written by train (or any with the model's tensors)
+  --data DIR       as for train; its validation half is evaluated (default: the bundled data)
+  --crops 1|10     1: the centre crop; 10: the paper's test, softmax averaged over the four
+                   corners, the centre and their mirrors (default 1)
+  --model NAME     the model, when the weights file does not name it
+  --batch N        examples per forward pass (default 128)
+  --strict         a file that cannot be read is an error, not a skip`,
   options: {
     weights: { type: "string" },
     data: { type: "string" },
@@ -45,10 +45,10 @@ export const evalCommand: Command = {
 export const predictCommand: Command = {
   help: `usage: deno run -A main.ts predict IMAGE... [options]
 
---weights FILE   trained weights (default runs/alexnet-small/weights.safetensors)
---top K          classes to list per image (default 5)
---crops 1|10     as for eval (default 1)
---model NAME     the model, when the weights file does not name it`,
+  --weights FILE   trained weights (default runs/alexnet-small/weights.safetensors)
+  --top K          classes to list per image (default 5)
+  --crops 1|10     as for eval (default 1)
+  --model NAME     the model, when the weights file does not name it`,
   options: {
     weights: { type: "string" },
     top: { type: "string" },

@@ -15,12 +15,12 @@ import { type Command, UsageError, type Values } from "./common.ts";
 export const importCommand: Command = {
   help: `usage: deno run -A main.ts import --from torchvision FILE --out WEIGHTS
 
---from torchvision   FILE holds torchvision's AlexNet state dict (features.0.weight, ...,
-                     classifier.6.bias) as safetensors; convert a .pth with:
-                       python3 -c "import torch, safetensors.torch as s; \\
-                         s.save_file(torch.load('alexnet-owt-7be5be79.pth'), 'alexnet.safetensors')"
---out WEIGHTS        the weights file to write (model "torchvision", with ImageNet's class
-                     names and torchvision's preprocessing recorded for eval and predict)`,
+  --from torchvision   FILE holds torchvision's AlexNet state dict (features.0.weight, ...,
+                       classifier.6.bias) as safetensors; convert a .pth with:
+                         python3 -c "import torch, safetensors.torch as s; \\
+                           s.save_file(torch.load('alexnet-owt-7be5be79.pth'), 'alexnet.safetensors')"
+  --out WEIGHTS        the weights file to write (model "torchvision", with ImageNet's class
+                       names and torchvision's preprocessing recorded for eval and predict)`,
   options: { from: { type: "string" }, out: { type: "string" } },
   positionals: true,
   run: runImport,

@@ -11,7 +11,7 @@ import { type Command, UsageError } from "./common.ts";
 export const infoCommand: Command = {
   help: `usage: deno run -A main.ts info [--model NAME]
 
---model NAME   ${Object.keys(MODELS).join(" | ")} (default alexnet)`,
+  --model NAME   ${Object.keys(MODELS).join(" | ")} (default alexnet)`,
   options: { model: { type: "string" } },
   run: (v) => info(String(v.model ?? "alexnet")),
 };

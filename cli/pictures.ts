@@ -27,8 +27,8 @@ import {
 export const filtersCommand: Command = {
   help: `usage: deno run -A main.ts filters --weights FILE --out PNG [--columns N] [--scale N]
 
-conv1's kernels, each scaled by its largest magnitude (grey is zero), tower A's above tower
-B's; --columns per row (default 16), --scale pixels per weight (default 4)`,
+  conv1's kernels, each scaled by its largest magnitude (grey is zero), tower A's above tower
+  B's; --columns per row (default 16), --scale pixels per weight (default 4)`,
   options: {
     weights: { type: "string" },
     out: { type: "string" },
@@ -42,7 +42,7 @@ B's; --columns per row (default 16), --scale pixels per weight (default 4)`,
 export const plotCommand: Command = {
   help: `usage: deno run -A main.ts plot --metrics runs/NAME/metrics.jsonl --out SVG
 
-loss (training, validation) and error (training top-1, validation top-1 and top-5) per epoch`,
+  loss (training, validation) and error (training top-1, validation top-1 and top-5) per epoch`,
   options: { metrics: { type: "string" }, out: { type: "string" } },
   run: runPlot,
 };
@@ -51,11 +51,11 @@ loss (training, validation) and error (training top-1, validation top-1 and top-
 export const neighborsCommand: Command = {
   help: `usage: deno run -A main.ts neighbors IMAGE... --weights FILE --out PNG [options]
 
-One row per image: the image, then the training images whose last hidden layer's (fc7)
-feature vectors are nearest it.
---data DIR     the training images to search (default: the bundled data)
---k N          neighbours per image (default 6)
---scale N      pixels per image pixel (default: 4 for images under 64 pixels, else 1)`,
+  One row per image: the image, then the training images whose last hidden layer's (fc7)
+  feature vectors are nearest it.
+  --data DIR     the training images to search (default: the bundled data)
+  --k N          neighbours per image (default 6)
+  --scale N      pixels per image pixel (default: 4 for images under 64 pixels, else 1)`,
   options: {
     weights: { type: "string" },
     out: { type: "string" },

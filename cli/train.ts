@@ -19,26 +19,26 @@ import {
 export const trainCommand: Command = {
   help: `usage: deno run -A main.ts train [options]
 
---model NAME         ${Object.keys(MODELS).join(" | ")} (default alexnet-small)
---data DIR           an image folder (one subfolder per class, PNG or JPEG; with train/ and
-                     val/ halves, or every tenth image held out) or IDX files
-                     (train-images-idx3-ubyte[.gz], ...); default: the bundled
-                     Fashion-MNIST sample, data/fashion-mnist-mini
---strict             a file that cannot be read is an error, not a skip
---epochs N           epochs in all (default 10)
---batch N            examples per step (default 128)
---lr X               initial learning rate (default 0.01)
---lr-steps A,B       divide the learning rate by 10 at the start of these epochs (1-based);
-                     default: the paper's rule, when validation error stops improving
---patience N         epochs without improvement before dividing (default 2)
---momentum X         (default 0.9)
---weight-decay X     (default 0.0005)
---init paper|he      initialisation (default: paper for alexnet, he for alexnet-small)
---seed N             seed of the initialisation, order, augmentation and dropout (default 1)
---no-augment         no random crops, flips or colour noise
---out DIR            checkpoint, weights and metrics.jsonl (default runs/MODEL)
---resume             continue from DIR/checkpoint.safetensors
---max-steps N        stop after N steps, with a checkpoint
+  --model NAME         ${Object.keys(MODELS).join(" | ")} (default alexnet-small)
+  --data DIR           an image folder (one subfolder per class, PNG or JPEG; with train/ and
+                       val/ halves, or every tenth image held out) or IDX files
+                       (train-images-idx3-ubyte[.gz], ...); default: the bundled
+                       Fashion-MNIST sample, data/fashion-mnist-mini
+  --strict             a file that cannot be read is an error, not a skip
+  --epochs N           epochs in all (default 10)
+  --batch N            examples per step (default 128)
+  --lr X               initial learning rate (default 0.01)
+  --lr-steps A,B       divide the learning rate by 10 at the start of these epochs (1-based);
+                       default: the paper's rule, when validation error stops improving
+  --patience N         epochs without improvement before dividing (default 2)
+  --momentum X         (default 0.9)
+  --weight-decay X     (default 0.0005)
+  --init paper|he      initialisation (default: paper for alexnet, he for alexnet-small)
+  --seed N             seed of the initialisation, order, augmentation and dropout (default 1)
+  --no-augment         no random crops, flips or colour noise
+  --out DIR            checkpoint, weights and metrics.jsonl (default runs/MODEL)
+  --resume             continue from DIR/checkpoint.safetensors
+  --max-steps N        stop after N steps, with a checkpoint
 
 Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`,
   options: {
