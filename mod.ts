@@ -160,6 +160,12 @@ export function dropout(name: string, p = 0.5): LayerSpec {
  * multiply-adds per image. `groups: 2` is the two-GPU split: conv2, conv4 and conv5 see only
  * their own tower's maps, conv3 and the dense layers see both; LRN normalises within a tower.
  * Biases start at 1 in conv2, conv4, conv5, fc6 and fc7 (the paper's section 5).
+ *
+ * @example
+ * ```ts
+ * import { ALEXNET } from "./mod.ts";
+ * console.log(ALEXNET.layers.filter((l) => l.kind === "conv").length); // 5
+ * ```
  */
 export const ALEXNET: ModelConfig = {
   name: "alexnet",
@@ -187,6 +193,12 @@ export const ALEXNET: ModelConfig = {
 /**
  * The same eight-layer shape for 28x28 grey images and 10 classes (Fashion-MNIST):
  * 1,132,810 parameters.
+ *
+ * @example
+ * ```ts
+ * import { ALEXNET_SMALL } from "./mod.ts";
+ * console.log(ALEXNET_SMALL.input); // [1, 28, 28]
+ * ```
  */
 export const ALEXNET_SMALL: ModelConfig = {
   name: "alexnet-small",
@@ -243,7 +255,15 @@ export const TORCHVISION_ALEXNET: ModelConfig = {
   ],
 };
 
-/** The named configurations. */
+/**
+ * The named configurations.
+ *
+ * @example
+ * ```ts
+ * import { MODELS } from "./mod.ts";
+ * console.log(Object.keys(MODELS)); // ["alexnet", "alexnet-small", "torchvision"]
+ * ```
+ */
 export const MODELS: Readonly<Record<string, ModelConfig>> = {
   "alexnet": ALEXNET,
   "alexnet-small": ALEXNET_SMALL,

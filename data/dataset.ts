@@ -23,7 +23,15 @@ export interface Dataset {
   classes: string[];
 }
 
-/** Fashion-MNIST's class names (Zalando Research). */
+/**
+ * Fashion-MNIST's class names (Zalando Research).
+ *
+ * @example
+ * ```ts
+ * import { FASHION_MNIST_CLASSES } from "./dataset.ts";
+ * console.log(FASHION_MNIST_CLASSES[7]); // "Sneaker"
+ * ```
+ */
 export const FASHION_MNIST_CLASSES = [
   "T-shirt/top",
   "Trouser",

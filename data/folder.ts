@@ -35,7 +35,20 @@ export interface FolderOptions {
   pool?: WorkerPool;
 }
 
-/** A load that `strict` turned into an error, or a folder with nothing to load. */
+/**
+ * A load that `strict` turned into an error, or a folder with nothing to load.
+ *
+ * @example
+ * ```ts
+ * import { DataError, loadImageFolder } from "./folder.ts";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await loadImageFolder(dir, { channels: 3, size: 8 });
+ * } catch (e) {
+ *   console.log(e instanceof DataError); // true: no class folders
+ * }
+ * ```
+ */
 export class DataError extends Error {
   /**
    * An error with `message`.

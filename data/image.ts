@@ -20,7 +20,19 @@ export interface Picture {
   data: Uint8Array;
 }
 
-/** A file that is not an image this loader reads, with the reason. */
+/**
+ * A file that is not an image this loader reads, with the reason.
+ *
+ * @example
+ * ```ts
+ * import { decodeImage, ImageError } from "./image.ts";
+ * try {
+ *   decodeImage(new TextEncoder().encode("hello"));
+ * } catch (e) {
+ *   console.log(e instanceof ImageError, (e as Error).message); // true "not a PNG or JPEG file"
+ * }
+ * ```
+ */
 export class ImageError extends Error {
   /**
    * An error with `message`.

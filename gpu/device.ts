@@ -60,7 +60,21 @@ const WANTED_LIMITS = [
   "maxStorageBuffersPerShaderStage",
 ] as const;
 
-/** Error thrown for any failure of the WebGPU device: validation, memory, loss, missing adapter. */
+/**
+ * Error thrown for any failure of the WebGPU device: validation, memory, loss, missing adapter.
+ *
+ * @example
+ * ```ts
+ * import { Gpu, GpuError } from "./device.ts";
+ * const gpu = await Gpu.create();
+ * gpu.destroy();
+ * try {
+ *   gpu.buffer(4, "after destroy");
+ * } catch (e) {
+ *   console.log(e instanceof GpuError); // true
+ * }
+ * ```
+ */
 export class GpuError extends Error {
   /**
    * Wraps a message.

@@ -28,7 +28,19 @@ export interface Safetensors {
   metadata: Record<string, string>;
 }
 
-/** A malformed or unsupported safetensors file. */
+/**
+ * A malformed or unsupported safetensors file.
+ *
+ * @example
+ * ```ts
+ * import { parseSafetensors, SafetensorsError } from "./safetensors.ts";
+ * try {
+ *   parseSafetensors(new Uint8Array(3));
+ * } catch (e) {
+ *   console.log(e instanceof SafetensorsError); // true
+ * }
+ * ```
+ */
 export class SafetensorsError extends Error {
   /**
    * Wraps a message.

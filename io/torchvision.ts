@@ -8,7 +8,15 @@
  */
 import type { NamedTensor } from "./safetensors.ts";
 
-/** torchvision's module paths and this project's layer names. */
+/**
+ * torchvision's module paths and this project's layer names.
+ *
+ * @example
+ * ```ts
+ * import { TORCHVISION_NAMES } from "./torchvision.ts";
+ * console.log(TORCHVISION_NAMES["classifier.1"]); // "fc6"
+ * ```
+ */
 export const TORCHVISION_NAMES: Readonly<Record<string, string>> = {
   "features.0": "conv1",
   "features.3": "conv2",
@@ -20,7 +28,15 @@ export const TORCHVISION_NAMES: Readonly<Record<string, string>> = {
   "classifier.6": "fc8",
 };
 
-/** ImageNet's per-channel mean and standard deviation of RGB values in [0, 1], as torchvision uses. */
+/**
+ * ImageNet's per-channel mean and standard deviation of RGB values in [0, 1], as torchvision uses.
+ *
+ * @example
+ * ```ts
+ * import { IMAGENET_NORMALISATION } from "./torchvision.ts";
+ * console.log(IMAGENET_NORMALISATION.mean[0]); // 0.485
+ * ```
+ */
 export const IMAGENET_NORMALISATION = {
   mean: [0.485, 0.456, 0.406],
   std: [0.229, 0.224, 0.225],

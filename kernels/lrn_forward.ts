@@ -24,7 +24,15 @@ export interface LrnParams {
   groups: number;
 }
 
-/** The paper's constants, normalising within each of two towers. */
+/**
+ * The paper's constants, normalising within each of two towers.
+ *
+ * @example
+ * ```ts
+ * import { PAPER_LRN } from "./lrn_forward.ts";
+ * console.log(PAPER_LRN.k, PAPER_LRN.size, PAPER_LRN.alpha, PAPER_LRN.beta); // 2 5 0.0001 0.75
+ * ```
+ */
 export const PAPER_LRN: LrnParams = { size: 5, alpha: 1e-4, beta: 0.75, k: 2, groups: 2 };
 
 const WORKGROUP = 256;

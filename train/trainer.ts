@@ -140,6 +140,13 @@ export interface TrainResult {
 /**
  * A run stopped by a fault (a failed step, a lost device, a failed write): the message names the
  * step and the checkpoint to resume from, which the fault left intact.
+ *
+ * @example
+ * ```ts
+ * import { TrainingError } from "./trainer.ts";
+ * const e = new TrainingError("step 7 (epoch 1, batch 7) failed: ...");
+ * console.log(e instanceof Error); // true
+ * ```
  */
 export class TrainingError extends Error {
   /**
@@ -157,7 +164,15 @@ export class TrainingError extends Error {
   }
 }
 
-/** A loss that is NaN or infinite: training stops, the last checkpoint stays. */
+/**
+ * A loss that is NaN or infinite: training stops, the last checkpoint stays.
+ *
+ * @example
+ * ```ts
+ * import { DivergedError } from "./trainer.ts";
+ * console.log(new DivergedError("the loss became NaN at step 3").name); // "DivergedError"
+ * ```
+ */
 export class DivergedError extends Error {
   /** Names the step and the checkpoint to resume from. */
   constructor(message: string) {
