@@ -1,7 +1,14 @@
 // The whole forward pass against the float64 reference, the layer tables' totals, and the
 // network's handling of batches, weights files and bad input.
 import { ok as assert, rejects, strictEqual as assertEquals, throws } from "node:assert";
-import { ALEXNET, ALEXNET_SMALL, createAlexNet, type ModelConfig, Network } from "../mod.ts";
+import {
+  ALEXNET,
+  ALEXNET_SMALL,
+  createAlexNet,
+  type ModelConfig,
+  Network,
+  TORCHVISION_ALEXNET,
+} from "../mod.ts";
 import { Gpu } from "../gpu/device.ts";
 import { assertClose, randomArray, withGpu } from "./helpers.ts";
 import { networkRef } from "./reference.ts";
@@ -15,6 +22,10 @@ Deno.test("the layer tables give the paper's totals", () =>
     const small = Network.create(gpu, ALEXNET_SMALL, { init: "none" });
     assertEquals(small.parameterCount, 1_132_810);
     small.destroy();
+    // torchvision's AlexNet: the figure torchvision's own model reports.
+    const torchvision = Network.create(gpu, TORCHVISION_ALEXNET, { init: "none" });
+    assertEquals(torchvision.parameterCount, 61_100_840);
+    torchvision.destroy();
   }));
 
 for (const config of [ALEXNET_SMALL, ALEXNET]) {
@@ -139,7 +150,7 @@ Deno.test("createAlexNet builds named models and refuses unknown ones", async ()
   assert(net.gpu.lost, "the network's own device is destroyed with it");
   await rejects(
     createAlexNet({ model: "vgg" }),
-    /unknown model "vgg" \(known: alexnet, alexnet-small\)/,
+    /unknown model "vgg" \(known: alexnet, alexnet-small, torchvision\)/,
   );
 });
 
