@@ -131,38 +131,40 @@ Deno.test("--resume without a checkpoint says so", async () => {
   }
 });
 
-Deno.test("Ctrl-C finishes the step, writes a checkpoint and exits 0", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await writeDataset(dir, 400, 10);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", main, "train", "--data", dir, "--batch", "8", "--out", `${dir}/o`],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    // Wait for the first progress line: the run is inside its loop.
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    while (!seen.includes("img/s")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`${signal} finishes the step, writes a checkpoint and exits 0`, async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      await writeDataset(dir, 400, 10);
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", main, "train", "--data", dir, "--batch", "8", "--out", `${dir}/o`],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      // Wait for the first progress line: the run is inside its loop.
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      while (!seen.includes("img/s")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      child.kill(signal);
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      const status = await child.status;
+      await child.stdout.cancel();
+      assertEquals(status.code, 0, seen);
+      match(seen, /stopping after this step[\s\S]*stopped at epoch 1, batch \d+; checkpoint/);
+      assert((await Deno.stat(`${dir}/o/checkpoint.safetensors`)).size > 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-    child.kill("SIGINT");
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-    const status = await child.status;
-    await child.stdout.cancel();
-    assertEquals(status.code, 0, seen);
-    match(seen, /stopping after this step[\s\S]*stopped at epoch 1, batch \d+; checkpoint/);
-    assert((await Deno.stat(`${dir}/o/checkpoint.safetensors`)).size > 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  });
+}
 
 Deno.test("kill -9 at many points, then --resume, ends with an uninterrupted run's parameters", async () => {
   const dir = await Deno.makeTempDir();
