@@ -186,7 +186,8 @@ function decodeJpeg(bytes: Uint8Array): Rgba {
   if (frame <= 1) throw new ImageError("JPEG could not be decoded (corrupt data)");
   const width = f.decode_width(frame) as number, height = f.decode_height(frame) as number;
   const format = f.decode_format(frame) as number;
-  const source = memory().slice(f.decode_buffer(frame) as number).subarray(0, f.wlen() as number);
+  const at = f.decode_buffer(frame) as number, length = f.wlen() as number;
+  const source = memory().slice(at, at + length);
   f.decode_free(frame);
   const pixels = new Uint8Array(4 * width * height);
   for (let i = 0; i < width * height; i++) {
