@@ -313,7 +313,9 @@ async function trainLoop(
       const augment = options.augment
         ? { pad, flip: true, seed: state.seed, step, pca: data.stats?.pca }
         : undefined;
-      return loader.batch(indices, { mean, crop, augment });
+      const batch = loader.batch(indices, { mean, crop, augment });
+      batch.catch(() => {}); // a prefetch abandoned by a failed step must not become unhandled
+      return batch;
     };
     let next = state.batchInEpoch < batchesPerEpoch
       ? request(state.batchInEpoch, net.step)
