@@ -50,7 +50,8 @@ export {
 } from "./io/safetensors.ts";
 export { type LrnParams, PAPER_LRN } from "./kernels/lrn_forward.ts";
 export type { InitScheme } from "./layers/init.ts";
-export type { BackwardArgs, Layer, Shape } from "./layers/layer.ts";
+export type { BackwardArgs, GemmTuning, Layer, Shape } from "./layers/layer.ts";
+export { GEMM_CANDIDATES, GEMM_TILES, type GemmTile } from "./kernels/gemm.ts";
 export {
   type Evaluation,
   type ForwardOptions,

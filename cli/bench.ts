@@ -5,7 +5,7 @@
  */
 import { bench, formatBench } from "../bench/bench.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
-import { type Command, modelName, number, type Values } from "./common.ts";
+import { type Command, modelName, number, tuneAndReport, type Values } from "./common.ts";
 
 /** `bench`. */
 export const benchCommand: Command = {
@@ -15,6 +15,7 @@ export const benchCommand: Command = {
   --batch N      examples per batch (default 128)
   --repeats N    replays per figure (default 3)
   --json FILE    also write the figures as JSON
+  --tune         first let the autotuner pick each GEMM's tiling (see train --tune)
   --peers        also run the same network in TensorFlow.js (webgpu: inference and training on
                  the same adapter; wasm: inference) and print the ratios
 
@@ -27,6 +28,7 @@ the data pipeline's images/s. GPU time from timestamp queries where the adapter 
     repeats: { type: "string" },
     json: { type: "string" },
     peers: { type: "boolean" },
+    tune: { type: "boolean" },
   },
   run: runBench,
 };
@@ -37,6 +39,7 @@ async function runBench(v: Values): Promise<void> {
   const repeats = number(v, "repeats", 3, { integer: true });
   const net = await createAlexNet({ model, init: model === "alexnet" ? "paper" : "he" });
   try {
+    if (v.tune) await tuneAndReport(net, batch);
     const result = await bench(net, batch, repeats);
     console.log(formatBench(result, net.config));
     let peers;

@@ -11,6 +11,7 @@ import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
 import { writeFileAtomic } from "../train/checkpoint.ts";
+import type { Network } from "../mod.ts";
 import { interleave } from "../viz/grid.ts";
 
 /** The bundled default dataset: 5,000 + 1,000 Fashion-MNIST images (Zalando Research, MIT). */
@@ -147,4 +148,22 @@ export function crops(v: Values): 1 | 10 {
 export async function writePng(path: string, picture: Picture): Promise<void> {
   const { width, height, channels } = picture;
   await writeFileAtomic(path, encodePng(interleave(picture), { width, height, channels }));
+}
+
+/** Runs the autotuner for `batch` and reports its choices on stderr, one line per layer. */
+export async function tuneAndReport(net: Network, batch: number): Promise<void> {
+  console.error(`tuning the GEMM tilings of ${net.config.name} at batch ${batch}...`);
+  const started = performance.now();
+  const tuned = await net.tune(batch);
+  const layers = [...new Set(tuned.map((t) => t.layer))];
+  for (const layer of layers) {
+    const mine = tuned.filter((t) => t.layer === layer);
+    const tiles = mine.map((t) =>
+      t.tile.kind === "registers" ? `${t.tile.tm}x${t.tile.tn}` : `${t.tile.bm}x${t.tile.bn}`
+    );
+    console.error(
+      `  ${layer}: forward ${tiles[0]}, input gradient ${tiles[1]}, weight gradient ${tiles[2]}`,
+    );
+  }
+  console.error(`tuned in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

@@ -11,6 +11,7 @@ import {
   modelName,
   number,
   openData,
+  tuneAndReport,
   UsageError,
   type Values,
 } from "./common.ts";
@@ -39,6 +40,8 @@ export const trainCommand: Command = {
   --out DIR            checkpoint, weights and metrics.jsonl (default runs/MODEL)
   --resume             continue from DIR/checkpoint.safetensors
   --max-steps N        stop after N steps, with a checkpoint
+  --tune               first time every candidate GEMM tiling on this adapter and keep the
+                       fastest (takes a while: each candidate compiles)
 
 Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`,
   options: {
@@ -58,6 +61,7 @@ Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`
     out: { type: "string" },
     resume: { type: "boolean" },
     "max-steps": { type: "string" },
+    tune: { type: "boolean" },
   },
   run: runTrain,
 };
@@ -135,6 +139,7 @@ async function runTrain(v: Values): Promise<void> {
   }
 
   const net = await createAlexNet({ model, seed, init });
+  if (v.tune) await tuneAndReport(net, batch);
   const stop = new AbortController();
   const onSignal = () => {
     console.error("\nstopping after this step (a checkpoint follows)...");

@@ -15,7 +15,7 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
+import { type GemmTile, gemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
 
 /**
  * The WGSL of the input gradient for one geometry and tiling.
@@ -91,11 +91,13 @@ export function conv2dBackwardInput(
     dx: Tensor;
     tile?: GemmTile;
   },
-): Launch {
+): Launch & { problem: string } {
   const g = args.geometry;
   validateConv2d(g);
   const cols = args.batch * g.height * g.width;
-  const tile = args.tile ?? chooseTile(g.inChannels / g.groups, cols, gpu.cpu);
+  // The GEMM this launch solves: the autotuner's key.
+  const problem = `conv2d_backward_input:${Object.values(g)}:${args.batch}`;
+  const tile = args.tile ?? gemmTile(gpu, problem, g.inChannels / g.groups, cols);
   const key = `conv2d_backward_input:${Object.values(g)}:${Object.values(tile)}`;
   const pipeline = gpu.pipeline(key, conv2dBackwardInputWgsl(g, tile), [
     "read",
@@ -103,7 +105,7 @@ export function conv2dBackwardInput(
     "read_write",
     "uniform",
   ]);
-  const launch: Launch = { dispatches: [], buffers: [] };
+  const launch: Launch & { problem: string } = { dispatches: [], buffers: [], problem };
   const mg = g.outChannels / g.groups;
   for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.weight)) {
     const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first

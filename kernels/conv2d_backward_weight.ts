@@ -16,7 +16,7 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
+import { type GemmTile, gemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
 
 /**
  * The WGSL of the weight and bias gradient for one geometry and tiling.
@@ -94,11 +94,13 @@ export function conv2dBackwardWeight(
     accumulate: boolean;
     tile?: GemmTile;
   },
-): Launch {
+): Launch & { problem: string } {
   const g = args.geometry;
   validateConv2d(g);
   const kg = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
-  const tile = args.tile ?? chooseTile(g.outChannels / g.groups, kg + 1, gpu.cpu);
+  // The GEMM this launch solves: the autotuner's key.
+  const problem = `conv2d_backward_weight:${Object.values(g)}:${args.batch}`;
+  const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, kg + 1);
   const key = `conv2d_backward_weight:${Object.values(g)}:${Object.values(tile)}`;
   const pipeline = gpu.pipeline(key, conv2dBackwardWeightWgsl(g, tile), [
     "read",
@@ -107,7 +109,7 @@ export function conv2dBackwardWeight(
     "read_write",
     "uniform",
   ]);
-  const launch: Launch = { dispatches: [], buffers: [] };
+  const launch: Launch & { problem: string } = { dispatches: [], buffers: [], problem };
   for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.dWeight)) {
     const values = [args.batch, oBase, oCount, wOffset, args.accumulate ? 1 : 0];
     const uniform = gpu.uniform(values, `${key} launch`);

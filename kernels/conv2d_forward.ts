@@ -19,7 +19,7 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { chooseTile, type GemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
+import { type GemmTile, gemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
 
 /**
  * The WGSL of the forward convolution for one geometry and tiling.
@@ -100,12 +100,14 @@ export interface Conv2dForwardArgs {
  * gpu.destroy();
  * ```
  */
-export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch {
+export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { problem: string } {
   const g = args.geometry;
   validateConv2d(g);
   const [oh, ow] = conv2dOutputSize(g);
   const cols = args.batch * oh * ow;
-  const tile = args.tile ?? chooseTile(g.outChannels / g.groups, cols, gpu.cpu);
+  // The GEMM this launch solves: the autotuner's key.
+  const problem = `conv2d_forward:${Object.values(g)}:${args.batch}`;
+  const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, cols);
   const key = `conv2d_forward:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
   const pipeline = gpu.pipeline(key, conv2dForwardWgsl(g, tile, args.relu), [
     "read",
@@ -114,7 +116,7 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch {
     "read_write",
     "uniform",
   ]);
-  const launch: Launch = { dispatches: [], buffers: [] };
+  const launch: Launch & { problem: string } = { dispatches: [], buffers: [], problem };
   for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.weight)) {
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, 0], `${key} launch`);
     launch.buffers.push(uniform);

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
 
 /**
  * The tiling of a GEMM launch, a parameter of the generator. Two strategies:
@@ -38,6 +38,73 @@ export const GEMM_TILES = {
   blocks: { kind: "registers", tm: 16, tn: 16, threads: 64 },
   narrowBlocks: { kind: "registers", tm: 32, tn: 4, threads: 64 },
 } as const satisfies Record<string, GemmTile>;
+
+/**
+ * The tilings the autotuner times, by kind of adapter. Larger register blocks are left out on
+ * llvmpipe: 32x16 ran alexnet-small's conv2 15% faster than 16x16 but its unrolled kernel took
+ * about 30 s to compile (32x32: 112 s), once per shape.
+ */
+export const GEMM_CANDIDATES: { cpu: readonly GemmTile[]; gpu: readonly GemmTile[] } = {
+  cpu: [GEMM_TILES.blocks, GEMM_TILES.narrowBlocks],
+  gpu: [GEMM_TILES.wide, GEMM_TILES.tall, GEMM_TILES.flat],
+};
+
+// Per device: the tiling measured fastest for each GEMM problem (kernel, geometry, batch).
+const tuned = new WeakMap<Gpu, Map<string, GemmTile>>();
+
+/**
+ * The tiling for a GEMM `problem` on `gpu`: the autotuner's choice where it measured one,
+ * otherwise {@linkcode chooseTile}'s.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { gemmTile } from "./gemm.ts";
+ * const gpu = await Gpu.create();
+ * console.log(gemmTile(gpu, "never tuned", 96, 3025).kind); // "registers" on a CPU adapter
+ * gpu.destroy();
+ * ```
+ */
+export function gemmTile(gpu: Gpu, problem: string, rows: number, cols: number): GemmTile {
+  return tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, gpu.cpu);
+}
+
+/**
+ * Times every candidate tiling of one GEMM problem (GPU time where the adapter has timestamp
+ * queries) and records the fastest for {@linkcode gemmTile}. `build` records the launch with a
+ * given tiling; its `problem` names what is being tuned.
+ *
+ * @example
+ * ```ts ignore
+ * const best = await autotuneGemm(gpu, (tile) => conv2dForward(gpu, { ...args, tile }));
+ * ```
+ */
+export async function autotuneGemm(
+  gpu: Gpu,
+  build: (tile: GemmTile) => Launch & { problem: string },
+): Promise<{ problem: string; tile: GemmTile; ms: number }> {
+  let best: { problem: string; tile: GemmTile; ms: number } | undefined;
+  for (const tile of gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu) {
+    const launch = build(tile);
+    try {
+      gpu.run(launch.dispatches); // compile and warm up
+      await gpu.device.queue.onSubmittedWorkDone();
+      let ms = await gpu.timePass(launch.dispatches);
+      if (ms === null) {
+        const started = performance.now();
+        gpu.run(launch.dispatches);
+        await gpu.device.queue.onSubmittedWorkDone();
+        ms = performance.now() - started;
+      }
+      if (!best || ms < best.ms) best = { problem: launch.problem, tile, ms };
+    } finally {
+      for (const b of launch.buffers) b.destroy();
+    }
+  }
+  if (!tuned.has(gpu)) tuned.set(gpu, new Map());
+  tuned.get(gpu)!.set(best!.problem, best!.tile);
+  return best!;
+}
 
 /**
  * Picks the tiling for `rows` x `cols` on an adapter: register blocks on CPU adapters; on GPUs,

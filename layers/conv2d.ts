@@ -15,7 +15,8 @@ import {
   conv2dOutputSize,
   validateConv2d,
 } from "../kernels/conv2d_geometry.ts";
-import type { BackwardArgs, Layer, Shape } from "./layer.ts";
+import { autotuneGemm } from "../kernels/gemm.ts";
+import type { BackwardArgs, GemmTuning, Layer, Shape } from "./layer.ts";
 
 /** Options of a convolution layer. */
 export interface Conv2dOptions {
@@ -189,6 +190,62 @@ export class Conv2d implements Layer {
       dispatches: launches.flatMap((l) => l.dispatches),
       buffers: launches.flatMap((l) => l.buffers),
     };
+  }
+
+  /**
+   * Times the candidate tilings of the layer's three GEMMs (forward, input gradient, weight
+   * gradient) at `batch` on scratch tensors, and keeps the fastest for launches recorded later.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Conv2d } from "./conv2d.ts";
+   * const gpu = await Gpu.create();
+   * const conv = new Conv2d(gpu, "conv", [3, 9, 9], { out: 8, kernel: 3 });
+   * console.log((await conv.tune(2)).length); // 3
+   * conv.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  async tune(batch: number): Promise<GemmTuning[]> {
+    const gpu = this.#gpu, geometry = this.geometry;
+    const { inChannels: c, height: h, width: w } = geometry;
+    const x = Tensor.zeros(gpu, [batch, c, h, w], `${this.name} tuning x`);
+    const dx = Tensor.zeros(gpu, [batch, c, h, w], `${this.name} tuning dx`);
+    const y = Tensor.zeros(gpu, [batch, ...this.outputShape], `${this.name} tuning y`);
+    const dy = Tensor.zeros(gpu, [batch, ...this.outputShape], `${this.name} tuning dy`);
+    const weight = this.parameters.get(`${this.name}.weight`)!;
+    const bias = this.parameters.get(`${this.name}.bias`)!;
+    const dWeight = Tensor.zeros(gpu, weight.shape, `${this.name} tuning dWeight`);
+    const dBias = Tensor.zeros(gpu, bias.shape, `${this.name} tuning dBias`);
+    try {
+      const common = { geometry, batch };
+      return [
+        await autotuneGemm(
+          gpu,
+          (tile) => conv2dForward(gpu, { ...common, x, weight, bias, y, relu: this.relu, tile }),
+        ),
+        await autotuneGemm(
+          gpu,
+          (tile) => conv2dBackwardInput(gpu, { ...common, dy, weight, dx, tile }),
+        ),
+        await autotuneGemm(
+          gpu,
+          (tile) =>
+            conv2dBackwardWeight(gpu, {
+              ...common,
+              x,
+              dy,
+              dWeight,
+              dBias,
+              accumulate: false,
+              tile,
+            }),
+        ),
+      ];
+    } finally {
+      for (const t of [x, dx, y, dy, dWeight, dBias]) t.destroy();
+    }
   }
 
   /**

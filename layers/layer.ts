@@ -6,6 +6,7 @@
  */
 import type { Launch } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import type { GemmTile } from "../kernels/gemm.ts";
 
 /** The shape of one example: [channels, height, width]. */
 export type Shape = readonly [number, number, number];
@@ -27,6 +28,16 @@ export interface BackwardArgs {
   accumulate: boolean;
   /** This layer's forward launch in the same plan (dropout reuses its seed). */
   forward: Launch;
+}
+
+/** One GEMM problem's tuning: the tiling measured fastest and its milliseconds. */
+export interface GemmTuning {
+  /** The kernel, its geometry and batch. */
+  problem: string;
+  /** The fastest tiling. */
+  tile: GemmTile;
+  /** Its time per launch. */
+  ms: number;
 }
 
 /**
@@ -52,6 +63,8 @@ export interface Layer {
   forward(x: Tensor, y: Tensor, batch: number, training: boolean): Launch;
   /** Records the backward launches: `dx` and the parameter gradients from `dy`. */
   backward(args: BackwardArgs): Launch;
+  /** Measures the candidate GEMM tilings of the layer's kernels at `batch` (layers that multiply). */
+  tune?(batch: number): Promise<GemmTuning[]>;
   /** Frees the parameters and gradients. */
   destroy(): void;
 }

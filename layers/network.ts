@@ -12,7 +12,7 @@ import type { LrnParams } from "../kernels/lrn_forward.ts";
 import { Conv2d, Dense } from "./conv2d.ts";
 import { Dropout } from "./dropout.ts";
 import { initialValues, type InitScheme, tensorSeed } from "./init.ts";
-import { type Layer, type Shape, shapeSize } from "./layer.ts";
+import { type GemmTuning, type Layer, type Shape, shapeSize } from "./layer.ts";
 import { Lrn } from "./lrn.ts";
 import { MaxPool } from "./maxpool.ts";
 import {
@@ -602,6 +602,37 @@ export class Network {
       await Deno.remove(temporary).catch(() => {});
       throw e;
     }
+  }
+
+  /**
+   * Measures, for the micro-batch a batch of `batch` runs as, every candidate tiling of every
+   * layer's GEMMs on this adapter, and keeps the fastest: plans recorded afterwards use them.
+   * Returns each layer's choices. Kernels compile for every candidate, so it takes a while once.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Network } from "./network.ts";
+   * const gpu = await Gpu.create();
+   * const net = Network.create(gpu, { name: "t", input: [4, 1, 1], classes: 2,
+   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * const tuned = await net.tune(8);
+   * console.log(tuned.map((t) => t.layer)); // ["fc", "fc", "fc"]
+   * net.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  async tune(batch: number): Promise<(GemmTuning & { layer: string })[]> {
+    this.#assertUsable();
+    const micro = Math.ceil(batch / Math.ceil(batch / this.maxMicroBatch));
+    const results: (GemmTuning & { layer: string })[] = [];
+    for (const layer of this.layers) {
+      for (const t of (await layer.tune?.(micro)) ?? []) results.push({ layer: layer.name, ...t });
+    }
+    // Plans recorded before the tuning keep their tilings: record them again.
+    for (const plan of this.#plans.values()) destroyPlan(plan);
+    this.#plans.clear();
+    return results;
   }
 
   /**
