@@ -56,6 +56,7 @@ export function number(
   return value;
 }
 
+/** `--model`, checked against the known configurations. */
 export function modelName(v: Values, fallback: string): string {
   const name = String(v.model ?? fallback);
   if (!MODELS[name]) {
@@ -64,6 +65,7 @@ export function modelName(v: Values, fallback: string): string {
   return name;
 }
 
+/** A flag the command cannot do without. */
 export function required(v: Values, name: string, command: string): string {
   if (typeof v[name] !== "string") throw new UsageError(`${command}: --${name} is required`);
   return v[name] as string;
@@ -139,12 +141,14 @@ export async function readWeights(v: Values, fallback: string) {
   return { net, preprocess, path };
 }
 
+/** `--crops`: 1 (the centre) or 10 (the paper's test). */
 export function crops(v: Values): 1 | 10 {
   const n = v.crops === undefined ? 1 : Number(v.crops);
   if (n !== 1 && n !== 10) throw new UsageError(`--crops must be 1 or 10, got "${v.crops}"`);
   return n;
 }
 
+/** Writes a planar picture as a PNG, atomically. */
 export async function writePng(path: string, picture: Picture): Promise<void> {
   const { width, height, channels } = picture;
   await writeFileAtomic(path, encodePng(interleave(picture), { width, height, channels }));
