@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type Dataset, makeBatch } from "../data/dataset.ts";
+import { cropPadding, type Dataset, makeBatch } from "../data/dataset.ts";
 import { decodeImage } from "../data/image.ts";
 import { storedSize } from "../data/open.ts";
 import { resizeAndCentreCrop } from "../data/resize.ts";
@@ -83,8 +83,7 @@ async function runEval(v: Values): Promise<void> {
       mean: preprocess?.mean ?? data.stats.mean,
       std: preprocess?.std,
       crop: [h, w],
-      // Stored at the input size (28x28): corners of the image padded by 2, as training's crops.
-      viewPad: data.test.shape[1] === h ? 2 : 0,
+      viewPad: cropPadding(data.test.shape, [h, w]),
       batch,
       crops: views,
     });
@@ -131,7 +130,7 @@ async function runPredict(v: Values, images: string[]): Promise<void> {
     const classes = net.config.classes, probabilities = new Float64Array(images.length * classes);
     const indices = images.map((_, i) => i);
     for (let view = views === 1 ? 4 : 0; view < (views === 1 ? 5 : 10); view++) {
-      const viewPad = size === h ? 2 : 0;
+      const viewPad = cropPadding(set.shape, [h, w]);
       const { input } = makeBatch(set, indices, {
         mean,
         std: preprocess?.std,

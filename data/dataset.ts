@@ -131,7 +131,7 @@ export interface BatchOptions {
   /**
    * Training augmentation: random crops (of the image padded by `pad` pixels, padding being the
    * mean), random horizontal flips, and, given `pca`, the paper's colour noise: each image gets
-   * [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T added to every pixel, a_i ~ N(0, `pcaStd`).
+   * [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T added to every pixel, a_i ~ N(0, 0.1).
    */
   augment?: {
     pad: number;
@@ -139,7 +139,6 @@ export interface BatchOptions {
     seed: number;
     step: number;
     pca?: ColourPca;
-    pcaStd?: number;
   };
   /**
    * Which of the paper's ten test views (without `augment`): 0-3 the corners (top left, top
@@ -193,7 +192,7 @@ export function makeBatch(
       ? Math.floor(draw(1) * (sw - w + 2 * pad + 1)) - pad
       : Math.floor(corner[1] * (sw - w + 2 * pad)) - pad;
     const flip = a ? a.flip && draw(2) < 0.5 : view >= 5;
-    const shift = a?.pca ? colourShift(a.pca, a.pcaStd ?? 0.1, stepSeed, e) : undefined;
+    const shift = a?.pca ? colourShift(a.pca, 0.1, stepSeed, e) : undefined;
     for (let ch = 0; ch < c; ch++) {
       const add = shift ? shift[ch] : 0, scale = options.std ? 1 / options.std[ch] : 1;
       for (let y = 0; y < h; y++) {
@@ -227,6 +226,21 @@ function colourShift(pca: ColourPca, std: number, stepSeed: number, e: number): 
   return [0, 1, 2].map((ch) =>
     alpha.reduce((s, ai, i) => s + pca.vectors[3 * i + ch] * ai * pca.values[i], 0)
   );
+}
+
+/**
+ * Pixels of padding around a stored image that crops of `crop` size are taken from: 2 where the
+ * images are stored at the crop's size (28x28 Fashion-MNIST, whose only crop would otherwise be the
+ * whole image), none where they are stored larger (the paper's 227 crops of 256).
+ *
+ * @example
+ * ```ts
+ * import { cropPadding } from "./dataset.ts";
+ * console.log(cropPadding([1, 28, 28], [28, 28]), cropPadding([3, 256, 256], [227, 227])); // 2 0
+ * ```
+ */
+export function cropPadding(stored: readonly number[], crop: readonly [number, number]): number {
+  return stored[1] === crop[0] && stored[2] === crop[1] ? 2 : 0;
 }
 
 /**

@@ -52,11 +52,6 @@ export class WorkerPool {
     }
   }
 
-  /** Workers in the pool. */
-  get size(): number {
-    return this.#workers.length;
-  }
-
   /** Runs a job on the least-loaded worker and resolves with its result. */
   run<T>(job: Job, transfer: Transferable[] = []): Promise<T> {
     let w = 0;

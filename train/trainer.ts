@@ -8,6 +8,7 @@
  */
 import {
   type BatchOptions,
+  cropPadding,
   type Dataset,
   makeBatch,
   meanImage,
@@ -221,9 +222,7 @@ async function trainLoop(
   const checkpointPath = `${options.out}/checkpoint.safetensors`;
   const mean = data.stats?.mean ?? meanImage(trainSet);
   const [, h, w] = net.config.input, crop = [h, w] as const;
-  // Stored at the input size (28x28 Fashion-MNIST): crops of the image padded by 2; stored
-  // larger (256 for 227): crops within it, as in the paper.
-  const pad = trainSet.shape[1] === h && trainSet.shape[2] === w ? 2 : 0;
+  const pad = cropPadding(trainSet.shape, crop);
   const preprocess = encodePreprocess({ classes: trainSet.classes, shape: trainSet.shape, mean });
   let state: TrainerState = {
     model: net.config.name,
@@ -436,8 +435,6 @@ export interface EvaluateOptions {
   crops?: 1 | 10;
   /** Corners of the image padded by this many pixels (see {@linkcode BatchOptions.viewPad}). */
   viewPad?: number;
-  /** Called after every batch with the examples done. */
-  onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -486,7 +483,6 @@ export async function evaluateDataset(
     top1 += e.top1 * indices.length;
     top5 += e.top5 * indices.length;
     loss += e.loss * indices.length;
-    options.onProgress?.(first + indices.length, d.count);
   }
   return { top1: top1 / d.count, top5: top5 / d.count, loss: loss / d.count };
 }

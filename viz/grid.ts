@@ -16,8 +16,6 @@ export interface GridOptions {
   gap?: number;
   /** Extra gap before these rows (e.g. between the two towers). */
   breaks?: number[];
-  /** Background grey level. */
-  background?: number;
 }
 
 /**
@@ -35,13 +33,13 @@ export interface GridOptions {
 export function tileGrid(tiles: (Picture | undefined)[], options: GridOptions): Picture {
   const first = tiles.find((t) => t !== undefined);
   if (!first) throw new RangeError("tileGrid: no tiles");
-  const { columns, scale = 1, gap = 1, breaks = [], background = 255 } = options;
+  const { columns, scale = 1, gap = 1, breaks = [] } = options;
   const rows = Math.ceil(tiles.length / columns);
   const tw = first.width * scale, th = first.height * scale;
   const rowTop = (r: number) =>
     gap + r * (th + gap) + breaks.filter((b) => b <= r).length * 3 * gap;
   const width = gap + columns * (tw + gap), height = rowTop(rows);
-  const plane = width * height, data = new Uint8Array(3 * plane).fill(background);
+  const plane = width * height, data = new Uint8Array(3 * plane).fill(255);
   for (const [i, tile] of tiles.entries()) {
     if (!tile) continue;
     if (tile.width !== first.width || tile.height !== first.height) {
