@@ -5,7 +5,9 @@
  * @module
  */
 import { DataError } from "../data/folder.ts";
-import { encodePng, type Picture } from "../data/image.ts";
+import type { Dataset } from "../data/dataset.ts";
+import { decodeImage, encodePng, type Picture } from "../data/image.ts";
+import { resizeAndCentreCrop } from "../data/resize.ts";
 import { openDataset, type OpenedDataset } from "../data/open.ts";
 import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
@@ -152,6 +154,33 @@ export function crops(v: Values): 1 | 10 {
 export async function writePng(path: string, picture: Picture): Promise<void> {
   const { width, height, channels } = picture;
   await writeFileAtomic(path, encodePng(interleave(picture), { width, height, channels }));
+}
+
+/**
+ * Image files decoded and preprocessed as the stored training images were (shorter side to
+ * `size`, centre square), as a dataset of `channels` x `size` x `size` images without labels.
+ */
+export async function readPictures(
+  files: string[],
+  channels: 1 | 3,
+  size: number,
+): Promise<Dataset> {
+  const stored = channels * size * size, images = new Uint8Array(files.length * stored);
+  for (const [i, file] of files.entries()) {
+    try {
+      const picture = decodeImage(await Deno.readFile(file), channels);
+      images.set(resizeAndCentreCrop(picture, size).data, i * stored);
+    } catch (e) {
+      throw new UsageError(`${file}: ${(e as Error).message}`);
+    }
+  }
+  return {
+    count: files.length,
+    shape: [channels, size, size],
+    images,
+    labels: new Int32Array(files.length),
+    classes: [],
+  };
 }
 
 /** Runs the autotuner for `batch` and reports its choices on stderr, one line per layer. */

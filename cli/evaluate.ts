@@ -3,10 +3,8 @@
  *
  * @module
  */
-import { cropPadding, type Dataset, makeBatch } from "../data/dataset.ts";
-import { decodeImage } from "../data/image.ts";
+import { cropPadding, makeBatch } from "../data/dataset.ts";
 import { storedSize } from "../data/open.ts";
-import { resizeAndCentreCrop } from "../data/resize.ts";
 import { evaluateDataset } from "../train/trainer.ts";
 import {
   BUNDLED_DATA,
@@ -14,6 +12,7 @@ import {
   crops,
   number,
   openData,
+  readPictures,
   readWeights,
   UsageError,
   type Values,
@@ -110,23 +109,8 @@ async function runPredict(v: Values, images: string[]): Promise<void> {
     const [c, h, w] = net.config.input;
     const size = preprocess?.shape[1] ?? storedSize(h);
     if (!preprocess) console.error(`${path} has no preprocessing record: no mean subtracted`);
-    const stored = c * size * size, pictures = new Uint8Array(images.length * stored);
-    for (const [i, file] of images.entries()) {
-      try {
-        const picture = decodeImage(await Deno.readFile(file), c as 1 | 3);
-        pictures.set(resizeAndCentreCrop(picture, size).data, i * stored);
-      } catch (e) {
-        throw new UsageError(`${file}: ${(e as Error).message}`);
-      }
-    }
-    const set: Dataset = {
-      count: images.length,
-      shape: [c, size, size],
-      images: pictures,
-      labels: new Int32Array(images.length),
-      classes: [],
-    };
-    const mean = preprocess?.mean ?? new Float32Array(stored);
+    const set = await readPictures(images, c as 1 | 3, size);
+    const mean = preprocess?.mean ?? new Float32Array(c * size * size);
     const classes = net.config.classes, probabilities = new Float64Array(images.length * classes);
     const indices = images.map((_, i) => i);
     for (let view = views === 1 ? 4 : 0; view < (views === 1 ? 5 : 10); view++) {

@@ -4,8 +4,6 @@
  * @module
  */
 import { type Dataset, makeBatch } from "../data/dataset.ts";
-import { decodeImage } from "../data/image.ts";
-import { resizeAndCentreCrop } from "../data/resize.ts";
 import type { Network } from "../mod.ts";
 import { writeFileAtomic } from "../train/checkpoint.ts";
 import { filterGrid } from "../viz/filters.ts";
@@ -16,6 +14,7 @@ import {
   type Command,
   number,
   openData,
+  readPictures,
   readWeights,
   required,
   UsageError,
@@ -132,21 +131,14 @@ async function runNeighbors(v: Values, images: string[]): Promise<void> {
     const data = await openData(dir, net.config.input, false, preprocess?.shape[1]);
     const [c] = net.config.input, [, size] = data.train.shape;
     const mean = preprocess?.mean ?? data.stats.mean;
-    const queries = await Promise.all(images.map(async (file) => {
-      try {
-        const p = decodeImage(await Deno.readFile(file), c as 1 | 3);
-        return resizeAndCentreCrop(p, size);
-      } catch (e) {
-        throw new UsageError(`${file}: ${(e as Error).message}`);
-      }
+    const set = await readPictures(images, c as 1 | 3, size);
+    const stored = c * size * size;
+    const queries = Array.from({ length: set.count }, (_, i) => ({
+      width: size,
+      height: size,
+      channels: c as 1 | 3,
+      data: set.images.subarray(i * stored, (i + 1) * stored),
     }));
-    const set: Dataset = {
-      count: queries.length,
-      shape: data.train.shape,
-      images: new Uint8Array(queries.flatMap((q) => [...q.data])),
-      labels: new Int32Array(queries.length),
-      classes: [],
-    };
     // The last hidden layer: the dense layer before the classifier (fc7).
     const dense = net.config.layers.filter((l) => l.kind === "dense");
     const layer = dense[dense.length - 2]?.name ?? net.layers[net.layers.length - 1].name;
