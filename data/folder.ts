@@ -105,7 +105,8 @@ export async function listImageFolder(
 }
 
 /**
- * Loads an image folder into memory, decoded and preprocessed, with what it skipped.
+ * Loads an image folder into memory, decoded and preprocessed, with what it skipped and every
+ * file it listed.
  *
  * @example
  * ```ts ignore
@@ -117,7 +118,7 @@ export async function listImageFolder(
 export async function loadImageFolder(
   dir: string,
   options: FolderOptions,
-): Promise<{ dataset: Dataset; skipped: Skipped[] }> {
+): Promise<{ dataset: Dataset; skipped: Skipped[]; files: string[] }> {
   const { classes, files, skipped } = await listImageFolder(dir);
   const { channels, size } = options, bytes = channels * size * size;
   const images = new Uint8Array(new SharedArrayBuffer(files.length * bytes));
@@ -165,5 +166,6 @@ export async function loadImageFolder(
       classes,
     },
     skipped,
+    files: files.map((f) => f.path),
   };
 }

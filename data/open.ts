@@ -70,18 +70,6 @@ const idxFiles = [
   "t10k-labels-idx1-ubyte",
 ];
 
-// Every file under `dir` (one level of class folders), for the fingerprint.
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    if (e.name.startsWith(".")) continue;
-    if (e.isDirectory) {
-      for await (const f of Deno.readDir(join(dir, e.name))) out.push(join(dir, e.name, f.name));
-    } else out.push(join(dir, e.name));
-  }
-  return out.sort();
-}
-
 // Every tenth image of each class (in listing order) held out.
 function split(d: Dataset): { train: Dataset; test: Dataset } {
   const seen = new Map<number, number>(), train: number[] = [], test: number[] = [];
@@ -172,9 +160,9 @@ export async function openDataset(path: string, options: OpenOptions): Promise<O
         onProgress: options.onProgress,
         pool,
       });
-    let train: Dataset, test: Dataset, skipped: Skipped[], trainDir: string, description: string;
+    let train: Dataset, test: Dataset, skipped: Skipped[], files: string[], description: string;
     if (held && await exists(join(path, "train"))) {
-      trainDir = join(path, "train");
+      const trainDir = join(path, "train");
       const a = await load(trainDir), b = await load(join(path, held));
       // Validation labels follow the training folder's class list, by name.
       const index = new Map(a.dataset.classes.map((name, i) => [name, i]));
@@ -185,16 +173,18 @@ export async function openDataset(path: string, options: OpenOptions): Promise<O
       const labels = b.dataset.labels.map((l) => index.get(b.dataset.classes[l])!);
       train = a.dataset, test = { ...b.dataset, labels, classes: a.dataset.classes };
       skipped = [...a.skipped, ...b.skipped];
+      files = a.files;
       description = `image folders ${trainDir} and ${join(path, held)}`;
     } else {
-      trainDir = path;
       const a = await load(path);
       ({ train, test } = split(a.dataset));
       skipped = a.skipped;
+      files = a.files;
       description = `image folder ${path} (every tenth image per class held out)`;
     }
     if (test.count === 0) throw new DataError(`${path}: no images left for validation`);
-    const print = await fingerprint(await filesUnder(trainDir), `${c}x${size}`);
+    // The statistics are the training files': any of them changing invalidates the cache.
+    const print = await fingerprint(files, `${c}x${size}`);
     const cache = join(path, `.alexnet-statistics-${c}x${size}.json`);
     const { stats, cached } = await datasetStatistics(train, cache, print);
     return { train, test, description, skipped, stats, statsCached: cached };
