@@ -81,3 +81,21 @@ export async function readIdx(path: string): Promise<IdxArray> {
   }
   throw new Deno.errors.NotFound(`no IDX file at ${path} or ${path}.gz`);
 }
+
+/**
+ * An IDX file of unsigned bytes (type 0x08) holding `data` with dimension sizes `shape`.
+ *
+ * @example
+ * ```ts
+ * import { encodeIdx, parseIdx } from "./idx.ts";
+ * console.log(await parseIdx(encodeIdx([2], new Uint8Array([7, 9])))); // { shape: [2], data: [7, 9] }
+ * ```
+ */
+export function encodeIdx(shape: readonly number[], data: Uint8Array): Uint8Array {
+  const start = 4 + 4 * shape.length, out = new Uint8Array(start + data.length);
+  const view = new DataView(out.buffer);
+  out.set([0, 0, 8, shape.length]);
+  shape.forEach((size, i) => view.setUint32(4 + 4 * i, size, false));
+  out.set(data, start);
+  return out;
+}

@@ -1,6 +1,8 @@
 // The command line as a user runs it: a subprocess on small IDX data that the test writes.
 import { deepStrictEqual, match, ok as assert, strictEqual as assertEquals } from "node:assert";
 
+import { encodeIdx } from "../data/idx.ts";
+
 const main = new URL("../main.ts", import.meta.url).pathname;
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -8,15 +10,6 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
     .output();
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: run.code, stdout: text(run.stdout), stderr: text(run.stderr) };
-}
-
-function idx(shape: number[], data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + 4 * shape.length + data.length);
-  const view = new DataView(out.buffer);
-  out.set([0, 0, 8, shape.length]);
-  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  out.set(data, 4 + 4 * shape.length);
-  return out;
 }
 
 /** A ten-class 28x28 dataset: class k lights the k-th band of rows. */
@@ -29,8 +22,8 @@ async function writeDataset(dir: string, train: number, test: number): Promise<v
         images[e * 784 + p] = Math.floor(p / 28 / 2.8) === labels[e] ? 200 : (e * 31 + p * 7) % 50;
       }
     }
-    await Deno.writeFile(`${dir}/${prefix}-images-idx3-ubyte`, idx([n, 28, 28], images));
-    await Deno.writeFile(`${dir}/${prefix}-labels-idx1-ubyte`, idx([n], labels));
+    await Deno.writeFile(`${dir}/${prefix}-images-idx3-ubyte`, encodeIdx([n, 28, 28], images));
+    await Deno.writeFile(`${dir}/${prefix}-labels-idx1-ubyte`, encodeIdx([n], labels));
   }
 }
 

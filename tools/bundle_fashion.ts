@@ -10,6 +10,7 @@
 import { encodePng } from "../data/image.ts";
 import { DEBIAN_FASHION_MNIST, loadIdxDirectory } from "../data/dataset.ts";
 import type { Dataset } from "../data/dataset.ts";
+import { encodeIdx } from "../data/idx.ts";
 
 const [source = DEBIAN_FASHION_MNIST, out = "data/fashion-mnist-mini"] = Deno.args;
 
@@ -19,16 +20,6 @@ function firstPerClass(d: Dataset, perClass: number): number[] {
     if (taken[d.labels[i]] < perClass) (taken[d.labels[i]]++, picked.push(i));
   }
   return picked;
-}
-
-// IDX: magic 0 0 8 dims, big-endian sizes, bytes.
-function idx(shape: number[], data: Uint8Array): Uint8Array {
-  const header = new DataView(new ArrayBuffer(4 + 4 * shape.length));
-  header.setUint32(0, 0x800 | shape.length);
-  shape.forEach((s, i) => header.setUint32(4 + 4 * i, s));
-  const bytes = new Uint8Array(header.byteLength + data.length);
-  bytes.set(new Uint8Array(header.buffer)), bytes.set(data, header.byteLength);
-  return bytes;
 }
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
@@ -47,11 +38,11 @@ for (
   const labels = Uint8Array.from(picked, (i) => d.labels[i]);
   await Deno.writeFile(
     `${out}/${prefix}-images-idx3-ubyte.gz`,
-    await gzip(idx([picked.length, h, w], images)),
+    await gzip(encodeIdx([picked.length, h, w], images)),
   );
   await Deno.writeFile(
     `${out}/${prefix}-labels-idx1-ubyte.gz`,
-    await gzip(idx([picked.length], labels)),
+    await gzip(encodeIdx([picked.length], labels)),
   );
   console.log(`${prefix}: ${picked.length} images`);
 }
