@@ -17,7 +17,8 @@ import { Gpu } from "./gpu/device.ts";
 import type { LrnParams } from "./kernels/lrn_forward.ts";
 import { PAPER_LRN } from "./kernels/lrn_forward.ts";
 import type { InitScheme } from "./layers/init.ts";
-import { type LayerSpec, type ModelConfig, Network } from "./layers/network.ts";
+import { type LayerSpec, type Model, type ModelConfig, Network } from "./layers/network.ts";
+import { type Parallelism, ParallelNetwork } from "./parallel/scheduler.ts";
 
 export {
   type BatchOptions,
@@ -53,9 +54,12 @@ export type { InitScheme } from "./layers/init.ts";
 export type { BackwardArgs, GemmTuning, Layer, Shape } from "./layers/layer.ts";
 export { GEMM_CANDIDATES, GEMM_TILES, type GemmTile } from "./kernels/gemm.ts";
 export {
+  checkWeights,
   type Evaluation,
   type ForwardOptions,
+  initialWeights,
   type LayerSpec,
+  type Model,
   type ModelConfig,
   Network,
   type NetworkOptions,
@@ -63,6 +67,14 @@ export {
   type TrainStepOptions,
 } from "./layers/network.ts";
 export type { SgdHyper } from "./layers/sgd.ts";
+export {
+  type ExchangeStats,
+  type Parallelism,
+  ParallelNetwork,
+  type ParallelOptions,
+} from "./parallel/scheduler.ts";
+export { joinTowers, splitTowers, towerHalf, towerRows } from "./parallel/split.ts";
+export { type ForwardCall, Tower, type TowerSpec } from "./parallel/tower.ts";
 export { fromTorchvision, IMAGENET_NORMALISATION, TORCHVISION_NAMES } from "./io/torchvision.ts";
 export { filterGrid } from "./viz/filters.ts";
 export { type GridOptions, interleave, tileGrid } from "./viz/grid.ts";
@@ -275,8 +287,13 @@ export const MODELS: Readonly<Record<string, ModelConfig>> = {
 export interface AlexNetOptions {
   /** A configuration name (`alexnet`, `alexnet-small`) or your own table (default `alexnet`). */
   model?: string | ModelConfig;
-  /** GPU devices to split the network over; only 1 until the two-device scheduler lands. */
-  devices?: number;
+  /**
+   * GPU devices to run on (default 1): 2 splits the network over two devices, each in its own
+   * Worker, as `parallel` says.
+   */
+  devices?: 1 | 2;
+  /** With two devices: `model` (the paper's towers, default) or `data` (replicas). */
+  parallel?: Parallelism;
   /** Seed of the initial parameters (default 1). */
   seed?: number;
   /** Initialisation scheme (default "paper"). */
@@ -286,7 +303,8 @@ export interface AlexNetOptions {
 }
 
 /**
- * Acquires a device and builds a network on it, initialised from the seed.
+ * Acquires a device (or two) and builds a network on it, initialised from the seed: the same
+ * parameters whatever the device count.
  *
  * @example
  * ```ts
@@ -294,17 +312,29 @@ export interface AlexNetOptions {
  * const net = await createAlexNet({ model: "alexnet-small", seed: 1 });
  * console.log(net.parameterCount); // 1132810
  * net.destroy();
+ * const two = await createAlexNet({ model: "alexnet-small", seed: 1, devices: 2 });
+ * console.log(two.description); // "2 devices (model parallel): ..."
+ * await two.destroy();
  * ```
  */
-export async function createAlexNet(options: AlexNetOptions = {}): Promise<Network> {
+export function createAlexNet(options?: AlexNetOptions & { devices?: 1 }): Promise<Network>;
+/** Two devices: a {@linkcode ParallelNetwork}. */
+export function createAlexNet(options: AlexNetOptions & { devices: 2 }): Promise<ParallelNetwork>;
+/** One device or two, as `devices` says. */
+export function createAlexNet(options?: AlexNetOptions): Promise<Model>;
+export async function createAlexNet(options: AlexNetOptions = {}): Promise<Model> {
   const model = options.model ?? "alexnet";
   const config = typeof model === "string" ? MODELS[model] : model;
   if (!config) {
     throw new RangeError(`unknown model "${model}" (known: ${Object.keys(MODELS).join(", ")})`);
   }
-  if ((options.devices ?? 1) !== 1) {
-    throw new RangeError(`devices: ${options.devices} is not supported yet; use 1`);
+  const devices = options.devices ?? 1;
+  if (devices === 2) {
+    if (options.gpu) throw new RangeError("devices: 2 acquires its own devices; leave out gpu");
+    const { seed, init, parallel } = options;
+    return await ParallelNetwork.create(config, { seed, init, parallel });
   }
+  if (devices !== 1) throw new RangeError(`devices must be 1 or 2, got ${devices}`);
   const gpu = options.gpu ?? await Gpu.create();
   try {
     return Network.create(gpu, config, {

@@ -4,6 +4,7 @@
  * @module
  */
 import { bench, formatBench } from "../bench/bench.ts";
+import { benchDevices, formatDevices } from "../bench/devices.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
 import { type Command, modelName, number, tuneAndReport, type Values } from "./common.ts";
 
@@ -18,6 +19,8 @@ export const benchCommand: Command = {
   --tune         first let the autotuner pick each GEMM's tiling (see train --tune)
   --peers        also run the same network in TensorFlow.js (webgpu: inference and training on
                  the same adapter; wasm: inference) and print the ratios
+  --devices      also run the network on one device and on two (model and data parallel),
+                 each device in its own worker: images/s and the exchanges' time per step
 
 Per layer: forward and backward milliseconds, GFLOP/s, the fraction of the GEMM core's ceiling
 and compile time; whole network: inference images/s at batch 1 and N, training images/s at N;
@@ -29,6 +32,7 @@ the data pipeline's images/s. GPU time from timestamp queries where the adapter 
     json: { type: "string" },
     peers: { type: "boolean" },
     tune: { type: "boolean" },
+    devices: { type: "boolean" },
   },
   run: runBench,
 };
@@ -49,8 +53,14 @@ async function runBench(v: Values): Promise<void> {
       peers = await benchPeers(net.config, batch, repeats);
       console.log(formatPeers(result, peers));
     }
+    let devices;
+    if (v.devices) {
+      devices = await benchDevices(net.config, batch, repeats);
+      console.log(formatDevices(devices, batch));
+    }
     if (typeof v.json === "string") {
-      await Deno.writeTextFile(v.json, JSON.stringify({ ...result, peers }, null, 2) + "\n");
+      const json = { ...result, peers, devices };
+      await Deno.writeTextFile(v.json, JSON.stringify(json, null, 2) + "\n");
     }
   } finally {
     net.destroy();

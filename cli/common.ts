@@ -13,7 +13,7 @@ import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
 import { writeFileAtomic } from "../train/checkpoint.ts";
-import type { Network } from "../mod.ts";
+import type { Network, Parallelism } from "../mod.ts";
 import { interleave } from "../viz/grid.ts";
 
 /** The bundled default dataset: 5,000 + 1,000 Fashion-MNIST images (Zalando Research, MIT). */
@@ -199,4 +199,28 @@ export async function tuneAndReport(net: Network, batch: number): Promise<void> 
     );
   }
   console.error(`tuned in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+/**
+ * `--devices 1|2` and `--parallel model|data`, checked.
+ *
+ * @example
+ * ```ts
+ * import { deviceChoice } from "./common.ts";
+ * console.log(deviceChoice({ devices: "2" })); // { devices: 2, parallel: "model" }
+ * ```
+ */
+export function deviceChoice(v: Values): { devices: 1 | 2; parallel: Parallelism } {
+  const devices = Number(v.devices ?? 1);
+  if (devices !== 1 && devices !== 2) {
+    throw new UsageError(`--devices must be 1 or 2, got "${v.devices}"`);
+  }
+  const parallel = String(v.parallel ?? "model");
+  if (parallel !== "model" && parallel !== "data") {
+    throw new UsageError(`--parallel must be model or data, got "${v.parallel}"`);
+  }
+  if (v.parallel !== undefined && devices === 1) {
+    throw new UsageError("--parallel needs --devices 2");
+  }
+  return { devices, parallel };
 }

@@ -3,11 +3,12 @@
  *
  * @module
  */
-import { createAlexNet, MODELS } from "../mod.ts";
+import { createAlexNet, MODELS, Network } from "../mod.ts";
 import { DivergedError, type Progress, train } from "../train/trainer.ts";
 import {
   BUNDLED_DATA,
   type Command,
+  deviceChoice,
   modelName,
   number,
   openData,
@@ -41,7 +42,11 @@ export const trainCommand: Command = {
   --resume             continue from DIR/checkpoint.safetensors
   --max-steps N        stop after N steps, with a checkpoint
   --tune               first time every candidate GEMM tiling on this adapter and keep the
-                       fastest (takes a while: each candidate compiles)
+                       fastest (takes a while: each candidate compiles; one device)
+  --devices 1|2        GPU devices (default 1); 2 splits the network over two, each driven
+                       from its own worker (two adapters where there are two)
+  --parallel model|data  with two devices: the paper's towers (default) or replicas each
+                       training on half the batch
 
 Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`,
   options: {
@@ -62,6 +67,8 @@ Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`
     resume: { type: "boolean" },
     "max-steps": { type: "string" },
     tune: { type: "boolean" },
+    devices: { type: "string" },
+    parallel: { type: "string" },
   },
   run: runTrain,
 };
@@ -120,6 +127,8 @@ async function runTrain(v: Values): Promise<void> {
   if (init !== "paper" && init !== "he") {
     throw new UsageError(`--init must be paper or he, got "${init}"`);
   }
+  const { devices, parallel } = deviceChoice(v);
+  if (v.tune && devices === 2) throw new UsageError("--tune runs on one device (--devices 1)");
   const dataDir = String(v.data ?? BUNDLED_DATA);
   const out = String(v.out ?? `runs/${model}`);
   const data = await openData(dataDir, config.input, v.strict === true);
@@ -138,8 +147,10 @@ async function runTrain(v: Values): Promise<void> {
     throw new UsageError(`--out ${out}: cannot write there (${(e as Error).message})`);
   }
 
-  const net = await createAlexNet({ model, seed, init });
-  if (v.tune) await tuneAndReport(net, batch);
+  const net = devices === 2
+    ? await createAlexNet({ model, seed, init, devices, parallel })
+    : await createAlexNet({ model, seed, init });
+  if (v.tune && net instanceof Network) await tuneAndReport(net, batch);
   const stop = new AbortController();
   const onSignal = () => {
     console.error("\nstopping after this step (a checkpoint follows)...");
@@ -151,7 +162,7 @@ async function runTrain(v: Values): Promise<void> {
     `training ${model} (${net.parameterCount.toLocaleString("en-US")} parameters) on ` +
       `${data.description}: ` +
       `${data.train.count} training and ${data.test.count} validation images, batch ${batch}, ` +
-      `adapter ${net.gpu.description}; writing ${out}/`,
+      `${devices === 2 ? "" : "adapter "}${net.description}; writing ${out}/`,
   );
   try {
     const result = await train(net, data, {
@@ -191,6 +202,6 @@ async function runTrain(v: Values): Promise<void> {
     throw e;
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
-    net.destroy();
+    await net.destroy();
   }
 }

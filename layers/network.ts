@@ -92,6 +92,43 @@ export interface Evaluation {
   loss: number;
 }
 
+/**
+ * What a trainer and the commands need of a network, on one device ({@linkcode Network}) or
+ * split over two (`ParallelNetwork`): same inputs, same outputs, the same weights files.
+ */
+export interface Model {
+  /** The configuration the network was built from. */
+  readonly config: ModelConfig;
+  /** The device or devices it runs on, in words. */
+  readonly description: string;
+  /** The number of learned values. */
+  readonly parameterCount: number;
+  /** Steps taken (dropout masks derive from it); settable to resume. */
+  step: number;
+  /** Logits (or probabilities) of `batch` examples, [batch, classes]. */
+  forward(input: Float32Array, batch: number, options?: ForwardOptions): Promise<Float32Array>;
+  /** One SGD step on a labelled batch: its mean loss and top-1 accuracy before the update. */
+  trainStep(
+    input: Float32Array,
+    labels: Int32Array,
+    options?: TrainStepOptions,
+  ): Promise<{ loss: number; accuracy: number }>;
+  /** Top-1, top-5 and loss on labelled examples. */
+  evaluate(input: Float32Array, labels: Int32Array): Promise<Evaluation>;
+  /** Every parameter, by PyTorch name. */
+  weights(): Promise<Map<string, NamedTensor>>;
+  /** Replaces every parameter (exactly this network's tensors and shapes). */
+  setWeights(tensors: ReadonlyMap<string, NamedTensor>): void | Promise<void>;
+  /** The parameters as safetensors bytes, with `metadata` in the header. */
+  weightsBytes(metadata?: Record<string, string>): Promise<Uint8Array>;
+  /** The SGD velocities by parameter name (empty before the first step where unbuilt). */
+  optimizerState(): Promise<Map<string, NamedTensor>>;
+  /** Restores the velocities {@linkcode Model.optimizerState} gave. */
+  loadOptimizerState(state: ReadonlyMap<string, NamedTensor>): void | Promise<void>;
+  /** Frees everything the network holds. */
+  destroy(): void | Promise<void>;
+}
+
 const MAX_PLANS = 3;
 
 /**
@@ -112,7 +149,7 @@ const MAX_PLANS = 3;
  * gpu.destroy();
  * ```
  */
-export class Network {
+export class Network implements Model {
   /** The device. */
   readonly gpu: Gpu;
   /** The configuration the network was built from. */
@@ -211,14 +248,11 @@ export class Network {
   initialize(scheme: InitScheme, seed: number): void {
     this.#assertUsable();
     if (scheme === "none") return;
-    this.config.layers.forEach((spec, i) => {
-      if (spec.kind !== "conv" && spec.kind !== "dense") return;
-      const weight = this.layers[i].parameters.get(`${spec.name}.weight`)!;
-      const bias = this.layers[i].parameters.get(`${spec.name}.bias`)!;
-      const values = initialValues(scheme, spec.name, weight.shape, spec.bias ?? 0, seed);
-      weight.write(values.weight);
-      bias.write(values.bias);
-    });
+    const params = this.parameters;
+    const shapes = new Map([...params].map(([name, t]) => [name, t.shape]));
+    for (const [name, t] of initialWeights(this.config, shapes, scheme, seed)) {
+      params.get(name)!.write(t.data);
+    }
   }
 
   /** Every learned tensor by its PyTorch name, in layer order. */
@@ -229,6 +263,11 @@ export class Network {
   /** The number of learned values. */
   get parameterCount(): number {
     return [...this.parameters.values()].reduce((n, t) => n + t.size, 0);
+  }
+
+  /** The adapter, in words. */
+  get description(): string {
+    return this.gpu.description;
   }
 
   /** Multiply-adds per example in the forward pass. */
@@ -504,27 +543,7 @@ export class Network {
   setWeights(tensors: ReadonlyMap<string, NamedTensor>): void {
     this.#assertUsable();
     const params = this.parameters;
-    const missing = [...params.keys()].filter((name) => !tensors.has(name));
-    if (missing.length > 0) {
-      throw new RangeError(
-        `weights for ${this.config.name}: missing tensor(s) ${missing.join(", ")}`,
-      );
-    }
-    const extra = [...tensors.keys()].filter((name) => !params.has(name));
-    if (extra.length > 0) {
-      throw new RangeError(
-        `weights for ${this.config.name}: tensor(s) ${extra.join(", ")} are not in this model`,
-      );
-    }
-    for (const [name, t] of params) {
-      const loaded = tensors.get(name)!;
-      if (loaded.shape.join() !== t.shape.join()) {
-        throw new RangeError(
-          `weights for ${this.config.name}: tensor ${name} has shape [${loaded.shape}], ` +
-            `the model needs [${t.shape}]`,
-        );
-      }
-    }
+    checkWeights(this.config.name, new Map([...params].map(([n, t]) => [n, t.shape])), tensors);
     for (const [name, t] of params) t.write(tensors.get(name)!.data);
   }
 
@@ -716,6 +735,72 @@ export class Network {
 }
 
 /**
+ * Throws a clear error unless `tensors` holds exactly the parameters `shapes` names, with those
+ * shapes: the first missing, extra or misshapen tensor is named.
+ *
+ * @example
+ * ```ts
+ * import { checkWeights } from "./network.ts";
+ * const shapes = new Map([["fc.bias", [2]]]);
+ * checkWeights("t", shapes, new Map([["fc.bias", { shape: [2], data: new Float32Array(2) }]]));
+ * ```
+ */
+export function checkWeights(
+  model: string,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  tensors: ReadonlyMap<string, NamedTensor>,
+): void {
+  const missing = [...shapes.keys()].filter((name) => !tensors.has(name));
+  if (missing.length > 0) {
+    throw new RangeError(`weights for ${model}: missing tensor(s) ${missing.join(", ")}`);
+  }
+  const extra = [...tensors.keys()].filter((name) => !shapes.has(name));
+  if (extra.length > 0) {
+    throw new RangeError(
+      `weights for ${model}: tensor(s) ${extra.join(", ")} are not in this model`,
+    );
+  }
+  for (const [name, shape] of shapes) {
+    const loaded = tensors.get(name)!;
+    if (loaded.shape.join() !== shape.join()) {
+      throw new RangeError(
+        `weights for ${model}: tensor ${name} has shape [${loaded.shape}], the model needs [${shape}]`,
+      );
+    }
+  }
+}
+
+/**
+ * The initial parameters of `config` by `scheme` from `seed`, for parameters of `shapes` (by
+ * name): the same values whichever devices hold them.
+ *
+ * @example
+ * ```ts
+ * import { initialWeights } from "./network.ts";
+ * const config = { name: "t", input: [2, 1, 1] as const, classes: 1,
+ *   layers: [{ kind: "dense" as const, name: "fc", out: 1, bias: 1 }] };
+ * const w = initialWeights(config, new Map([["fc.weight", [1, 2]], ["fc.bias", [1]]]), "paper", 1);
+ * console.log(w.get("fc.bias")?.data); // Float32Array [1]
+ * ```
+ */
+export function initialWeights(
+  config: ModelConfig,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  scheme: Exclude<InitScheme, "none">,
+  seed: number,
+): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const spec of config.layers) {
+    if (spec.kind !== "conv" && spec.kind !== "dense") continue;
+    const shape = shapes.get(`${spec.name}.weight`)!;
+    const values = initialValues(scheme, spec.name, shape, spec.bias ?? 0, seed);
+    out.set(`${spec.name}.weight`, { shape: [...shape], data: values.weight });
+    out.set(`${spec.name}.bias`, { shape: [shape[0]], data: values.bias });
+  }
+  return out;
+}
+
+/**
  * Top-1 and top-5 accuracy and mean cross-entropy of [rows, classes] logits against labels.
  *
  * @example
@@ -739,7 +824,20 @@ export function scoreLogits(logits: Float32Array, labels: Int32Array, classes: n
   return { top1: top1 / n, top5: top5 / n, loss: loss / n };
 }
 
-function buildLayer(gpu: Gpu, spec: LayerSpec, input: Shape): Layer {
+/**
+ * Builds the layer a table row describes, for inputs of `input` shape.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { buildLayer } from "./network.ts";
+ * const gpu = await Gpu.create();
+ * const pool = buildLayer(gpu, { kind: "maxpool", name: "pool1", size: 3, stride: 2 }, [96, 55, 55]);
+ * console.log(pool.outputShape); // [96, 27, 27]
+ * gpu.destroy();
+ * ```
+ */
+export function buildLayer(gpu: Gpu, spec: LayerSpec, input: Shape): Layer {
   switch (spec.kind) {
     case "conv":
       return new Conv2d(gpu, spec.name, input, spec);

@@ -41,14 +41,22 @@ export interface InferencePlan extends PlanBase {
   ends: number[];
 }
 
-/** Launches of a training step on one micro-batch. */
-export interface TrainingPlan extends PlanBase {
-  /** Class indices, written before each run (i32). */
-  labels: GPUBuffer;
-  /** Per-example losses of the last run, then their top-1 hits [2 * batch]. */
-  losses: Tensor;
-  /** The loss launch (set the valid rows and gradient scale per run). */
-  loss: CrossEntropyLaunch;
+/**
+ * Launches of a stage (a run of layers) on one micro-batch: forward, then backward from a
+ * gradient placed at its output. A whole network is one stage with the loss after it; the
+ * two-device scheduler runs each tower as several, exchanging activations between them.
+ */
+export interface StagePlan {
+  /** Examples per launch. */
+  batch: number;
+  /** The input [batch, ...input shape], written before each run. */
+  input: Tensor;
+  /** The last layer's output. */
+  output: Tensor;
+  /** The loss gradient with respect to `output`, in place before the backward launches run. */
+  outputGradient: Tensor;
+  /** The loss gradient with respect to `input`, where it was asked for. */
+  inputGradient: Tensor | null;
   /** The dropout launches, by layer index (set their seeds per run). */
   dropouts: Map<number, DropoutLaunch>;
   /** Layer launches forward, by layer index. */
@@ -57,6 +65,20 @@ export interface TrainingPlan extends PlanBase {
   backwardFirst: Launch[];
   /** The same, adding to the parameter gradients (later micro-batches of a batch). */
   backwardRest: Launch[];
+  /** Tensors the plan allocated. */
+  owned: Tensor[];
+  /** Small buffers the plan allocated. */
+  buffers: GPUBuffer[];
+}
+
+/** Launches of a training step on one micro-batch: a stage of every layer, and the loss. */
+export interface TrainingPlan extends StagePlan, PlanBase {
+  /** Class indices, written before each run (i32). */
+  labels: GPUBuffer;
+  /** Per-example losses of the last run, then their top-1 hits [2 * batch]. */
+  losses: Tensor;
+  /** The loss launch (set the valid rows and gradient scale per run). */
+  loss: CrossEntropyLaunch;
 }
 
 /** Allocates the activations [batch, ...shape] after `input`; in-place layers share buffers. */
@@ -138,6 +160,84 @@ export function recordInference(
 }
 
 /**
+ * Records the stage plan of `layers` for micro-batches of `batch`: forward with dropout, and
+ * backward into the layers' gradients (and the input's, with `inputGradient`).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { Dense } from "./conv2d.ts";
+ * import { destroyPlan, recordStage } from "./plan.ts";
+ * const gpu = await Gpu.create();
+ * const fc = new Dense(gpu, "fc", [4, 1, 1], { out: 3, relu: false });
+ * const plan = recordStage(gpu, [fc], [4, 1, 1], 2, true);
+ * console.log(plan.inputGradient?.shape); // [2, 4, 1, 1]
+ * destroyPlan(plan);
+ * fc.destroy();
+ * gpu.destroy();
+ * ```
+ */
+export function recordStage(
+  gpu: Gpu,
+  layers: readonly Layer[],
+  input: Shape,
+  batch: number,
+  inputGradient: boolean,
+): StagePlan {
+  const owned: Tensor[] = [];
+  const x = Tensor.zeros(gpu, [batch, ...input], "input");
+  owned.push(x);
+  const acts = activations(gpu, layers, x, batch, owned);
+  // One gradient per distinct activation; in-place layers share it.
+  const grads: (Tensor | null)[] = [
+    inputGradient ? Tensor.zeros(gpu, x.shape, "input gradient") : null,
+  ];
+  if (grads[0]) owned.push(grads[0]);
+  for (let i = 1; i < acts.length; i++) {
+    if (acts[i] === acts[i - 1] && grads[i - 1]) {
+      grads.push(grads[i - 1]);
+    } else {
+      const g = Tensor.zeros(gpu, acts[i].shape, `${layers[i - 1]?.name} output gradient`);
+      owned.push(g);
+      grads.push(g);
+    }
+  }
+  const forward = layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, true));
+  const dropouts = new Map<number, DropoutLaunch>();
+  layers.forEach((layer, i) => {
+    if (layer instanceof Dropout && forward[i].dispatches.length > 0) {
+      dropouts.set(i, forward[i] as DropoutLaunch);
+    }
+  });
+  const backward = (accumulate: boolean) =>
+    layers.map((layer, i) =>
+      layer.backward({
+        x: acts[i],
+        y: acts[i + 1],
+        dy: grads[i + 1]!,
+        dx: grads[i],
+        batch,
+        accumulate,
+        forward: forward[i],
+      })
+    );
+  const backwardFirst = backward(false), backwardRest = backward(true);
+  return {
+    batch,
+    input: x,
+    output: acts[acts.length - 1],
+    outputGradient: grads[grads.length - 1]!,
+    inputGradient: grads[0],
+    dropouts,
+    forward,
+    backwardFirst,
+    backwardRest,
+    owned,
+    buffers: flatten([...forward, ...backwardFirst, ...backwardRest]).buffers,
+  };
+}
+
+/**
  * Records the training plan of `layers` for micro-batches of `batch`: forward with dropout,
  * softmax cross-entropy, and backward into the layers' gradients.
  *
@@ -161,61 +261,25 @@ export function recordTraining(
   input: Shape,
   batch: number,
 ): TrainingPlan {
-  const owned: Tensor[] = [];
-  const x = Tensor.zeros(gpu, [batch, ...input], "input");
-  owned.push(x);
-  const acts = activations(gpu, layers, x, batch, owned);
-  // One gradient per distinct activation after the input; in-place layers share it.
-  const grads: (Tensor | null)[] = [null];
-  for (let i = 1; i < acts.length; i++) {
-    if (acts[i] === acts[i - 1]) {
-      grads.push(grads[i - 1]);
-    } else {
-      const g = Tensor.zeros(gpu, acts[i].shape, `${layers[i - 1].name} output gradient`);
-      owned.push(g);
-      grads.push(g);
-    }
-  }
-  const forward = layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, true));
-  const dropouts = new Map<number, DropoutLaunch>();
-  layers.forEach((layer, i) => {
-    if (layer instanceof Dropout && forward[i].dispatches.length > 0) {
-      dropouts.set(i, forward[i] as DropoutLaunch);
-    }
-  });
-  const last = acts[acts.length - 1];
-  const logits = new Tensor(gpu, [batch, last.size / batch], last.buffer);
+  const stage = recordStage(gpu, layers, input, batch, false);
+  const logits = new Tensor(gpu, [batch, stage.output.size / batch], stage.output.buffer);
   const labels = gpu.buffer(batch * 4, "labels");
   const losses = Tensor.zeros(gpu, [2 * batch], "losses and hits");
-  owned.push(losses);
-  const dLogits = grads[grads.length - 1]!;
-  const loss = softmaxCrossEntropy(gpu, { z: logits, labels, dz: dLogits, losses, rows: batch });
-  const backward = (accumulate: boolean) =>
-    layers.map((layer, i) =>
-      layer.backward({
-        x: acts[i],
-        y: acts[i + 1],
-        dy: grads[i + 1]!,
-        dx: grads[i],
-        batch,
-        accumulate,
-        forward: forward[i],
-      })
-    );
-  const backwardFirst = backward(false), backwardRest = backward(true);
+  const loss = softmaxCrossEntropy(gpu, {
+    z: logits,
+    labels,
+    dz: stage.outputGradient,
+    losses,
+    rows: batch,
+  });
   return {
-    batch,
-    input: x,
+    ...stage,
     logits,
     labels,
     losses,
     loss,
-    dropouts,
-    forward,
-    backwardFirst,
-    backwardRest,
-    owned,
-    buffers: [labels, ...flatten([...forward, loss, ...backwardFirst, ...backwardRest]).buffers],
+    owned: [...stage.owned, losses],
+    buffers: [...stage.buffers, labels, ...loss.buffers],
   };
 }
 
@@ -231,7 +295,7 @@ export function recordTraining(
  * gpu.destroy();
  * ```
  */
-export function destroyPlan(plan: InferencePlan | TrainingPlan): void {
+export function destroyPlan(plan: InferencePlan | StagePlan): void {
   for (const t of plan.owned) t.destroy();
   for (const b of plan.buffers) b.destroy();
 }

@@ -17,7 +17,7 @@ import {
 import { BatchLoader } from "../data/loader.ts";
 import { encodePreprocess } from "../data/preprocess.ts";
 import type { Statistics } from "../data/statistics.ts";
-import { type Network, scoreLogits } from "../layers/network.ts";
+import { type Model, scoreLogits } from "../layers/network.ts";
 import { loadCheckpoint, saveCheckpoint, writeFileAtomic } from "./checkpoint.ts";
 
 /** How to train. */
@@ -198,7 +198,7 @@ export class DivergedError extends Error {
  * ```
  */
 export async function train(
-  net: Network,
+  net: Model,
   data: { train: Dataset; test: Dataset; stats?: Statistics },
   options: TrainOptions,
   report: Reporter,
@@ -212,7 +212,7 @@ export async function train(
 }
 
 async function trainLoop(
-  net: Network,
+  net: Model,
   data: { train: Dataset; test: Dataset; stats?: Statistics },
   options: TrainOptions,
   report: Reporter,
@@ -258,8 +258,8 @@ async function trainLoop(
         `${checkpointPath} was trained on ${saved.state.data}, not ${options.data}: pass the same --data`,
       );
     }
-    net.setWeights(saved.weights);
-    net.loadOptimizerState(saved.velocities);
+    await net.setWeights(saved.weights);
+    await net.loadOptimizerState(saved.velocities);
     state = saved.state;
     if (state.batch !== options.batch || state.seed !== options.seed) {
       report.message(`resuming with the checkpoint's batch ${state.batch} and seed ${state.seed}`);
@@ -447,7 +447,7 @@ export interface EvaluateOptions {
  * ```
  */
 export async function evaluateDataset(
-  net: Network,
+  net: Model,
   d: Dataset,
   options: EvaluateOptions,
 ): Promise<{ top1: number; top5: number; loss: number }> {
