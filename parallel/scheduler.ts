@@ -221,6 +221,17 @@ export class ParallelNetwork implements Model {
   /**
    * Logits (or probabilities) of `batch` examples, [batch, classes]: the towers' halves joined
    * (model parallelism) or the replicas' halves of the batch (data parallelism).
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * console.log(await net.forward(new Float32Array(8), 2, { softmax: true })); // 2 x 2
+   * await net.destroy();
+   * ```
    */
   async forward(
     input: Float32Array,
@@ -249,6 +260,18 @@ export class ParallelNetwork implements Model {
   /**
    * One SGD step on a labelled batch, equal (to float rounding, and with dropout off) to the
    * one-device step: forward, the loss averaged over the whole batch, backward, update.
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * const { loss } = await net.trainStep(new Float32Array(4), new Int32Array([1]), { dropout: false });
+   * console.log(loss); // 0.693... (two equal logits)
+   * await net.destroy();
+   * ```
    */
   async trainStep(
     input: Float32Array,
@@ -290,29 +313,95 @@ export class ParallelNetwork implements Model {
     return { loss: loss / batch, accuracy: hits / batch };
   }
 
-  /** Top-1, top-5 and mean cross-entropy on labelled examples (no dropout). */
+  /**
+   * Top-1, top-5 and mean cross-entropy on labelled examples (no dropout).
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * console.log(await net.evaluate(new Float32Array(8), new Int32Array([0, 1])));
+   * await net.destroy();
+   * ```
+   */
   async evaluate(input: Float32Array, labels: Int32Array): Promise<Evaluation> {
     return scoreLogits(await this.forward(input, labels.length), labels, this.config.classes);
   }
 
-  /** Every parameter by PyTorch name, joined from the towers: the one-device network's file. */
+  /**
+   * Every parameter by PyTorch name, joined from the towers: the one-device network's file.
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * console.log((await net.weights()).get("fc.weight")?.shape); // [2, 8]
+   * await net.destroy();
+   * ```
+   */
   async weights(): Promise<Map<string, NamedTensor>> {
     return this.#gather(await this.#all(() => ["weights"]));
   }
 
-  /** The parameters' gradients of the last step (summed over replicas), joined as weights are. */
+  /**
+   * The parameters' gradients of the last step (summed over replicas), joined as weights are.
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * await net.trainStep(new Float32Array(4), new Int32Array([0]));
+   * console.log((await net.gradients()).size); // 4
+   * await net.destroy();
+   * ```
+   */
   async gradients(): Promise<Map<string, NamedTensor>> {
     return this.#gather(await this.#all(() => ["gradients"]));
   }
 
-  /** Replaces every parameter, each device getting its rows (or, replicas, all of them). */
+  /**
+   * Replaces every parameter, each device getting its rows (or, replicas, all of them).
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * await net.setWeights(await net.weights());
+   * await net.destroy();
+   * ```
+   */
   async setWeights(tensors: ReadonlyMap<string, NamedTensor>): Promise<void> {
     this.#assertUsable();
     checkWeights(this.config.name, this.#shapes, tensors);
     await this.#all((t) => ["setWeights", this.#scatter(tensors, t)]);
   }
 
-  /** The parameters as safetensors bytes, with `metadata` in the header. */
+  /**
+   * The parameters as safetensors bytes, with `metadata` in the header.
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * await Deno.writeFile(await Deno.makeTempFile(), await net.weightsBytes({ note: "two devices" }));
+   * await net.destroy();
+   * ```
+   */
   async weightsBytes(metadata: Record<string, string> = {}): Promise<Uint8Array> {
     return serializeSafetensors(await this.weights(), {
       ...metadata,
@@ -321,12 +410,38 @@ export class ParallelNetwork implements Model {
     });
   }
 
-  /** The SGD velocities by parameter name, joined as the weights are. */
+  /**
+   * The SGD velocities by parameter name, joined as the weights are.
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * console.log((await net.optimizerState()).size); // 4
+   * await net.destroy();
+   * ```
+   */
   async optimizerState(): Promise<Map<string, NamedTensor>> {
     return this.#gather(await this.#all(() => ["optimizerState"]));
   }
 
-  /** Restores velocities that {@linkcode ParallelNetwork.optimizerState} (or one device) gave. */
+  /**
+   * Restores velocities that {@linkcode ParallelNetwork.optimizerState} (or one device) gave.
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * await net.loadOptimizerState(await net.optimizerState());
+   * await net.destroy();
+   * ```
+   */
   async loadOptimizerState(state: ReadonlyMap<string, NamedTensor>): Promise<void> {
     this.#assertUsable();
     const problem = [...this.#shapes].find(([name, s]) =>
@@ -338,7 +453,19 @@ export class ParallelNetwork implements Model {
     await this.#all((t) => ["loadOptimizerState", this.#scatter(state, t)]);
   }
 
-  /** Frees both devices and ends their workers. */
+  /**
+   * Frees both devices and ends their workers.
+   *
+   * @example
+   * ```ts
+   * import { ParallelNetwork } from "./scheduler.ts";
+   * const config = { name: "t", input: [1, 2, 2] as const, classes: 2,
+   *   layers: [{ kind: "conv" as const, name: "conv1", out: 2, kernel: 1 },
+   *     { kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const net = await ParallelNetwork.create(config, { seed: 1 });
+   * await net.destroy();
+   * ```
+   */
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
     this.#destroyed = true;

@@ -68,6 +68,7 @@ export class Tower {
   readonly #spec: TowerSpec;
   readonly #plans = new Map<string, StagePlan>();
   #sgd: Sgd | undefined;
+  #gathered: GPUBuffer | undefined;
 
   private constructor(
     gpu: Gpu,
@@ -175,7 +176,11 @@ export class Tower {
       }),
     );
     const dx = plan.inputGradient;
-    return dx ? await this.gpu.read(dx.buffer, 0, dx.size * 4) : (await this.gpu.check(), null);
+    if (dx) return await this.gpu.read(dx.buffer, 0, dx.size * 4);
+    // Nothing crosses back from the first stage; wait anyway, so the call's time is its work's.
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    await this.gpu.check();
+    return null;
   }
 
   /** Applies the SGD update to every parameter from its gradient. */
@@ -186,16 +191,29 @@ export class Tower {
     await this.gpu.check();
   }
 
-  /** The gradients of the last backward passes, by parameter name. */
+  /**
+   * The gradients of the last backward passes, by parameter name: copied into one buffer and
+   * read back with one wait, not one per tensor.
+   */
   async gradients(): Promise<Map<string, Float32Array>> {
     this.#optimizer();
-    const out = new Map<string, Float32Array>();
-    for (const s of this.stages) {
-      for (const layer of s.layers) {
-        for (const [name, g] of layer.gradients) out.set(name, await g.read());
-      }
+    const gradients = this.stages.flatMap((s) => s.layers.flatMap((l) => [...l.gradients]));
+    const total = gradients.reduce((n, [, g]) => n + g.size, 0);
+    if (!this.#gathered || this.#gathered.size < total * 4) {
+      this.#gathered?.destroy();
+      this.#gathered = this.gpu.buffer(total * 4, "gathered gradients");
     }
-    return out;
+    const gathered = this.#gathered;
+    this.gpu.run([], (encoder) => {
+      let at = 0;
+      for (const [, g] of gradients) {
+        encoder.copyBufferToBuffer(g.buffer, 0, gathered, at * 4, g.size * 4);
+        at += g.size;
+      }
+    });
+    const all = await this.gpu.read(gathered, 0, total * 4);
+    let at = 0;
+    return new Map(gradients.map(([name, g]) => [name, all.subarray(at, at += g.size)]));
   }
 
   /** Replaces the gradients (the averaged ones of data parallelism), by parameter name. */
@@ -238,6 +256,7 @@ export class Tower {
     for (const plan of this.#plans.values()) destroyPlan(plan);
     this.#plans.clear();
     this.#sgd?.destroy();
+    this.#gathered?.destroy();
     for (const s of this.stages) for (const layer of s.layers) layer.destroy();
   }
 

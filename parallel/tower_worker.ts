@@ -43,7 +43,10 @@ const calls: Record<string, (...args: never[]) => unknown> = {
 /** The array buffers of a result, moved rather than copied. */
 function transferables(result: unknown): ArrayBuffer[] {
   if (result instanceof Float32Array) return [result.buffer as ArrayBuffer];
-  if (result instanceof Map) return [...result.values()].flatMap(transferables);
+  if (result instanceof Map) {
+    // Views of one buffer (the gathered gradients) share it: move it once.
+    return [...new Set([...result.values()].flatMap(transferables))];
+  }
   return [];
 }
 
