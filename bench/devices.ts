@@ -4,13 +4,13 @@
  *
  * @module
  */
-import type { ModelConfig } from "../layers/network.ts";
+import type { Model, ModelConfig } from "../layers/network.ts";
 import { createAlexNet } from "../mod.ts";
 import { type Parallelism, ParallelNetwork } from "../parallel/scheduler.ts";
 
 /** One device setup's figures. */
 export interface DevicesBench {
-  /** "1 device", "2 devices, model parallel" or "2 devices, data parallel". */
+  /** "1 device", "2 devices, model parallel" (with and without overlap) or "..., data parallel". */
   setup: string;
   /** Inference images/s at the batch. */
   inference: number;
@@ -37,16 +37,19 @@ export async function benchDevices(
   batch: number,
   repeats: number,
 ): Promise<DevicesBench[]> {
-  const setups: { devices: 1 | 2; parallel?: Parallelism; setup: string }[] = [
-    { devices: 1, setup: "1 device" },
-    { devices: 2, parallel: "model", setup: "2 devices, model parallel" },
-    { devices: 2, parallel: "data", setup: "2 devices, data parallel" },
+  const two = (parallel: Parallelism, overlap = true) => () =>
+    ParallelNetwork.create(config, { init: "he", parallel, overlap });
+  const setups: { setup: string; create: () => Promise<Model> }[] = [
+    { setup: "1 device", create: () => createAlexNet({ model: config, init: "he" }) },
+    { setup: "2 devices, model parallel", create: two("model") },
+    { setup: "  the same, no overlap", create: two("model", false) },
+    { setup: "2 devices, data parallel", create: two("data") },
   ];
   const input = new Float32Array(batch * config.input.reduce((a, b) => a * b));
   const labels = new Int32Array(batch);
   const results: DevicesBench[] = [];
-  for (const { devices, parallel, setup } of setups) {
-    const net = await createAlexNet({ model: config, init: "he", devices, parallel });
+  for (const { setup, create } of setups) {
+    const net = await create();
     try {
       const seconds = async (step: () => Promise<unknown>) => {
         await step(); // compile

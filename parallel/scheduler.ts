@@ -43,6 +43,11 @@ export interface ParallelOptions {
   init?: InitScheme;
   /** Caps on each device's limits (how tests exercise micro-batching). */
   limits?: Partial<GPUSupportedLimits>;
+  /**
+   * Model parallelism: run a batch as two halves in flight, so that one half's exchange overlaps
+   * the other's compute (default true; false measures what the overlap saves).
+   */
+  overlap?: boolean;
 }
 
 /** Where a step's time went: in the devices' calls, and in the exchanges between them. */
@@ -131,6 +136,8 @@ export class ParallelNetwork implements Model {
   readonly adapters: readonly string[];
   /** Examples per device call. */
   readonly maxMicroBatch: number;
+  /** Whether model parallelism keeps two halves of a batch in flight. */
+  readonly overlap: boolean;
   /** Calls and exchange time so far (reset it to measure a stretch). */
   stats: ExchangeStats = { calls: 0, exchangeMs: 0, computeMs: 0 };
   /** Steps taken (dropout masks derive from it); settable to resume. */
@@ -148,8 +155,10 @@ export class ParallelNetwork implements Model {
     towers: TowerWorker[],
     created: Created[],
     stages: number,
+    overlap: boolean,
   ) {
     this.config = config;
+    this.overlap = overlap;
     this.parallel = parallel;
     this.#towers = towers;
     this.#stages = stages;
@@ -198,7 +207,14 @@ export class ParallelNetwork implements Model {
         };
         return (await w.call<Created>("create", spec, options.limits)).result;
       }));
-      const net = new ParallelNetwork(config, parallel, towers, created, stages.length);
+      const net = new ParallelNetwork(
+        config,
+        parallel,
+        towers,
+        created,
+        stages.length,
+        options.overlap ?? true,
+      );
       const init = options.init ?? "paper";
       if (init !== "none") await net.setWeights(initialWeights(config, net.#shapes, init, seed));
       return net;
@@ -246,10 +262,10 @@ export class ParallelNetwork implements Model {
     }
     const classes = this.config.classes, logits = new Float32Array(batch * classes);
     const call = { dropout: false, step: this.step };
-    await this.#eachMicroBatch(batch, async (first, rows, t) => {
+    await this.#eachMicroBatch(batch, async (first, rows, t, slot) => {
       const x = this.#examples(input, first, rows);
       const z = t === null
-        ? await this.#modelForward(x, rows, { ...call, first })
+        ? await this.#modelForward(x, rows, { ...call, first, slot })
         : (await this.#towers[t].call<Float32Array>("forward", 0, x, rows, { ...call, first }))
           .result;
       logits.set(z, first * classes);
@@ -290,24 +306,25 @@ export class ParallelNetwork implements Model {
     });
     const { lr = 0.01, momentum = 0.9, weightDecay = 5e-4, dropout = true } = options;
     let loss = 0, hits = 0;
-    const started = new Set<number | null>();
-    await this.#eachMicroBatch(batch, async (first, rows, t) => {
+    // What already holds this step's gradients: replicas by tower, model-parallel stages by index.
+    const begun = new Set<number>();
+    await this.#eachMicroBatch(batch, async (first, rows, t, slot) => {
       const x = this.#examples(input, first, rows), call = { dropout, step: this.step, first };
-      const accumulate = started.has(t);
-      started.add(t);
       const z = t === null
-        ? await this.#modelForward(x, rows, call)
+        ? await this.#modelForward(x, rows, { ...call, slot })
         : (await this.#towers[t].call<Float32Array>("forward", 0, x, rows, call)).result;
       const scored = crossEntropy(z, labels.subarray(first, first + rows), classes, 1 / batch);
       loss += scored.loss;
       hits += scored.hits;
       if (t === null) {
-        await this.#modelBackward(scored.gradient, rows, { accumulate, dropout });
+        await this.#modelBackward(scored.gradient, rows, { dropout, slot }, begun);
       } else {
+        const accumulate = begun.has(t);
+        begun.add(t);
         await this.#towers[t].call("backward", 0, scored.gradient, rows, { accumulate, dropout });
       }
     });
-    if (this.parallel === "data") await this.#addGradients([...started] as number[]);
+    if (this.parallel === "data") await this.#addGradients([...begun]);
     await this.#all(() => ["update", { lr, momentum, weightDecay }]);
     this.step++;
     return { loss: loss / batch, accuracy: hits / batch };
@@ -474,29 +491,42 @@ export class ParallelNetwork implements Model {
   }
 
   /**
-   * Calls `work` for each micro-batch: in model parallelism with `tower` null (both devices take
-   * part in each), in data parallelism with the tower whose half of the batch it belongs to
-   * (the two halves run at once).
+   * Calls `work` for each chunk of the batch. Model parallelism: chunks of half the batch (at
+   * most a micro-batch), two in flight in their own buffer sets (`slot`), so that one chunk's
+   * results cross between the devices while they compute the other's; `tower` is null (both
+   * devices take part). Data parallelism: each tower's half of the batch, the halves at once,
+   * each in micro-batches.
    */
   async #eachMicroBatch(
     batch: number,
-    work: (first: number, rows: number, tower: number | null) => Promise<void>,
+    work: (first: number, rows: number, tower: number | null, slot: number) => Promise<void>,
   ): Promise<void> {
-    const run = async (from: number, to: number, tower: number | null) => {
-      for (let first = from; first < to; first += this.maxMicroBatch) {
-        await work(first, Math.min(this.maxMicroBatch, to - first), tower);
-      }
-    };
-    if (this.parallel === "model") return await run(0, batch, null);
-    const half = Math.ceil(batch / 2);
-    await Promise.all([run(0, half, 0), run(half, batch, 1)]);
+    if (this.parallel === "data") {
+      const run = async (from: number, to: number, tower: number) => {
+        for (let first = from; first < to; first += this.maxMicroBatch) {
+          await work(first, Math.min(this.maxMicroBatch, to - first), tower, 0);
+        }
+      };
+      const half = Math.ceil(batch / 2);
+      await Promise.all([run(0, half, 0), run(half, batch, 1)]);
+      return;
+    }
+    const chunk = Math.min(this.maxMicroBatch, this.overlap ? Math.ceil(batch / 2) : batch);
+    const flying: Promise<void>[] = [];
+    for (let first = 0, k = 0; first < batch; first += chunk, k++) {
+      if (k >= 2) await flying[k - 2]; // its buffer set is free again
+      const chain = work(first, Math.min(chunk, batch - first), null, this.overlap ? k % 2 : 0);
+      chain.catch(() => {}); // rejected chains are reported by the Promise.all below
+      flying.push(chain);
+    }
+    await Promise.all(flying);
   }
 
   /** Both towers forward through every stage, their outputs joined at each exchange. */
   async #modelForward(
     x: Float32Array,
     rows: number,
-    call: { dropout: boolean; step: number; first: number },
+    call: { dropout: boolean; step: number; first: number; slot: number },
   ): Promise<Float32Array> {
     let acts = x;
     for (let s = 0; s < this.#stages; s++) {
@@ -506,16 +536,23 @@ export class ParallelNetwork implements Model {
     return acts;
   }
 
-  /** Both towers backward, each from its half of the output gradient; input gradients added. */
+  /**
+   * Both towers backward, each from its half of the output gradient; input gradients added.
+   * A stage's first call of the step writes its parameter gradients, later ones add to them:
+   * decided as each call is sent, the order the devices run them in.
+   */
   async #modelBackward(
     gradient: Float32Array,
     rows: number,
-    options: { accumulate: boolean; dropout: boolean },
+    options: { dropout: boolean; slot: number },
+    begun: Set<number>,
   ): Promise<void> {
     let g = gradient;
     for (let s = this.#stages - 1; s >= 0; s--) {
       const halves = this.#timed(() => [0, 1].map((t) => towerHalf(g, rows, t)));
-      const dxs = await this.#all((t) => ["backward", s, halves[t], rows, options]);
+      const call = { ...options, accumulate: begun.has(s) };
+      begun.add(s);
+      const dxs = await this.#all((t) => ["backward", s, halves[t], rows, call]);
       if (s > 0) g = this.#timed(() => add(dxs[0] as Float32Array, dxs[1] as Float32Array));
     }
   }

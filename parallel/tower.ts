@@ -37,6 +37,11 @@ export interface ForwardCall {
   step: number;
   /** The index of the call's first example in the step's batch. */
   first: number;
+  /**
+   * Which of two sets of buffers to use (default 0): two chunks of a batch in flight at once,
+   * one computing while the other's results cross, each keep their own activations.
+   */
+  slot?: number;
 }
 
 const PLANS_PER_STAGE = 3;
@@ -140,7 +145,7 @@ export class Tower {
     batch: number,
     call: ForwardCall,
   ): Promise<Float32Array> {
-    const plan = this.#plan(stage, batch);
+    const plan = this.#plan(stage, batch, call.slot ?? 0);
     plan.input.write(input);
     const offset = this.stages.slice(0, stage).reduce((n, s) => n + s.layers.length, 0);
     for (const [i, launch] of plan.dropouts) {
@@ -164,9 +169,9 @@ export class Tower {
     stage: number,
     outputGradient: Float32Array,
     batch: number,
-    options: { accumulate: boolean; dropout: boolean },
+    options: { accumulate: boolean; dropout: boolean; slot?: number },
   ): Promise<Float32Array | null> {
-    const plan = this.#plan(stage, batch);
+    const plan = this.#plan(stage, batch, options.slot ?? 0);
     plan.outputGradient.write(outputGradient);
     const launches = options.accumulate ? plan.backwardRest : plan.backwardFirst;
     this.gpu.run(
@@ -276,14 +281,17 @@ export class Tower {
     return this.#sgd;
   }
 
-  /** Stage `stage`'s launches for `batch` examples, recorded once and kept (the few latest). */
-  #plan(stage: number, batch: number): StagePlan {
-    const key = `${stage} ${batch}`;
+  /**
+   * Stage `stage`'s launches for `batch` examples in buffer set `slot`, recorded once and kept
+   * (the few latest).
+   */
+  #plan(stage: number, batch: number, slot = 0): StagePlan {
+    const key = `${stage} ${slot} ${batch}`;
     let plan = this.#plans.get(key);
     if (plan) {
       this.#plans.delete(key); // re-inserted below: most recently used last
     } else {
-      const same = [...this.#plans.keys()].filter((k) => k.startsWith(`${stage} `));
+      const same = [...this.#plans.keys()].filter((k) => k.startsWith(`${stage} ${slot} `));
       if (same.length >= PLANS_PER_STAGE) {
         destroyPlan(this.#plans.get(same[0])!);
         this.#plans.delete(same[0]);
