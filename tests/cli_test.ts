@@ -2,6 +2,7 @@
 import { deepStrictEqual, match, ok as assert, strictEqual as assertEquals } from "node:assert";
 
 import { encodeIdx } from "../data/idx.ts";
+import { parseSafetensors } from "../io/safetensors.ts";
 
 const main = new URL("../main.ts", import.meta.url).pathname;
 
@@ -59,6 +60,43 @@ Deno.test("train, stopped and resumed, ends with the parameters of an uninterrup
   }
 });
 
+Deno.test("train on two devices (data parallel), resume on one: an uninterrupted run's parameters", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeDataset(dir, 40, 20);
+    const common = ["train", "--data", dir, "--epochs", "2", "--batch", "16", "--seed", "5"];
+    const straight = await cli(...common, "--out", `${dir}/a`);
+    assertEquals(straight.code, 0, straight.stderr);
+    const two = await cli(
+      ...common,
+      "--out",
+      `${dir}/b`,
+      "--max-steps",
+      "4",
+      "--devices",
+      "2",
+      "--parallel",
+      "data",
+    );
+    assertEquals(two.code, 0, two.stderr);
+    match(two.stderr, /2 devices \(data parallel\): .*; .*; writing/);
+    const one = await cli(...common, "--out", `${dir}/b`, "--resume");
+    assertEquals(one.code, 0, one.stderr);
+    // Replicas draw one device's dropout masks: the runs differ only by float rounding.
+    const a = parseSafetensors(await Deno.readFile(`${dir}/a/weights.safetensors`)).tensors;
+    const b = parseSafetensors(await Deno.readFile(`${dir}/b/weights.safetensors`)).tensors;
+    deepStrictEqual([...b.keys()], [...a.keys()]);
+    for (const [name, t] of a) {
+      const got = b.get(name)!.data;
+      t.data.forEach((v, i) =>
+        assert(Math.abs(got[i] - v) <= 1e-5 + 1e-3 * Math.abs(v), `${name}[${i}]`)
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a diverging loss stops training with the step named and the checkpoint kept", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -101,6 +139,10 @@ Deno.test("bad command lines exit with code 2 and one clear line", async () => {
     [["predict"], /error: predict: name one or more image files/],
     [["train", "--out", "/proc/forbidden"], /error: --out \/proc\/forbidden: cannot write there/],
     [["train", "--lr", "-1"], /error: train: Option .--lr. argument is ambiguous/],
+    [["train", "--devices", "3"], /error: --devices must be 1 or 2, got "3"/],
+    [["train", "--parallel", "data"], /error: --parallel needs --devices 2/],
+    [["train", "--devices", "2", "--parallel", "pipe"], /error: --parallel must be model or data/],
+    [["train", "--devices", "2", "--tune"], /error: --tune runs on one device/],
   ];
   for (const [args, message] of cases) {
     const run = await cli(...args);
