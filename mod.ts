@@ -52,7 +52,14 @@ export {
 export { type LrnParams, PAPER_LRN } from "./kernels/lrn_forward.ts";
 export type { InitScheme } from "./layers/init.ts";
 export type { BackwardArgs, GemmTuning, Layer, Shape } from "./layers/layer.ts";
-export { GEMM_CANDIDATES, GEMM_TILES, type GemmTile } from "./kernels/gemm.ts";
+export {
+  defaultTuningPath,
+  GEMM_CANDIDATES,
+  GEMM_TILES,
+  type GemmTile,
+  loadTuning,
+  saveTuning,
+} from "./kernels/gemm.ts";
 export {
   checkWeights,
   type Evaluation,

@@ -6,7 +6,7 @@
 import { bench, formatBench } from "../bench/bench.ts";
 import { benchDevices, formatDevices } from "../bench/devices.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
-import { type Command, modelName, number, tuneAndReport, type Values } from "./common.ts";
+import { applyTuning, type Command, modelName, number, type Values } from "./common.ts";
 
 /** `bench`. */
 export const benchCommand: Command = {
@@ -16,7 +16,8 @@ export const benchCommand: Command = {
   --batch N      examples per batch (default 128)
   --repeats N    replays per figure (default 3)
   --json FILE    also write the figures as JSON
-  --tune         first let the autotuner pick each GEMM's tiling (see train --tune)
+  --tune         first let the autotuner pick each GEMM's tiling (see train --tune); tilings
+                 saved by an earlier --tune are used either way
   --peers        also run the same network in TensorFlow.js (webgpu: inference and training on
                  the same adapter; wasm: inference) and print the ratios
   --devices      also run the network on one device and on two (model and data parallel),
@@ -43,7 +44,7 @@ async function runBench(v: Values): Promise<void> {
   const repeats = number(v, "repeats", 3, { integer: true });
   const net = await createAlexNet({ model, init: model === "alexnet" ? "paper" : "he" });
   try {
-    if (v.tune) await tuneAndReport(net, batch);
+    await applyTuning(net, batch, v.tune === true);
     const result = await bench(net, batch, repeats);
     console.log(formatBench(result, net.config));
     let peers;

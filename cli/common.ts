@@ -12,6 +12,7 @@ import { openDataset, type OpenedDataset } from "../data/open.ts";
 import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
+import { defaultTuningPath, loadTuning, saveTuning } from "../kernels/gemm.ts";
 import { writeFileAtomic } from "../train/checkpoint.ts";
 import type { Network, Parallelism } from "../mod.ts";
 import { interleave } from "../viz/grid.ts";
@@ -183,8 +184,17 @@ export async function readPictures(
   };
 }
 
-/** Runs the autotuner for `batch` and reports its choices on stderr, one line per layer. */
-export async function tuneAndReport(net: Network, batch: number): Promise<void> {
+/**
+ * Adopts the GEMM tilings saved for this adapter by an earlier `--tune`; with `tune`, first
+ * measures those not saved yet at `batch`, saves them, and reports each layer's on stderr.
+ */
+export async function applyTuning(net: Network, batch: number, tune: boolean): Promise<void> {
+  const path = defaultTuningPath();
+  const saved = await loadTuning(net.gpu, path);
+  if (!tune) {
+    if (saved > 0) console.error(`using ${saved} GEMM tilings tuned for this adapter (${path})`);
+    return;
+  }
   console.error(`tuning the GEMM tilings of ${net.config.name} at batch ${batch}...`);
   const started = performance.now();
   const tuned = await net.tune(batch);
@@ -192,13 +202,17 @@ export async function tuneAndReport(net: Network, batch: number): Promise<void> 
   for (const layer of layers) {
     const mine = tuned.filter((t) => t.layer === layer);
     const tiles = mine.map((t) =>
-      t.tile.kind === "registers" ? `${t.tile.tm}x${t.tile.tn}` : `${t.tile.bm}x${t.tile.bn}`
+      (t.tile.kind === "registers" ? `${t.tile.tm}x${t.tile.tn}` : `${t.tile.bm}x${t.tile.bn}`) +
+      (t.ms === null ? " (saved)" : "")
     );
     console.error(
       `  ${layer}: forward ${tiles[0]}, input gradient ${tiles[1]}, weight gradient ${tiles[2]}`,
     );
   }
-  console.error(`tuned in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  await saveTuning(net.gpu, path);
+  console.error(
+    `tuned in ${((performance.now() - started) / 1000).toFixed(0)} s; saved to ${path}`,
+  );
 }
 
 /**

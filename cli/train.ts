@@ -6,13 +6,13 @@
 import { createAlexNet, MODELS, Network } from "../mod.ts";
 import { DivergedError, type Progress, train } from "../train/trainer.ts";
 import {
+  applyTuning,
   BUNDLED_DATA,
   type Command,
   deviceChoice,
   modelName,
   number,
   openData,
-  tuneAndReport,
   UsageError,
   type Values,
 } from "./common.ts";
@@ -42,7 +42,8 @@ export const trainCommand: Command = {
   --resume             continue from DIR/checkpoint.safetensors
   --max-steps N        stop after N steps, with a checkpoint
   --tune               first time every candidate GEMM tiling on this adapter and keep the
-                       fastest (takes a while: each candidate compiles; one device)
+                       fastest (takes a while: each candidate compiles; one device); the
+                       choices are saved (~/.cache/alexnet-webgpu) and later runs use them
   --devices 1|2        GPU devices (default 1); 2 splits the network over two, each driven
                        from its own worker (two adapters where there are two)
   --parallel model|data  with two devices: the paper's towers (default) or replicas each
@@ -150,7 +151,7 @@ async function runTrain(v: Values): Promise<void> {
   const net = devices === 2
     ? await createAlexNet({ model, seed, init, devices, parallel })
     : await createAlexNet({ model, seed, init });
-  if (v.tune && net instanceof Network) await tuneAndReport(net, batch);
+  if (net instanceof Network) await applyTuning(net, batch, v.tune === true);
   const stop = new AbortController();
   const onSignal = () => {
     console.error("\nstopping after this step (a checkpoint follows)...");

@@ -82,10 +82,15 @@ export function gemmTile(gpu: Gpu, problem: string, rows: number, cols: number):
 export async function autotuneGemm(
   gpu: Gpu,
   build: (tile: GemmTile) => Launch & { problem: string },
-): Promise<{ problem: string; tile: GemmTile; ms: number }> {
+): Promise<{ problem: string; tile: GemmTile; ms: number | null }> {
   let best: { problem: string; tile: GemmTile; ms: number } | undefined;
   for (const tile of gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu) {
     const launch = build(tile);
+    const known = tuned.get(gpu)?.get(launch.problem);
+    if (known) { // measured before (this run, or a saved tuning): nothing to time
+      for (const b of launch.buffers) b.destroy();
+      return { problem: launch.problem, tile: known, ms: null };
+    }
     try {
       gpu.run(launch.dispatches); // compile and warm up
       await gpu.device.queue.onSubmittedWorkDone();
@@ -104,6 +109,89 @@ export async function autotuneGemm(
   if (!tuned.has(gpu)) tuned.set(gpu, new Map());
   tuned.get(gpu)!.set(best!.problem, best!.tile);
   return best!;
+}
+
+/**
+ * Where the autotuner's choices are kept between runs: `$XDG_CACHE_HOME/alexnet-webgpu` (else
+ * `~/.cache/alexnet-webgpu`), `gemm-tuning.json`, holding each adapter's choices by problem.
+ *
+ * @example
+ * ```ts
+ * import { defaultTuningPath } from "./gemm.ts";
+ * console.log(defaultTuningPath().endsWith("gemm-tuning.json")); // true
+ * ```
+ */
+export function defaultTuningPath(): string {
+  const home = Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME") ?? "."}/.cache`;
+  return `${home}/alexnet-webgpu/gemm-tuning.json`;
+}
+
+/** The key of an adapter's choices in a tuning file: its description and backend. */
+function adapterKey(gpu: Gpu): string {
+  return `${gpu.description} (${Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default"})`;
+}
+
+/**
+ * Adopts the choices a tuning file saved for this adapter, so that {@linkcode gemmTile} uses them
+ * without measuring again; returns how many. A missing or unreadable file adopts none.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { loadTuning } from "./gemm.ts";
+ * const gpu = await Gpu.create();
+ * console.log(await loadTuning(gpu, "/nonexistent/gemm-tuning.json")); // 0
+ * gpu.destroy();
+ * ```
+ */
+export async function loadTuning(gpu: Gpu, path: string): Promise<number> {
+  let saved: Record<string, Record<string, GemmTile>>;
+  try {
+    saved = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return 0;
+  }
+  const mine = Object.entries(saved[adapterKey(gpu)] ?? {})
+    .filter(([, tile]) => (tile.kind === "registers") === gpu.cpu && isTile(tile));
+  if (!tuned.has(gpu)) tuned.set(gpu, new Map());
+  for (const [problem, tile] of mine) tuned.get(gpu)!.set(problem, tile);
+  return mine.length;
+}
+
+/**
+ * Adds this adapter's choices to the tuning file (written atomically; other adapters' kept).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { saveTuning } from "./gemm.ts";
+ * const gpu = await Gpu.create();
+ * await saveTuning(gpu, `${await Deno.makeTempDir()}/gemm-tuning.json`);
+ * gpu.destroy();
+ * ```
+ */
+export async function saveTuning(gpu: Gpu, path: string): Promise<void> {
+  let saved: Record<string, Record<string, GemmTile>> = {};
+  try {
+    saved = JSON.parse(await Deno.readTextFile(path));
+  } catch { /* a new file */ }
+  saved[adapterKey(gpu)] = {
+    ...saved[adapterKey(gpu)],
+    ...Object.fromEntries(tuned.get(gpu) ?? []),
+  };
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")) || ".", { recursive: true });
+  const temporary = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(temporary, JSON.stringify(saved, null, 1) + "\n");
+  await Deno.rename(temporary, path);
+}
+
+/** Whether a value read from a file is a tiling the generator accepts. */
+function isTile(t: GemmTile): boolean {
+  const whole = (...v: unknown[]) => v.every((x) => Number.isInteger(x) && (x as number) > 0);
+  return t.kind === "registers"
+    ? whole(t.tm, t.tn, t.threads)
+    : t.kind === "workgroup" && whole(t.bm, t.bn, t.bk, t.tm, t.tn) && t.bm % t.tm === 0 &&
+      t.bn % t.tn === 0;
 }
 
 /**

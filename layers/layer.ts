@@ -36,8 +36,8 @@ export interface GemmTuning {
   problem: string;
   /** The fastest tiling. */
   tile: GemmTile;
-  /** Its time per launch. */
-  ms: number;
+  /** Its time per launch, or null where an earlier tuning (this run's or a saved one) chose. */
+  ms: number | null;
 }
 
 /**

@@ -1,8 +1,16 @@
 /** The autotuner: it measures the candidate tilings, keeps the fastest, and changes no result. */
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
+import { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
-import { autotuneGemm, chooseTile, GEMM_CANDIDATES, gemmTile } from "../kernels/gemm.ts";
+import {
+  autotuneGemm,
+  chooseTile,
+  GEMM_CANDIDATES,
+  gemmTile,
+  loadTuning,
+  saveTuning,
+} from "../kernels/gemm.ts";
 import { type ModelConfig, Network } from "../mod.ts";
 import { assertClose, randomArray, withGpu } from "./helpers.ts";
 
@@ -33,7 +41,7 @@ Deno.test("autotuneGemm keeps one of the candidates for exactly the problem it t
         return conv2dForward(gpu, { geometry, batch, x, weight, bias, y, relu: true, tile });
       });
       deepStrictEqual(seen, [...(gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu)]);
-      ok(seen.includes(best.tile) && best.ms > 0, `${JSON.stringify(best)}`);
+      ok(seen.includes(best.tile) && best.ms !== null && best.ms > 0, `${JSON.stringify(best)}`);
       strictEqual(gemmTile(gpu, best.problem, 5, 126), best.tile);
       strictEqual(
         gemmTile(gpu, `${best.problem} (another batch)`, 5, 126),
@@ -79,3 +87,50 @@ Deno.test("Network.tune covers every GEMM of every layer and leaves logits and s
       net.destroy();
     }
   }));
+
+Deno.test("saved tunings: a new device adopts its adapter's choices and measures nothing again", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/cache/gemm-tuning.json`;
+  try {
+    let tuned: Awaited<ReturnType<Network["tune"]>> = [];
+    await withGpu(async (gpu) => {
+      const net = Network.create(gpu, TUNED, { seed: 3, init: "he" });
+      tuned = await net.tune(4);
+      ok(tuned.every((t) => t.ms !== null), "a first tuning measures every problem");
+      await saveTuning(gpu, path);
+      net.destroy();
+    });
+    const saved = JSON.parse(await Deno.readTextFile(path));
+    const fresh = await Gpu.create(); // a device that has measured nothing
+    try {
+      // Everything the first device chose (the earlier tests' problems too: withGpu shares one).
+      strictEqual(await loadTuning(fresh, path), Object.keys(Object.values(saved)[0]!).length);
+      for (const t of tuned) deepStrictEqual(gemmTile(fresh, t.problem, 1, 1), t.tile);
+      const net = Network.create(fresh, TUNED, { seed: 3, init: "he" });
+      const again = await net.tune(4);
+      ok(again.every((t) => t.ms === null), "saved choices are not measured again");
+      deepStrictEqual(again.map((t) => t.tile), tuned.map((t) => t.tile));
+      net.destroy();
+    } finally {
+      fresh.destroy();
+    }
+    // Another adapter's choices, malformed tilings and unreadable files are not adopted.
+    const file = JSON.parse(await Deno.readTextFile(path));
+    const [key] = Object.keys(file);
+    const problem = tuned[0].problem;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({
+        "another adapter (vulkan)": file[key],
+        [key]: { [problem]: { kind: "registers", tm: 0, tn: 4, threads: 64 } },
+      }),
+    );
+    await withGpu(async (gpu) => {
+      strictEqual(await loadTuning(gpu, path), 0);
+      await Deno.writeTextFile(path, "{ not json");
+      strictEqual(await loadTuning(gpu, path), 0);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
