@@ -626,7 +626,9 @@ export class Network implements Model {
   /**
    * Measures, for the micro-batch a batch of `batch` runs as, every candidate tiling of every
    * layer's GEMMs on this adapter, and keeps the fastest: plans recorded afterwards use them.
-   * Returns each layer's choices. Kernels compile for every candidate, so it takes a while once.
+   * Returns each layer's choices. Kernels compile for every candidate, so it takes a while once;
+   * problems chosen before (earlier in this run, or adopted by `loadTuning`) are not measured
+   * again (their `ms` is null).
    *
    * @example
    * ```ts
