@@ -60,7 +60,10 @@ fn window(c: u32) -> vec2u {
 }
 
 /**
- * WGSL for LRN over maps of `channels` x `pixels`; one invocation per output element.
+ * WGSL for LRN over maps of `channels` x `pixels`. One invocation walks one pixel's channels of
+ * one group, keeping the window's values in registers (a ring shifted by one each channel), so
+ * each input is loaded once instead of once per window it falls in; the sums run in the same
+ * order as a per-element window would, so the result is the same.
  *
  * @example
  * ```ts
@@ -74,31 +77,41 @@ export function lrnForwardWgsl(
   p: LrnParams,
   saveScale = false,
 ): string {
+  const half = Math.floor(p.size / 2), width = 2 * half + 1;
+  const ring = [...Array(width).keys()];
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${saveScale ? "@group(0) @binding(2) var<storage, read_write> scale: array<f32>;" : ""}
-@group(0) @binding(${saveScale ? 3 : 2}) var<uniform> count: vec4u; // x: elements in the launch
+@group(0) @binding(${saveScale ? 3 : 2}) var<uniform> count: vec4u; // x: (image, group, pixel)s
 ${WORKGROUP_INDEX_WGSL}
 
 ${lrnWindowWgsl(channels, pixels, p)}
+
+// Channel c of this invocation's group, or 0 outside it.
+fn at(base: u32, c: i32) -> f32 {
+  if (c < 0 || c >= i32(CG)) { return 0.0; }
+  return x[base + u32(c) * P];
+}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
-  let c = (i / P) % C;
-  let base = i - c * P; // element (image, channel 0, pixel)
-  let span = window(c);
-  var sum = 0.0;
-  for (var j = span.x; j <= span.y; j++) {
-    let a = x[base + j * P];
-    sum = fma(a, a, sum);
+  let base = (i / P) * CG * P + i % P; // element (image, group's first channel, pixel)
+  // r{j} holds channel c - HALF + j.
+${ring.map((j) => `  var r${j} = at(base, ${j - half});`).join("\n")}
+  for (var c = 0u; c < CG; c++) {
+    var sum = 0.0;
+${ring.map((j) => `    sum = fma(r${j}, r${j}, sum);`).join("\n")}
+    let d = ${p.k} + ${p.alpha} * sum;
+    let o = base + c * P;
+    y[o] = r${half} / pow(d, ${p.beta});
+    ${saveScale ? "scale[o] = d; // k + alpha * sum, for the backward pass" : ""}
+${ring.slice(0, -1).map((j) => `    r${j} = r${j + 1};`).join("\n")}
+    r${width - 1} = at(base, i32(c) + ${half + 1});
   }
-  let d = ${p.k} + ${p.alpha} * sum;
-  y[i] = x[i] / pow(d, ${p.beta});
-  ${saveScale ? "scale[i] = d; // k + alpha * sum, for the backward pass" : ""}
 }`;
 }
 
@@ -144,9 +157,10 @@ export function lrnForward(
     lrnForwardWgsl(channels, h * w, args.params, save),
     save ? ["read", "read_write", "read_write", "uniform"] : ["read", "read_write", "uniform"],
   );
-  const count = args.batch * channels * h * w;
-  const scale = save ? gpu.buffer(count * 4, "lrn denominators") : undefined;
+  const elements = args.batch * channels * h * w;
+  const scale = save ? gpu.buffer(elements * 4, "lrn denominators") : undefined;
   const resources = [args.x.buffer, args.y.buffer, ...(scale ? [scale] : [])];
-  const launch = gpu.perElement("lrn_forward", pipeline, resources, count, WORKGROUP);
+  const walks = args.batch * args.params.groups * h * w; // one per (image, group, pixel)
+  const launch = gpu.perElement("lrn_forward", pipeline, resources, walks, WORKGROUP);
   return { ...launch, buffers: [...launch.buffers, ...(scale ? [scale] : [])], scale };
 }
