@@ -12,12 +12,14 @@
  */
 import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { type LrnParams, lrnWindowWgsl } from "./lrn_forward.ts";
+import { type LrnParams, lrnSizesWgsl } from "./lrn_forward.ts";
 
 const WORKGROUP = 256;
 
 /**
- * WGSL for the LRN gradient over maps of `channels` x `pixels`; one invocation per element.
+ * WGSL for the LRN gradient over maps of `channels` x `pixels`. As in the forward kernel, one
+ * invocation walks one pixel's channels of one group with the window's terms g * b / d in
+ * registers, each computed once; the sums run in a per-element window's order.
  *
  * @example
  * ```ts
@@ -27,31 +29,42 @@ const WORKGROUP = 256;
  * ```
  */
 export function lrnBackwardWgsl(channels: number, pixels: number, p: LrnParams): string {
+  const half = Math.floor(p.size / 2), width = 2 * half + 1;
+  const ring = [...Array(width).keys()];
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> y: array<f32>;
 @group(0) @binding(2) var<storage, read> scale: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(5) var<uniform> count: vec4u; // x: elements in the launch
+@group(0) @binding(5) var<uniform> count: vec4u; // x: (image, group, pixel)s
 ${WORKGROUP_INDEX_WGSL}
 
-${lrnWindowWgsl(channels, pixels, p)}
+${lrnSizesWgsl(channels, pixels, p)}
+
+// g * b / d at channel c of this invocation's group, or 0 outside it.
+fn term(base: u32, c: i32) -> f32 {
+  if (c < 0 || c >= i32(CG)) { return 0.0; }
+  let o = base + u32(c) * P;
+  return dy[o] * y[o] / scale[o];
+}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
-  let c = (i / P) % C;
-  let base = i - c * P;
-  let span = window(c);
-  var cross = 0.0;
-  for (var j = span.x; j <= span.y; j++) {
-    let at = base + j * P;
-    cross += dy[at] * y[at] / scale[at];
+  let base = (i / P) * CG * P + i % P; // element (image, group's first channel, pixel)
+  // t{j} holds the term of channel c - HALF + j.
+${ring.map((j) => `  var t${j} = term(base, ${j - half});`).join("\n")}
+  for (var c = 0u; c < CG; c++) {
+    var cross = 0.0;
+${ring.map((j) => `    cross += t${j};`).join("\n")}
+    let o = base + c * P;
+    dx[o] = dy[o] * pow(scale[o], -${p.beta}) - ${2 * p.alpha * p.beta} * x[o] * cross;
+${ring.slice(0, -1).map((j) => `    t${j} = t${j + 1};`).join("\n")}
+    t${width - 1} = term(base, i32(c) + ${half + 1});
   }
-  dx[i] = dy[i] * pow(scale[i], -${p.beta}) - ${2 * p.alpha * p.beta} * x[i] * cross;
 }`;
 }
 
@@ -99,12 +112,12 @@ export function lrnBackward(
     "read_write",
     "uniform",
   ]);
-  const count = args.batch * channels * h * w;
+  const walks = args.batch * args.params.groups * h * w; // one per (image, group, pixel)
   return gpu.perElement(
     "lrn_backward",
     pipeline,
     [args.x.buffer, args.y.buffer, args.scale, args.dy.buffer, args.dx.buffer],
-    count,
+    walks,
     WORKGROUP,
   );
 }

@@ -38,25 +38,19 @@ export const PAPER_LRN: LrnParams = { size: 5, alpha: 1e-4, beta: 0.75, k: 2, gr
 const WORKGROUP = 256;
 
 /**
- * WGSL shared by LRN's forward and backward kernels: the sizes, and `window(c)`, the channels
- * [lo, hi] summed for channel c (`size` centred on c, clipped to c's group).
+ * WGSL shared by LRN's forward and backward kernels: the sizes they walk, P pixels a map and CG
+ * channels a group (a window never crosses a group: the paper's towers normalised apart).
  *
  * @example
  * ```ts
- * import { lrnWindowWgsl, PAPER_LRN } from "./lrn_forward.ts";
- * console.assert(lrnWindowWgsl(96, 3025, PAPER_LRN).includes("fn window"));
+ * import { lrnSizesWgsl, PAPER_LRN } from "./lrn_forward.ts";
+ * console.assert(lrnSizesWgsl(96, 3025, PAPER_LRN).includes("const CG = 48u"));
  * ```
  */
-export function lrnWindowWgsl(channels: number, pixels: number, p: LrnParams): string {
+export function lrnSizesWgsl(channels: number, pixels: number, p: LrnParams): string {
   return /* wgsl */ `
-const C = ${channels}u;
 const P = ${pixels}u;
-const CG = ${channels / p.groups}u;
-const HALF = ${Math.floor(p.size / 2)}u;
-fn window(c: u32) -> vec2u {
-  let first = (c / CG) * CG;
-  return vec2u(max(c, first + HALF) - HALF, min(c + HALF, first + CG - 1u));
-}`;
+const CG = ${channels / p.groups}u;`;
 }
 
 /**
@@ -86,7 +80,7 @@ ${saveScale ? "@group(0) @binding(2) var<storage, read_write> scale: array<f32>;
 @group(0) @binding(${saveScale ? 3 : 2}) var<uniform> count: vec4u; // x: (image, group, pixel)s
 ${WORKGROUP_INDEX_WGSL}
 
-${lrnWindowWgsl(channels, pixels, p)}
+${lrnSizesWgsl(channels, pixels, p)}
 
 // Channel c of this invocation's group, or 0 outside it.
 fn at(base: u32, c: i32) -> f32 {
