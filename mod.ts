@@ -61,6 +61,7 @@ export {
   saveTuning,
 } from "./kernels/gemm.ts";
 export {
+  checkBatch,
   checkWeights,
   type Evaluation,
   type ForwardOptions,

@@ -299,7 +299,8 @@ export class Network implements Model {
     options: ForwardOptions = {},
   ): Promise<Float32Array> {
     this.#assertUsable();
-    this.#checkInput(input, batch, "forward");
+    this.#assertUsable();
+    checkBatch(this.config, "forward", input, batch);
     const perExample = shapeSize(this.config.input);
     const chunks = Math.ceil(batch / this.maxMicroBatch);
     const plan = this.#plan("inference", Math.ceil(batch / chunks)) as InferencePlan;
@@ -365,14 +366,8 @@ export class Network implements Model {
     options: TrainStepOptions = {},
   ): Promise<{ loss: number; accuracy: number }> {
     const batch = labels.length;
-    this.#checkInput(input, batch, "trainStep");
-    for (let i = 0; i < batch; i++) {
-      if (!(labels[i] >= 0 && labels[i] < this.config.classes)) {
-        throw new RangeError(
-          `trainStep: label ${labels[i]} at ${i} is not a class of 0..${this.config.classes - 1}`,
-        );
-      }
-    }
+    this.#assertUsable();
+    checkBatch(this.config, "trainStep", input, batch, labels);
     const { lr = 0.01, momentum = 0.9, weightDecay = 5e-4, dropout = true } = options;
     const perExample = shapeSize(this.config.input);
     const chunks = Math.ceil(batch / this.maxMicroBatch);
@@ -716,24 +711,47 @@ export class Network implements Model {
     return this.#gathered;
   }
 
-  #checkInput(input: Float32Array, batch: number, what: string): void {
-    this.#assertUsable();
-    const perExample = shapeSize(this.config.input);
-    if (!Number.isInteger(batch) || batch < 1) {
-      throw new RangeError(`${what}: batch must be a positive integer, got ${batch}`);
-    }
-    if (input.length !== batch * perExample) {
-      throw new RangeError(
-        `${what}: input has ${input.length} values; ${batch} examples of [${this.config.input}] ` +
-          `need ${batch * perExample}`,
-      );
-    }
-  }
-
   #assertUsable(): void {
     if (this.#destroyed) throw new Error(`${this.config.name}: the network was destroyed`);
     if (this.gpu.lost) throw new Error(`${this.config.name}: its GPU device is gone`);
   }
+}
+
+/**
+ * Throws a clear error unless `input` holds `batch` examples of `config`'s input shape (and
+ * `labels`, where given, are classes of it): the checks every network's entry points share.
+ *
+ * @example
+ * ```ts
+ * import { ALEXNET_SMALL } from "../mod.ts";
+ * import { checkBatch } from "./network.ts";
+ * checkBatch(ALEXNET_SMALL, "forward", new Float32Array(784), 1, new Int32Array([9]));
+ * ```
+ */
+export function checkBatch(
+  config: ModelConfig,
+  what: string,
+  input: Float32Array,
+  batch: number,
+  labels?: Int32Array,
+): void {
+  const perExample = shapeSize(config.input);
+  if (!Number.isInteger(batch) || batch < 1) {
+    throw new RangeError(`${what}: batch must be a positive integer, got ${batch}`);
+  }
+  if (input.length !== batch * perExample) {
+    throw new RangeError(
+      `${what}: input has ${input.length} values; ${batch} examples of [${config.input}] ` +
+        `need ${batch * perExample}`,
+    );
+  }
+  labels?.forEach((label, i) => {
+    if (!(label >= 0 && label < config.classes)) {
+      throw new RangeError(
+        `${what}: label ${label} at ${i} is not a class of 0..${config.classes - 1}`,
+      );
+    }
+  });
 }
 
 /**

@@ -15,6 +15,7 @@
  */
 import { type NamedTensor, serializeSafetensors } from "../io/safetensors.ts";
 import {
+  checkBatch,
   checkWeights,
   type Evaluation,
   type ForwardOptions,
@@ -254,7 +255,8 @@ export class ParallelNetwork implements Model {
     batch: number,
     options: ForwardOptions = {},
   ): Promise<Float32Array> {
-    this.#checkInput(input, batch, "forward");
+    this.#assertUsable();
+    checkBatch(this.config, "forward", input, batch);
     if (options.upTo !== undefined) {
       throw new RangeError(
         "forward({ upTo }) runs on one device: create the network with devices: 1",
@@ -295,15 +297,9 @@ export class ParallelNetwork implements Model {
     options: TrainStepOptions = {},
   ): Promise<{ loss: number; accuracy: number }> {
     const batch = labels.length;
-    this.#checkInput(input, batch, "trainStep");
+    this.#assertUsable();
+    checkBatch(this.config, "trainStep", input, batch, labels);
     const classes = this.config.classes;
-    labels.forEach((label, i) => {
-      if (!(label >= 0 && label < classes)) {
-        throw new RangeError(
-          `trainStep: label ${label} at ${i} is not a class of 0..${classes - 1}`,
-        );
-      }
-    });
     const { lr = 0.01, momentum = 0.9, weightDecay = 5e-4, dropout = true } = options;
     let loss = 0, hits = 0;
     // What already holds this step's gradients: replicas by tower, model-parallel stages by index.
@@ -623,20 +619,6 @@ export class ParallelNetwork implements Model {
   #examples(input: Float32Array, first: number, rows: number): Float32Array {
     const per = shapeSize(this.config.input);
     return input.subarray(first * per, (first + rows) * per);
-  }
-
-  #checkInput(input: Float32Array, batch: number, what: string): void {
-    this.#assertUsable();
-    const perExample = shapeSize(this.config.input);
-    if (!Number.isInteger(batch) || batch < 1) {
-      throw new RangeError(`${what}: batch must be a positive integer, got ${batch}`);
-    }
-    if (input.length !== batch * perExample) {
-      throw new RangeError(
-        `${what}: input has ${input.length} values; ${batch} examples of [${this.config.input}] ` +
-          `need ${batch * perExample}`,
-      );
-    }
   }
 
   #assertUsable(): void {

@@ -2,6 +2,7 @@
 import { Gpu } from "../gpu/device.ts";
 import type { Conv2dGeometry } from "../kernels/conv2d_geometry.ts";
 import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
+import type { ModelConfig } from "../layers/network.ts";
 
 let shared: Gpu | undefined;
 
@@ -151,3 +152,35 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
     false,
   ],
 ];
+
+/** A small network with every kind of layer and both towers' shapes (grouped conv2, LRN groups). */
+export const TINY: ModelConfig = {
+  name: "tiny",
+  input: [1, 8, 8],
+  classes: 4,
+  layers: [
+    { kind: "conv", name: "conv1", out: 6, kernel: 3, pad: 1 },
+    { kind: "lrn", name: "lrn1", params: { size: 3, alpha: 1e-4, beta: 0.75, k: 2, groups: 2 } },
+    { kind: "maxpool", name: "pool1", size: 3, stride: 2 },
+    { kind: "conv", name: "conv2", out: 8, kernel: 3, pad: 1, groups: 2 },
+    { kind: "dense", name: "fc1", out: 16 },
+    { kind: "dropout", name: "drop1", p: 0.5 },
+    { kind: "dense", name: "fc2", out: 4, relu: false },
+  ],
+};
+
+/** Four classes of 8x8 images for {@linkcode TINY}: a bright quadrant, plus noise. */
+export function quadrants(n: number, seed: number): { input: Float32Array; labels: Int32Array } {
+  const next = rng(seed);
+  const input = new Float32Array(n * 64), labels = new Int32Array(n);
+  for (let e = 0; e < n; e++) {
+    const label = Math.floor(next() * 4);
+    labels[e] = label;
+    for (let p = 0; p < 64; p++) {
+      const r = p >> 3, c = p & 7;
+      const inside = (r < 4) === (label < 2) && (c < 4) === (label % 2 === 0);
+      input[e * 64 + p] = (inside ? 1 : 0) + 0.3 * (next() - 0.5);
+    }
+  }
+  return { input, labels };
+}

@@ -2,38 +2,7 @@
 import { deepStrictEqual, ok as assert, rejects, strictEqual as assertEquals } from "node:assert";
 import { Gpu } from "../gpu/device.ts";
 import { type Dataset, evaluateDataset, makeBatch, type ModelConfig, Network } from "../mod.ts";
-import { assertClose, rng, withGpu } from "./helpers.ts";
-
-const TINY: ModelConfig = {
-  name: "tiny",
-  input: [1, 8, 8],
-  classes: 4,
-  layers: [
-    { kind: "conv", name: "conv1", out: 6, kernel: 3, pad: 1 },
-    { kind: "lrn", name: "lrn1", params: { size: 3, alpha: 1e-4, beta: 0.75, k: 2, groups: 2 } },
-    { kind: "maxpool", name: "pool1", size: 3, stride: 2 },
-    { kind: "conv", name: "conv2", out: 8, kernel: 3, pad: 1, groups: 2 },
-    { kind: "dense", name: "fc1", out: 16 },
-    { kind: "dropout", name: "drop1", p: 0.5 },
-    { kind: "dense", name: "fc2", out: 4, relu: false },
-  ],
-};
-
-/** Four classes of 8x8 images: a bright quadrant, plus noise. */
-function quadrants(n: number, seed: number): { input: Float32Array; labels: Int32Array } {
-  const next = rng(seed);
-  const input = new Float32Array(n * 64), labels = new Int32Array(n);
-  for (let e = 0; e < n; e++) {
-    const label = Math.floor(next() * 4);
-    labels[e] = label;
-    for (let p = 0; p < 64; p++) {
-      const r = p >> 3, c = p & 7;
-      const inside = (r < 4) === (label < 2) && (c < 4) === (label % 2 === 0);
-      input[e * 64 + p] = (inside ? 1 : 0) + 0.3 * (next() - 0.5);
-    }
-  }
-  return { input, labels };
-}
+import { assertClose, quadrants, rng, TINY, withGpu } from "./helpers.ts";
 
 Deno.test("a few steps on a small synthetic problem drive the loss down and learn it", () =>
   withGpu(async (gpu) => {
