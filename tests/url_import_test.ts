@@ -87,7 +87,7 @@ const PNG = [
   130,
 ];
 
-Deno.test("mod.ts imported from an HTTP URL builds alexnet-small, runs it and decodes a PNG", async () => {
+Deno.test("mod.ts imported from an HTTP URL runs alexnet-small on one device and two, and decodes a PNG", async () => {
   const served: string[] = [];
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
@@ -112,7 +112,11 @@ Deno.test("mod.ts imported from an HTTP URL builds alexnet-small, runs it and de
       const net = await createAlexNet({ model: "alexnet-small", seed: 1 });
       const logits = await net.forward(new Float32Array(2 * 28 * 28), 2);
       const pixels = Array.from(decodeImage(new Uint8Array(${JSON.stringify(PNG)})).data);
-      console.log(JSON.stringify({ length: logits.length, finite: logits.every(Number.isFinite), pixels }));
+      // Two devices: each tower's worker module comes from the same URL.
+      const two = await createAlexNet({ model: "alexnet-small", seed: 1, devices: 2 });
+      const same = (await two.forward(new Float32Array(2 * 28 * 28), 2)).every((v, i) => v === logits[i]);
+      await two.destroy();
+      console.log(JSON.stringify({ length: logits.length, finite: logits.every(Number.isFinite), pixels, same }));
       net.destroy();`;
     await Deno.writeTextFile(`${dir}/main.ts`, script);
     const run = await new Deno.Command(Deno.execPath(), {
@@ -132,10 +136,11 @@ Deno.test("mod.ts imported from an HTTP URL builds alexnet-small, runs it and de
     assert(run.success, `subprocess failed:\n${stderr}`);
     assertEquals(
       stdout.trim(),
-      JSON.stringify({ length: 20, finite: true, pixels: [10, 40, 20, 50, 30, 60] }),
+      JSON.stringify({ length: 20, finite: true, pixels: [10, 40, 20, 50, 30, 60], same: true }),
     );
     assert(
-      served.includes("/mod.ts") && served.includes("/kernels/conv2d_forward.ts"),
+      served.includes("/mod.ts") && served.includes("/kernels/conv2d_forward.ts") &&
+        served.includes("/parallel/tower_worker.ts"),
       `served ${served}`,
     );
   } finally {
