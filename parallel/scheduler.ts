@@ -626,6 +626,14 @@ export class ParallelNetwork implements Model {
   }
 }
 
+/** A row's largest value and the sum of exp(v - largest): its softmax, free of overflow. */
+function softmaxParts(row: Float32Array): { max: number; sum: number } {
+  const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  return { max, sum };
+}
+
 /**
  * Softmax cross-entropy of [rows, classes] logits in float64: the summed loss, the top-1 hits
  * (ties count, as on the device) and the gradient of `scale` times the summed loss.
@@ -635,9 +643,7 @@ function crossEntropy(z: Float32Array, labels: Int32Array, classes: number, scal
   let loss = 0, hits = 0;
   for (let r = 0; r < labels.length; r++) {
     const row = z.subarray(r * classes, (r + 1) * classes), label = labels[r];
-    const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
-    let sum = 0;
-    for (const v of row) sum += Math.exp(v - max);
+    const { max, sum } = softmaxParts(row);
     loss += max + Math.log(sum) - row[label];
     if (row[label] >= max) hits++;
     for (let c = 0; c < classes; c++) {
@@ -651,9 +657,7 @@ function softmaxRows(z: Float32Array, classes: number): Float32Array {
   const out = new Float32Array(z.length);
   for (let r = 0; r < z.length / classes; r++) {
     const row = z.subarray(r * classes, (r + 1) * classes);
-    const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
-    let sum = 0;
-    for (const v of row) sum += Math.exp(v - max);
+    const { max, sum } = softmaxParts(row);
     row.forEach((v, c) => out[r * classes + c] = Math.exp(v - max) / sum);
   }
   return out;
