@@ -67,12 +67,14 @@ export {
   type ForwardOptions,
   initialWeights,
   type LayerSpec,
+  microBatchLimit,
   type Model,
   type ModelConfig,
   Network,
   type NetworkOptions,
   scoreLogits,
   type TrainStepOptions,
+  weightsFile,
 } from "./layers/network.ts";
 export type { SgdHyper } from "./layers/sgd.ts";
 export {

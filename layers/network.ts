@@ -178,18 +178,10 @@ export class Network implements Model {
     this.#ownsDevice = ownsDevice;
     this.config = config;
     this.layers = layers;
-    const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-    const largest = Math.max(
-      shapeSize(config.input),
-      ...layers.map((l) => shapeSize(l.outputShape)),
-    );
-    this.maxMicroBatch = Math.floor(limit / (largest * 4));
-    if (this.maxMicroBatch < 1) {
-      throw new RangeError(
-        `${config.name}: one example's activations (${largest * 4} bytes) exceed this adapter's ` +
-          `storage binding limit (${limit} bytes)`,
-      );
-    }
+    this.maxMicroBatch = microBatchLimit(gpu, config.name, [
+      config.input,
+      ...layers.map((l) => l.outputShape),
+    ]);
   }
 
   /**
@@ -582,11 +574,7 @@ export class Network implements Model {
    * ```
    */
   async weightsBytes(metadata: Record<string, string> = {}): Promise<Uint8Array> {
-    return serializeSafetensors(await this.weights(), {
-      ...metadata,
-      format: "pt",
-      model: this.config.name,
-    });
+    return weightsFile(this.config.name, await this.weights(), metadata);
   }
 
   /**
@@ -715,6 +703,51 @@ export class Network implements Model {
     if (this.#destroyed) throw new Error(`${this.config.name}: the network was destroyed`);
     if (this.gpu.lost) throw new Error(`${this.config.name}: its GPU device is gone`);
   }
+}
+
+/**
+ * Examples per launch on `gpu`: the largest batch whose every activation (one example's of each
+ * of `shapes`) fits one storage binding. Throws when not even one example fits.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { microBatchLimit } from "./network.ts";
+ * const gpu = await Gpu.create({ limits: { maxStorageBufferBindingSize: 4096 } });
+ * console.log(microBatchLimit(gpu, "t", [[1, 8, 8], [4, 8, 8]])); // 4
+ * gpu.destroy();
+ * ```
+ */
+export function microBatchLimit(gpu: Gpu, model: string, shapes: readonly Shape[]): number {
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const largest = Math.max(...shapes.map(shapeSize));
+  const examples = Math.floor(limit / (largest * 4));
+  if (examples < 1) {
+    throw new RangeError(
+      `${model}: one example's activations (${largest * 4} bytes) exceed this adapter's ` +
+        `storage binding limit (${limit} bytes)`,
+    );
+  }
+  return examples;
+}
+
+/**
+ * A weights file's bytes: `tensors` by PyTorch name, the model's name and `metadata` in its
+ * header (what every network's `weightsBytes` writes, on one device or two).
+ *
+ * @example
+ * ```ts
+ * import { weightsFile } from "./network.ts";
+ * const t = new Map([["fc.bias", { shape: [1], data: new Float32Array([1]) }]]);
+ * console.log(weightsFile("t", t).length > 8); // true
+ * ```
+ */
+export function weightsFile(
+  model: string,
+  tensors: Map<string, NamedTensor>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
+  return serializeSafetensors(tensors, { ...metadata, format: "pt", model });
 }
 
 /**

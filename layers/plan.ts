@@ -197,7 +197,7 @@ export function recordStage(
     if (acts[i] === acts[i - 1] && grads[i - 1]) {
       grads.push(grads[i - 1]);
     } else {
-      const g = Tensor.zeros(gpu, acts[i].shape, `${layers[i - 1]?.name} output gradient`);
+      const g = Tensor.zeros(gpu, acts[i].shape, `${layers[i - 1].name} output gradient`);
       owned.push(g);
       grads.push(g);
     }

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { type NamedTensor, serializeSafetensors } from "../io/safetensors.ts";
+import type { NamedTensor } from "../io/safetensors.ts";
 import {
   checkBatch,
   checkWeights,
@@ -24,6 +24,7 @@ import {
   type ModelConfig,
   scoreLogits,
   type TrainStepOptions,
+  weightsFile,
 } from "../layers/network.ts";
 import type { InitScheme } from "../layers/init.ts";
 import { numel } from "../gpu/tensor.ts";
@@ -416,11 +417,7 @@ export class ParallelNetwork implements Model {
    * ```
    */
   async weightsBytes(metadata: Record<string, string> = {}): Promise<Uint8Array> {
-    return serializeSafetensors(await this.weights(), {
-      ...metadata,
-      format: "pt",
-      model: this.config.name,
-    });
+    return weightsFile(this.config.name, await this.weights(), metadata);
   }
 
   /**

@@ -10,7 +10,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { NamedTensor } from "../io/safetensors.ts";
 import { tensorSeed } from "../layers/init.ts";
 import { type Layer, type Shape, shapeSize } from "../layers/layer.ts";
-import { buildLayer, type LayerSpec } from "../layers/network.ts";
+import { buildLayer, type LayerSpec, microBatchLimit } from "../layers/network.ts";
 import { destroyPlan, recordStage, type StagePlan } from "../layers/plan.ts";
 import { Sgd, type SgdHyper } from "../layers/sgd.ts";
 
@@ -79,17 +79,12 @@ export class Tower {
     gpu: Gpu,
     spec: TowerSpec,
     stages: { input: Shape; layers: Layer[] }[],
+    maxMicroBatch: number,
   ) {
     this.gpu = gpu;
     this.#spec = spec;
     this.stages = stages;
-    const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-    const largest = Math.max(
-      ...stages.flatMap((
-        s,
-      ) => [shapeSize(s.input), ...s.layers.map((l) => shapeSize(l.outputShape))]),
-    );
-    this.maxMicroBatch = Math.floor(limit / (largest * 4));
+    this.maxMicroBatch = maxMicroBatch;
   }
 
   /**
@@ -123,11 +118,12 @@ export class Tower {
         // The next stage reads both towers' outputs (a replica's single stage has no next).
         input = [2 * shape[0], shape[1], shape[2]];
       }
+      const shapes = stages.flatMap((s) => [s.input, ...s.layers.map((l) => l.outputShape)]);
+      return new Tower(gpu, spec, stages, microBatchLimit(gpu, "tower", shapes));
     } catch (e) {
       for (const s of stages) for (const layer of s.layers) layer.destroy();
       throw e;
     }
-    return new Tower(gpu, spec, stages);
   }
 
   /** Every parameter's shape, by name, in layer order. */
