@@ -202,7 +202,8 @@ export async function applyTuning(net: Network, batch: number, tune: boolean): P
   for (const layer of layers) {
     const mine = tuned.filter((t) => t.layer === layer);
     const tiles = mine.map((t) =>
-      (t.tile.kind === "registers" ? `${t.tile.tm}x${t.tile.tn}` : `${t.tile.bm}x${t.tile.bn}`) +
+      `${t.tile.kind} ` +
+      (t.tile.kind === "workgroup" ? `${t.tile.bm}x${t.tile.bn}` : `${t.tile.tm}x${t.tile.tn}`) +
       (t.ms === null ? " (saved)" : "")
     );
     console.error(

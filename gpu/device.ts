@@ -17,8 +17,14 @@ export interface GpuOptions {
   limits?: Partial<GPUSupportedLimits>;
 }
 
-/** One storage or uniform binding of a kernel, in binding order. */
-export type BindingKind = "read" | "read_write" | "uniform";
+/**
+ * One binding of a kernel, in binding order: a storage buffer read or written, a uniform buffer,
+ * a sampled float texture ("texture") or a write-only rgba32float storage texture.
+ */
+export type BindingKind = "read" | "read_write" | "uniform" | "texture" | "storage_texture";
+
+/** What a dispatch binds: a buffer (whole or a slice) or a texture view. */
+export type Resource = GPUBuffer | GPUBufferBinding | GPUTextureView;
 
 /** A compiled compute kernel: its pipeline and the explicit layout its bind groups follow. */
 export interface Pipeline {
@@ -42,12 +48,12 @@ export interface Dispatch {
   readonly workgroups: readonly [number, number];
 }
 
-/** The launches of one operation and the buffers they own: uniforms, saved indices. */
+/** The launches of one operation and what they own: uniforms, saved indices, packed operands. */
 export interface Launch {
   /** Kernel launches, in order. */
   readonly dispatches: Dispatch[];
-  /** Buffers the launches own; destroy them when the launches are dropped. */
-  readonly buffers: GPUBuffer[];
+  /** Buffers and textures the launches own; destroy them when the launches are dropped. */
+  readonly buffers: (GPUBuffer | GPUTexture)[];
 }
 
 /** The limits requested up to what the adapter offers: AlexNet's tensors are large. */
@@ -58,6 +64,7 @@ const WANTED_LIMITS = [
   "maxComputeInvocationsPerWorkgroup",
   "maxComputeWorkgroupSizeX",
   "maxStorageBuffersPerShaderStage",
+  "maxTextureDimension2D",
 ] as const;
 
 /**
@@ -113,7 +120,7 @@ export class Gpu {
   /** The limits the code plans for: the device's, lowered by `GpuOptions.limits`. */
   readonly limits: GPUSupportedLimits;
   #pipelines = new Map<string, Pipeline>();
-  #live = { buffers: 0, bytes: 0 };
+  #live = { buffers: 0, textures: 0, bytes: 0 };
   #staging: GPUBuffer[] = [];
   #scopes: Promise<GPUError | null>[] = [];
   #uncaptured: string[] = [];
@@ -206,13 +213,25 @@ export class Gpu {
     this.#assertUsable();
     const layout = this.device.createBindGroupLayout({
       label: key,
-      entries: bindings.map((kind, binding) => ({
-        binding,
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: {
-          type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage",
-        },
-      })),
+      entries: bindings.map((kind, binding): GPUBindGroupLayoutEntry => {
+        const visibility = GPUShaderStage.COMPUTE;
+        if (kind === "texture") {
+          return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
+        }
+        if (kind === "storage_texture") {
+          return {
+            binding,
+            visibility,
+            storageTexture: { access: "write-only", format: "rgba32float" },
+          };
+        }
+        const type = kind === "uniform"
+          ? "uniform"
+          : kind === "read"
+          ? "read-only-storage"
+          : "storage";
+        return { binding, visibility, buffer: { type } };
+      }),
     });
     const pipeline = this.#scoped(() =>
       this.device.createComputePipeline({
@@ -248,7 +267,7 @@ export class Gpu {
   dispatch(
     label: string,
     pipeline: Pipeline,
-    resources: readonly (GPUBuffer | GPUBufferBinding)[],
+    resources: readonly Resource[],
     workgroups: number,
   ): Dispatch {
     this.#assertUsable();
@@ -295,7 +314,7 @@ export class Gpu {
   perElement(
     label: string,
     pipeline: Pipeline,
-    resources: readonly (GPUBuffer | GPUBufferBinding)[],
+    resources: readonly Resource[],
     count: number,
     workgroupSize: number,
   ): Launch {
@@ -351,8 +370,55 @@ export class Gpu {
     return buffer;
   }
 
-  /** Buffers allocated through {@linkcode Gpu.buffer} and not yet destroyed, and their bytes. */
-  get live(): { buffers: number; bytes: number } {
+  /**
+   * Allocates a `width` x `height` rgba32float texture that kernels write as a storage texture and
+   * read with `textureLoad`: how the GEMM core packs operands on CPU adapters.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const t = gpu.texture(3, 2, "packed");
+   * console.log(gpu.live.textures); // 1
+   * t.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  texture(width: number, height: number, label: string): GPUTexture {
+    this.#assertUsable();
+    const max = this.device.limits.maxTextureDimension2D;
+    if (width > max || height > max) {
+      throw new GpuError(`${label}: a ${width}x${height} texture exceeds this adapter's ${max}`);
+    }
+    const texture = this.#scoped(() =>
+      this.device.createTexture({
+        label,
+        size: [width, height],
+        format: "rgba32float",
+        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+      })
+    );
+    const bytes = width * height * 16;
+    this.#live.textures++;
+    this.#live.bytes += bytes;
+    const destroy = texture.destroy.bind(texture);
+    let destroyed = false;
+    texture.destroy = () => {
+      if (!destroyed) {
+        destroyed = true;
+        this.#live.textures--;
+        this.#live.bytes -= bytes;
+      }
+      destroy();
+    };
+    return texture;
+  }
+
+  /**
+   * Buffers and textures allocated through {@linkcode Gpu.buffer} and {@linkcode Gpu.texture} and
+   * not yet destroyed, and their bytes.
+   */
+  get live(): { buffers: number; textures: number; bytes: number } {
     return { ...this.#live };
   }
 
@@ -411,7 +477,9 @@ export class Gpu {
 
   /**
    * GPU milliseconds of one compute pass of `dispatches`, from timestamp queries at its start and
-   * end; null where the device has no timestamp queries (measure wall time instead).
+   * end; null where the device has no timestamp queries, or is a CPU adapter (measure wall time
+   * instead): lavapipe's timestamps go wrong once a pass has read textures (a later pass of
+   * 450 ms read 0.1 ms), and there the wall clock measures the same work.
    *
    * @example
    * ```ts
@@ -424,7 +492,7 @@ export class Gpu {
    */
   async timePass(dispatches: readonly Dispatch[]): Promise<number | null> {
     this.#assertUsable();
-    if (!this.device.features.has("timestamp-query")) return null;
+    if (!this.device.features.has("timestamp-query") || this.cpu) return null;
     const querySet = this.device.createQuerySet({ type: "timestamp", count: 2 });
     const resolved = this.buffer(
       16,
@@ -517,8 +585,10 @@ export class Gpu {
   }
 
   /**
-   * Waits for every submitted command and throws the first error the device reported since the
-   * last check (validation, out-of-memory, internal, uncaptured, or loss).
+   * Throws the first error the device reported since the last check (validation, out-of-memory,
+   * internal, uncaptured, or loss). It waits for the error scopes of the calls made since, which
+   * settle when the calls are validated, not when the submitted work has run: to wait for that,
+   * await `device.queue.onSubmittedWorkDone()` (or a readback).
    *
    * @example
    * ```ts

@@ -15,21 +15,21 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
+import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
 
 /**
- * The WGSL of the input gradient for one geometry and tiling.
+ * The WGSL of the input gradient's operands for the GEMM core: bindings, sizes, loaders (the
+ * output gradient gathered through the transposed weights) and the epilogue.
  *
  * @example
  * ```ts
- * import { conv2dBackwardInputWgsl } from "./conv2d_backward_input.ts";
- * const wgsl = conv2dBackwardInputWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
- *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
- *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 });
- * console.assert(wgsl.includes("fn main"));
+ * import { conv2dBackwardInputOperandsWgsl } from "./conv2d_backward_input.ts";
+ * const wgsl = conv2dBackwardInputOperandsWgsl({ inChannels: 1, height: 4, width: 4,
+ *   outChannels: 2, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 });
+ * console.assert(wgsl.includes("fn storeC"));
  * ```
  */
-export function conv2dBackwardInputWgsl(g: Conv2dGeometry, tile: GemmTile): string {
+export function conv2dBackwardInputOperandsWgsl(g: Conv2dGeometry): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -58,7 +58,7 @@ fn storeC(c: u32, n: u32, v: f32) {
   let i = ((n / (H * W)) * CIN + (launch.oBase / MG) * CG + c) * H * W + n % (H * W);
   dx[i] = select(v, dx[i] + v, launch.accumulate != 0u);
 }
-${gemmWgsl(tile)}`;
+`;
 }
 
 /**
@@ -95,28 +95,31 @@ export function conv2dBackwardInput(
   const g = args.geometry;
   validateConv2d(g);
   const cols = args.batch * g.height * g.width;
+  const mgKhw = (g.outChannels / g.groups) * g.kernelH * g.kernelW; // the deepest launch's depth
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_backward_input:${Object.values(g)}:${args.batch}`;
-  const tile = args.tile ?? gemmTile(gpu, problem, g.inChannels / g.groups, cols);
-  const key = `conv2d_backward_input:${Object.values(g)}:${Object.values(tile)}`;
-  const pipeline = gpu.pipeline(key, conv2dBackwardInputWgsl(g, tile), [
-    "read",
-    "read",
-    "read_write",
-    "uniform",
-  ]);
-  const launch: Launch & { problem: string } = { dispatches: [], buffers: [], problem };
+  const tile = args.tile ?? gemmTile(gpu, problem, g.inChannels / g.groups, cols, mgKhw);
+  const key = `conv2d_backward_input:${Object.values(g)}`;
+  const buffers: GPUBuffer[] = [];
   const mg = g.outChannels / g.groups;
-  for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.weight)) {
+  const calls = weightLaunches(gpu, g, args.weight).map(({ oBase, oCount, binding, wOffset }) => {
     const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, accumulate], `${key} launch`);
-    launch.buffers.push(uniform);
-    launch.dispatches.push(gpu.dispatch(
-      `conv2d_backward_input ${oBase}+${oCount}`,
-      pipeline,
-      [args.dy.buffer, binding, args.dx.buffer, uniform],
-      gemmWorkgroups(g.inChannels / g.groups, cols, tile),
-    ));
-  }
-  return launch;
+    buffers.push(uniform);
+    return {
+      label: `conv2d_backward_input ${oBase}+${oCount}`,
+      resources: [args.dy.buffer, binding, args.dx.buffer, uniform],
+      rows: g.inChannels / g.groups,
+      cols,
+      depth: oCount * g.kernelH * g.kernelW,
+    };
+  });
+  const launch = recordGemm(gpu, {
+    key,
+    operands: conv2dBackwardInputOperandsWgsl(g),
+    bindings: ["read", "read", "read_write", "uniform"],
+    tile,
+    calls,
+  });
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
 }

@@ -12,25 +12,26 @@ import type { Tensor } from "../gpu/tensor.ts";
 import {
   conv2dConstantsWgsl,
   type Conv2dGeometry,
+  conv2dOutputSize,
   IM2COL_WGSL,
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
+import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
 
 /**
- * The WGSL of the weight and bias gradient for one geometry and tiling.
+ * The WGSL of the weight and bias gradient's operands for the GEMM core: bindings, sizes, loaders
+ * and the epilogue (the bias is one more column of B, all ones).
  *
  * @example
  * ```ts
- * import { conv2dBackwardWeightWgsl } from "./conv2d_backward_weight.ts";
- * const wgsl = conv2dBackwardWeightWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
- *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
- *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 });
- * console.assert(wgsl.includes("fn main"));
+ * import { conv2dBackwardWeightOperandsWgsl } from "./conv2d_backward_weight.ts";
+ * const wgsl = conv2dBackwardWeightOperandsWgsl({ inChannels: 1, height: 4, width: 4,
+ *   outChannels: 2, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 });
+ * console.assert(wgsl.includes("fn storeC"));
  * ```
  */
-export function conv2dBackwardWeightWgsl(g: Conv2dGeometry, tile: GemmTile): string {
+export function conv2dBackwardWeightOperandsWgsl(g: Conv2dGeometry): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -58,7 +59,7 @@ fn storeC(m: u32, k: u32, v: f32) {
     dw[i] = select(v, dw[i] + v, add);
   }
 }
-${gemmWgsl(tile)}`;
+`;
 }
 
 /**
@@ -100,26 +101,29 @@ export function conv2dBackwardWeight(
   const kg = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_backward_weight:${Object.values(g)}:${args.batch}`;
-  const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, kg + 1);
-  const key = `conv2d_backward_weight:${Object.values(g)}:${Object.values(tile)}`;
-  const pipeline = gpu.pipeline(key, conv2dBackwardWeightWgsl(g, tile), [
-    "read",
-    "read",
-    "read_write",
-    "read_write",
-    "uniform",
-  ]);
-  const launch: Launch & { problem: string } = { dispatches: [], buffers: [], problem };
-  for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.dWeight)) {
+  const [oh, ow] = conv2dOutputSize(g);
+  const tile = args.tile ??
+    gemmTile(gpu, problem, g.outChannels / g.groups, kg + 1, args.batch * oh * ow);
+  const key = `conv2d_backward_weight:${Object.values(g)}`;
+  const buffers: GPUBuffer[] = [];
+  const calls = weightLaunches(gpu, g, args.dWeight).map(({ oBase, oCount, binding, wOffset }) => {
     const values = [args.batch, oBase, oCount, wOffset, args.accumulate ? 1 : 0];
     const uniform = gpu.uniform(values, `${key} launch`);
-    launch.buffers.push(uniform);
-    launch.dispatches.push(gpu.dispatch(
-      `conv2d_backward_weight ${oBase}+${oCount}`,
-      pipeline,
-      [args.x.buffer, args.dy.buffer, binding, args.dBias.buffer, uniform],
-      gemmWorkgroups(oCount, kg + 1, tile),
-    ));
-  }
-  return launch;
+    buffers.push(uniform);
+    return {
+      label: `conv2d_backward_weight ${oBase}+${oCount}`,
+      resources: [args.x.buffer, args.dy.buffer, binding, args.dBias.buffer, uniform],
+      rows: oCount,
+      cols: kg + 1,
+      depth: args.batch * oh * ow,
+    };
+  });
+  const launch = recordGemm(gpu, {
+    key,
+    operands: conv2dBackwardWeightOperandsWgsl(g),
+    bindings: ["read", "read", "read_write", "read_write", "uniform"],
+    tile,
+    calls,
+  });
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
 }

@@ -19,21 +19,21 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, gemmWgsl, gemmWorkgroups } from "./gemm.ts";
+import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
 
 /**
- * The WGSL of the forward convolution for one geometry and tiling.
+ * The WGSL of the forward convolution's operands for the GEMM core: bindings, sizes, loaders and
+ * the bias (+ ReLU) epilogue.
  *
  * @example
  * ```ts
- * import { conv2dForwardWgsl } from "./conv2d_forward.ts";
- * const wgsl = conv2dForwardWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
- *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 },
- *   { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 }, true);
- * console.assert(wgsl.includes("fn main"));
+ * import { conv2dForwardOperandsWgsl } from "./conv2d_forward.ts";
+ * const wgsl = conv2dForwardOperandsWgsl({ inChannels: 1, height: 4, width: 4, outChannels: 2,
+ *   kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, groups: 1 }, true);
+ * console.assert(wgsl.includes("fn storeC"));
  * ```
  */
-export function conv2dForwardWgsl(g: Conv2dGeometry, tile: GemmTile, relu: boolean): string {
+export function conv2dForwardOperandsWgsl(g: Conv2dGeometry, relu: boolean): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -55,7 +55,7 @@ fn storeC(m: u32, n: u32, value: f32) {
   let v = value + bias[o];
   y[((n / P) * COUT + o) * P + n % P] = ${relu ? "max(v, 0.0)" : "v"};
 }
-${gemmWgsl(tile)}`;
+`;
 }
 
 /** Arguments of {@linkcode conv2dForward}. */
@@ -105,27 +105,29 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
   validateConv2d(g);
   const [oh, ow] = conv2dOutputSize(g);
   const cols = args.batch * oh * ow;
+  const kg = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_forward:${Object.values(g)}:${args.batch}`;
-  const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, cols);
-  const key = `conv2d_forward:${Object.values(g)}:${Object.values(tile)}:${args.relu}`;
-  const pipeline = gpu.pipeline(key, conv2dForwardWgsl(g, tile, args.relu), [
-    "read",
-    "read",
-    "read",
-    "read_write",
-    "uniform",
-  ]);
-  const launch: Launch & { problem: string } = { dispatches: [], buffers: [], problem };
-  for (const { oBase, oCount, binding, wOffset } of weightLaunches(gpu, g, args.weight)) {
+  const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, cols, kg);
+  const key = `conv2d_forward:${Object.values(g)}:${args.relu}`;
+  const buffers: GPUBuffer[] = [];
+  const calls = weightLaunches(gpu, g, args.weight).map(({ oBase, oCount, binding, wOffset }) => {
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, 0], `${key} launch`);
-    launch.buffers.push(uniform);
-    launch.dispatches.push(gpu.dispatch(
-      `conv2d_forward ${oBase}+${oCount}`,
-      pipeline,
-      [args.x.buffer, binding, args.bias.buffer, args.y.buffer, uniform],
-      gemmWorkgroups(oCount, cols, tile),
-    ));
-  }
-  return launch;
+    buffers.push(uniform);
+    return {
+      label: `conv2d_forward ${oBase}+${oCount}`,
+      resources: [args.x.buffer, binding, args.bias.buffer, args.y.buffer, uniform],
+      rows: oCount,
+      cols,
+      depth: kg,
+    };
+  });
+  const launch = recordGemm(gpu, {
+    key,
+    operands: conv2dForwardOperandsWgsl(g, args.relu),
+    bindings: ["read", "read", "read", "read_write", "uniform"],
+    tile,
+    calls,
+  });
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
 }

@@ -1,34 +1,43 @@
 /**
  * The GEMM core every matrix kernel shares: C[m, n] = sum over k of A[m, k] * B[k, n], tiled.
  *
- * A workgroup computes a BM x BN tile of C, staging BK-deep slices of A and B in workgroup
- * memory; each invocation accumulates a TM x TN block in registers, its rows and columns strided
- * by the invocation grid so that neighbouring invocations touch neighbouring elements.
  * The caller's WGSL defines what the matrices are, which is how one core serves the
  * convolution forward (A = weights, B = im2col of the input), its input gradient
  * (A = transposed weights, B = the output gradient gathered) and its weight gradient
- * (A = the output gradient, B = im2col transposed), with no matrix ever materialised:
+ * (A = the output gradient, B = im2col transposed), with no matrix materialised in buffers:
  *
  * - `fn gemmRows() -> u32`, `fn gemmCols() -> u32`, `fn gemmDepth() -> u32`: the sizes;
  * - `fn loadA(m: u32, k: u32) -> f32` and `fn loadB(k: u32, n: u32) -> f32`: elements, called
  *   only in range;
  * - `fn storeC(m: u32, n: u32, value: f32)`: the epilogue, called only in range.
  *
+ * {@linkcode recordGemm} records the launches of one kernel for any tiling.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import {
+  type BindingKind,
+  type Gpu,
+  type Launch,
+  type Resource,
+  WORKGROUP_INDEX_WGSL,
+} from "../gpu/device.ts";
 
 /**
- * The tiling of a GEMM launch, a parameter of the generator. Two strategies:
+ * The tiling of a GEMM launch, a parameter of the generator. Three strategies:
  * - "workgroup": a workgroup stages BM x BK and BK x BN tiles in workgroup memory behind
  *   barriers and each invocation accumulates TM x TN of its BM x BN tile (the classic GPU GEMM);
  * - "registers": no workgroup memory, no barriers; each invocation reads its operands straight
  *   from the buffers and accumulates a TM x TN block. On CPU adapters (llvmpipe), where barriers
- *   are expensive and FMAs per load decide, this is several times faster.
+ *   are expensive and FMAs per load decide, this is several times faster;
+ * - "textures": the same blocks, but the operands are first packed into rgba32float textures,
+ *   four consecutive k per texel (A by rows, B by columns), and read with `textureLoad`. llvmpipe
+ *   fetches a texel for eight invocations in a few vector instructions, where each storage-buffer
+ *   element costs a bounds-checked scalar load per invocation: two to three times faster there.
  */
 export type GemmTile =
   | { kind: "workgroup"; bm: number; bn: number; bk: number; tm: number; tn: number }
-  | { kind: "registers"; tm: number; tn: number; threads: number };
+  | { kind: "registers" | "textures"; tm: number; tn: number; threads: number };
 
 /** The tilings {@linkcode chooseTile} picks from: each is checked by the same tests. */
 export const GEMM_TILES = {
@@ -37,15 +46,16 @@ export const GEMM_TILES = {
   flat: { kind: "workgroup", bm: 16, bn: 128, bk: 16, tm: 2, tn: 4 },
   blocks: { kind: "registers", tm: 16, tn: 16, threads: 64 },
   narrowBlocks: { kind: "registers", tm: 32, tn: 4, threads: 64 },
+  packed: { kind: "textures", tm: 16, tn: 16, threads: 64 },
 } as const satisfies Record<string, GemmTile>;
 
 /**
  * The tilings the autotuner times, by kind of adapter. Larger register blocks are left out on
  * llvmpipe: 32x16 ran alexnet-small's conv2 15% faster than 16x16 but its unrolled kernel took
- * about 30 s to compile (32x32: 112 s), once per shape.
+ * about 30 s to compile (32x32: 112 s), once per shape; packed operands compile in seconds.
  */
 export const GEMM_CANDIDATES: { cpu: readonly GemmTile[]; gpu: readonly GemmTile[] } = {
-  cpu: [GEMM_TILES.blocks, GEMM_TILES.narrowBlocks],
+  cpu: [GEMM_TILES.packed, GEMM_TILES.blocks, GEMM_TILES.narrowBlocks],
   gpu: [GEMM_TILES.wide, GEMM_TILES.tall, GEMM_TILES.flat],
 };
 
@@ -53,20 +63,46 @@ export const GEMM_CANDIDATES: { cpu: readonly GemmTile[]; gpu: readonly GemmTile
 const tuned = new WeakMap<Gpu, Map<string, GemmTile>>();
 
 /**
- * The tiling for a GEMM `problem` on `gpu`: the autotuner's choice where it measured one,
- * otherwise {@linkcode chooseTile}'s.
+ * The tiling for a GEMM `problem` of `rows` x `cols` x `depth` on `gpu`: the autotuner's choice
+ * where it measured one, otherwise {@linkcode chooseTile}'s, with register blocks instead of
+ * packed operands too large for a texture.
  *
  * @example
  * ```ts
  * import { Gpu } from "../gpu/device.ts";
  * import { gemmTile } from "./gemm.ts";
  * const gpu = await Gpu.create();
- * console.log(gemmTile(gpu, "never tuned", 96, 3025).kind); // "registers" on a CPU adapter
+ * console.log(gemmTile(gpu, "never tuned", 96, 3025, 363).kind); // "textures" on a CPU adapter
  * gpu.destroy();
  * ```
  */
-export function gemmTile(gpu: Gpu, problem: string, rows: number, cols: number): GemmTile {
-  return tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, gpu.cpu);
+export function gemmTile(
+  gpu: Gpu,
+  problem: string,
+  rows: number,
+  cols: number,
+  depth: number,
+): GemmTile {
+  const tile = tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, gpu.cpu);
+  return tile.kind === "textures" && !packedFits(gpu, Math.max(rows, cols), depth)
+    ? GEMM_TILES.blocks
+    : tile;
+}
+
+/**
+ * Whether `count` rows of an operand `depth` deep fit one packed texture on `gpu`.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { packedFits } from "./gemm.ts";
+ * const gpu = await Gpu.create();
+ * console.log(packedFits(gpu, 1000, 1000)); // true
+ * gpu.destroy();
+ * ```
+ */
+export function packedFits(gpu: Gpu, count: number, depth: number): boolean {
+  return count * Math.ceil(depth / 4) <= PACKED_WIDTH * gpu.device.limits.maxTextureDimension2D;
 }
 
 /**
@@ -85,7 +121,13 @@ export async function autotuneGemm(
 ): Promise<{ problem: string; tile: GemmTile; ms: number | null }> {
   let best: { problem: string; tile: GemmTile; ms: number } | undefined;
   for (const tile of gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu) {
-    const launch = build(tile);
+    let launch;
+    try {
+      launch = build(tile);
+    } catch (e) {
+      if (e instanceof PackedTooLarge) continue; // this shape cannot pack: not a candidate
+      throw e;
+    }
     const known = tuned.get(gpu)?.get(launch.problem);
     if (known) { // measured before (this run, or a saved tuning): nothing to time
       for (const b of launch.buffers) b.destroy();
@@ -152,7 +194,7 @@ export async function loadTuning(gpu: Gpu, path: string): Promise<number> {
     return 0;
   }
   const mine = Object.entries(saved[adapterKey(gpu)] ?? {})
-    .filter(([, tile]) => (tile.kind === "registers") === gpu.cpu && isTile(tile));
+    .filter(([, tile]) => (tile.kind !== "workgroup") === gpu.cpu && isTile(tile));
   if (!tuned.has(gpu)) tuned.set(gpu, new Map());
   for (const [problem, tile] of mine) tuned.get(gpu)!.set(problem, tile);
   return mine.length;
@@ -188,14 +230,15 @@ export async function saveTuning(gpu: Gpu, path: string): Promise<void> {
 /** Whether a value read from a file is a tiling the generator accepts. */
 function isTile(t: GemmTile): boolean {
   const whole = (...v: unknown[]) => v.every((x) => Number.isInteger(x) && (x as number) > 0);
-  return t.kind === "registers"
+  return t.kind === "registers" || t.kind === "textures"
     ? whole(t.tm, t.tn, t.threads)
     : t.kind === "workgroup" && whole(t.bm, t.bn, t.bk, t.tm, t.tn) && t.bm % t.tm === 0 &&
       t.bn % t.tn === 0;
 }
 
 /**
- * Picks the tiling for `rows` x `cols` on an adapter: register blocks on CPU adapters; on GPUs,
+ * Picks the tiling for `rows` x `cols` on an adapter: packed operands on CPU adapters (register
+ * blocks read straight from the buffers when there are few columns); on GPUs,
  * wide workgroup tiles by default, tall narrow ones when there are few columns (dense layers at
  * small batch, where the columns are the batch) and flat ones when there are few rows.
  *
@@ -206,7 +249,7 @@ function isTile(t: GemmTile): boolean {
  * ```
  */
 export function chooseTile(rows: number, cols: number, cpu: boolean): GemmTile {
-  if (cpu) return cols <= 8 ? GEMM_TILES.narrowBlocks : GEMM_TILES.blocks;
+  if (cpu) return cols <= 8 ? GEMM_TILES.narrowBlocks : GEMM_TILES.packed;
   if (cols <= 16 && rows >= 64) return GEMM_TILES.tall;
   if (rows <= 16 && cols >= 64) return GEMM_TILES.flat;
   return GEMM_TILES.wide;
@@ -223,7 +266,7 @@ export function chooseTile(rows: number, cols: number, cpu: boolean): GemmTile {
  * ```
  */
 export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): number {
-  if (tile.kind === "registers") {
+  if (tile.kind !== "workgroup") {
     return Math.ceil(Math.ceil(rows / tile.tm) * Math.ceil(cols / tile.tn) / tile.threads);
   }
   return Math.ceil(rows / tile.bm) * Math.ceil(cols / tile.bn);
@@ -231,7 +274,8 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
 
 /**
  * The WGSL of the core's entry point `main` for `tile`; concatenate it after the definitions of
- * the sizes, loaders and epilogue.
+ * the sizes, loaders and epilogue. With packed operands ("textures") it reads `packedA` and
+ * `packedB`, declared at bindings `binding` and `binding + 1`, instead of the loaders.
  *
  * @example
  * ```ts
@@ -240,8 +284,8 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
  * console.assert(wgsl.includes("workgroupBarrier"));
  * ```
  */
-export function gemmWgsl(t: GemmTile): string {
-  if (t.kind === "registers") return registerGemmWgsl(t);
+export function gemmWgsl(t: GemmTile, binding = 0): string {
+  if (t.kind !== "workgroup") return blockGemmWgsl(t, binding);
   if (t.bm % t.tm || t.bn % t.tn) throw new RangeError(`tile ${JSON.stringify(t)} does not divide`);
   const tx = t.bn / t.tn, ty = t.bm / t.tm, threads = tx * ty;
   return /* wgsl */ `
@@ -312,18 +356,64 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
- * The "registers" strategy: one TM x TN block per invocation, operands from the buffers. The
- * block is written out as scalar statements (no arrays, no inner loops), so the compiler keeps
- * it in registers; rows and columns past the edge are clamped for loading and skipped on store.
+ * Packed operands are laid out row after row, `steps` = ceil(depth / 4) texels each, in a texture
+ * PACKED_WIDTH texels wide (a power of two: the coordinates of a linear texel index are a mask and
+ * a shift), so that any operand fits whatever its depth.
  */
-function registerGemmWgsl(t: { tm: number; tn: number; threads: number }): string {
+const PACKED_WIDTH = 4096;
+const PACKED_TEXEL_WGSL = /* wgsl */ `
+fn packedTexel(i: u32) -> vec2i {
+  return vec2i(i32(i & ${PACKED_WIDTH - 1}u), i32(i >> ${Math.log2(PACKED_WIDTH)}u));
+}`;
+
+/**
+ * The "registers" and "textures" strategies: one TM x TN block per invocation, written out as
+ * scalar statements (no arrays, no inner loops), so that the compiler keeps it in registers; rows
+ * and columns past the edge are clamped for loading and skipped on store. "registers" reads the
+ * operands through the loaders, one k at a time; "textures" reads four k per texel from the
+ * packed operands.
+ */
+function blockGemmWgsl(
+  t: { kind: string; tm: number; tn: number; threads: number },
+  binding: number,
+): string {
+  const packed = t.kind === "textures";
   const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
   const each = (f: (i: number, j: number) => string) =>
     rows.flatMap((i) => cols.map((j) => f(i, j))).join("\n");
+  const step = packed
+    ? /* wgsl */ `
+  let steps = (depth + 3u) / 4u;
+  for (var k = 0u; k < steps; k++) {
+${
+      rows.map((i) => `    let a${i} = textureLoad(packedA, packedTexel(row${i} * steps + k), 0);`)
+        .join("\n")
+    }
+${
+      cols.map((j) => `    let b${j} = textureLoad(packedB, packedTexel(col${j} * steps + k), 0);`)
+        .join("\n")
+    }
+${
+      each((i, j) =>
+        `    c${i}_${j} = fma(a${i}.w, b${j}.w, fma(a${i}.z, b${j}.z, fma(a${i}.y, b${j}.y, fma(a${i}.x, b${j}.x, c${i}_${j}))));`
+      )
+    }
+  }`
+    : /* wgsl */ `
+  for (var k = 0u; k < depth; k++) {
+${rows.map((i) => `    let a${i} = loadA(row${i}, k);`).join("\n")}
+${cols.map((j) => `    let b${j} = loadB(k, col${j});`).join("\n")}
+${each((i, j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)}
+  }`;
   return /* wgsl */ `
 ${WORKGROUP_INDEX_WGSL}
-const TM = ${t.tm}u;
-const TN = ${t.tn}u;
+${
+    packed
+      ? `@group(0) @binding(${binding}) var packedA: texture_2d<f32>;
+@group(0) @binding(${binding + 1}) var packedB: texture_2d<f32>;
+${PACKED_TEXEL_WGSL}`
+      : ""
+  }
 
 @compute @workgroup_size(${t.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -331,23 +421,154 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let rows = gemmRows();
   let cols = gemmCols();
   let depth = gemmDepth();
-  let blocksN = (cols + TN - 1u) / TN;
+  let blocksN = (cols + ${t.tn - 1}u) / ${t.tn}u;
   let block = workgroupIndex(wid, nwg) * ${t.threads}u + lid;
-  if (block >= blocksN * ((rows + TM - 1u) / TM)) { return; }
-  let n0 = (block % blocksN) * TN; // neighbouring invocations: neighbouring column blocks
-  let m0 = (block / blocksN) * TM;
+  if (block >= blocksN * ((rows + ${t.tm - 1}u) / ${t.tm}u)) { return; }
+  let n0 = (block % blocksN) * ${t.tn}u; // neighbouring invocations: neighbouring column blocks
+  let m0 = (block / blocksN) * ${t.tm}u;
 ${rows.map((i) => `  let row${i} = min(m0 + ${i}u, rows - 1u);`).join("\n")}
 ${cols.map((j) => `  let col${j} = min(n0 + ${j}u, cols - 1u);`).join("\n")}
 ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
-  for (var k = 0u; k < depth; k++) {
-${rows.map((i) => `    let a${i} = loadA(row${i}, k);`).join("\n")}
-${cols.map((j) => `    let b${j} = loadB(k, col${j});`).join("\n")}
-${each((i, j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)}
-  }
+${step}
 ${
     each((i, j) =>
       `  if (m0 + ${i}u < rows && n0 + ${j}u < cols) { storeC(m0 + ${i}u, n0 + ${j}u, c${i}_${j}); }`
     )
   }
 }`;
+}
+
+/**
+ * The WGSL of the entry point `main` that packs operand A (rows m) or B (columns n) into the
+ * rgba32float storage texture `packed` at binding `binding`: texel (k / 4) of a row holds
+ * elements k..k+3, zero past the depth. One invocation per texel, in the texels' order.
+ *
+ * @example
+ * ```ts
+ * import { gemmPackWgsl } from "./gemm.ts";
+ * console.assert(gemmPackWgsl("B", 4).includes("loadB(k + 3u, row)"));
+ * ```
+ */
+export function gemmPackWgsl(operand: "A" | "B", binding: number): string {
+  const load = (c: number) => operand === "A" ? `loadA(row, k + ${c}u)` : `loadB(k + ${c}u, row)`;
+  return /* wgsl */ `
+@group(0) @binding(${binding}) var packed: texture_storage_2d<rgba32float, write>;
+${WORKGROUP_INDEX_WGSL}
+${PACKED_TEXEL_WGSL}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let count = ${operand === "A" ? "gemmRows()" : "gemmCols()"};
+  let depth = gemmDepth();
+  let steps = (depth + 3u) / 4u;
+  let i = workgroupIndex(wid, nwg) * 64u + lid;
+  if (i >= count * steps) { return; }
+  let row = i / steps;
+  let k = (i % steps) * 4u;
+  var v = vec4f(0.0);
+${[0, 1, 2, 3].map((c) => `  if (k + ${c}u < depth) { v[${c}] = ${load(c)}; }`).join("\n")}
+  textureStore(packed, packedTexel(i), v);
+}`;
+}
+
+/** One launch of a GEMM kernel: its label, its resources (the kernel's bindings, in order) and
+ * the sizes its `gemmRows`, `gemmCols` and `gemmDepth` return for them. */
+export interface GemmCall {
+  /** What the launch computes, for errors and profiles. */
+  label: string;
+  /** The kernel's bindings. */
+  resources: Resource[];
+  /** Rows of C. */
+  rows: number;
+  /** Columns of C. */
+  cols: number;
+  /** The depth k. */
+  depth: number;
+}
+
+/**
+ * Records a GEMM kernel's launches with `tile`: `operands` is its WGSL before the core (bindings,
+ * sizes, loaders, epilogue), `bindings` their kinds, `key` names the kernel and its compile-time
+ * parameters. With packed operands each call is three launches (pack A, pack B, multiply) and
+ * the launch owns the two textures, shared by the calls, which run in order.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { GEMM_TILES, recordGemm } from "./gemm.ts";
+ * const gpu = await Gpu.create();
+ * const c = gpu.buffer(4 * 6, "c"); // C = A B with A = [[1, 2], [3, 4]], B = [[1, 0, 1], [0, 1, 1]]
+ * const operands = `@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+ *   fn gemmRows() -> u32 { return 2u; } fn gemmCols() -> u32 { return 3u; }
+ *   fn gemmDepth() -> u32 { return 2u; }
+ *   fn loadA(m: u32, k: u32) -> f32 { return f32(m * 2u + k + 1u); }
+ *   fn loadB(k: u32, n: u32) -> f32 { return select(0.0, 1.0, n == k || n == 2u); }
+ *   fn storeC(m: u32, n: u32, v: f32) { c[m * 3u + n] = v; }`;
+ * const launch = recordGemm(gpu, { key: "example", operands, bindings: ["read_write"],
+ *   tile: GEMM_TILES.packed, calls: [{ label: "c", resources: [c], rows: 2, cols: 3, depth: 2 }] });
+ * gpu.run(launch.dispatches);
+ * console.log(await gpu.read(c)); // Float32Array [1, 2, 3, 3, 4, 7]
+ * for (const b of launch.buffers) b.destroy();
+ * gpu.destroy();
+ * ```
+ */
+export function recordGemm(
+  gpu: Gpu,
+  args: {
+    key: string;
+    operands: string;
+    bindings: readonly BindingKind[];
+    tile: GemmTile;
+    calls: readonly GemmCall[];
+  },
+): Launch {
+  const { key, operands, bindings, tile, calls } = args;
+  const gemmKey = `${key}:${Object.values(tile)}`;
+  if (tile.kind !== "textures") {
+    const pipeline = gpu.pipeline(gemmKey, operands + gemmWgsl(tile), bindings);
+    return {
+      dispatches: calls.map((c) =>
+        gpu.dispatch(c.label, pipeline, c.resources, gemmWorkgroups(c.rows, c.cols, tile))
+      ),
+      buffers: [],
+    };
+  }
+  const n = bindings.length;
+  const steps = Math.max(...calls.map((c) => Math.ceil(c.depth / 4)));
+  const a = packedTexture(gpu, Math.max(...calls.map((c) => c.rows)), steps, `${key} packed A`);
+  const b = packedTexture(gpu, Math.max(...calls.map((c) => c.cols)), steps, `${key} packed B`);
+  const views = [a.createView(), b.createView()];
+  const pack = (operand: "A" | "B") =>
+    gpu.pipeline(`${key}:pack${operand}`, operands + gemmPackWgsl(operand, n), [
+      ...bindings,
+      "storage_texture",
+    ]);
+  const [packA, packB] = [pack("A"), pack("B")];
+  const gemm = gpu.pipeline(gemmKey, operands + gemmWgsl(tile, n), [
+    ...bindings,
+    "texture",
+    "texture",
+  ]);
+  const dispatches = calls.flatMap((c) => {
+    const texels = (count: number) => Math.ceil(count * Math.ceil(c.depth / 4) / 64);
+    return [
+      gpu.dispatch(`${c.label} pack A`, packA, [...c.resources, views[0]], texels(c.rows)),
+      gpu.dispatch(`${c.label} pack B`, packB, [...c.resources, views[1]], texels(c.cols)),
+      gpu.dispatch(c.label, gemm, [...c.resources, ...views], gemmWorkgroups(c.rows, c.cols, tile)),
+    ];
+  });
+  return { dispatches, buffers: [a, b] };
+}
+
+/** Thrown by {@linkcode recordGemm} for an operand too large to pack into one texture. */
+class PackedTooLarge extends RangeError {}
+
+/** A texture for `count` packed rows of `steps` texels. */
+function packedTexture(gpu: Gpu, count: number, steps: number, label: string): GPUTexture {
+  if (!packedFits(gpu, count, steps * 4)) {
+    throw new PackedTooLarge(`${label}: ${count} rows of ${steps * 4} are too many to pack`);
+  }
+  const texels = count * steps;
+  return gpu.texture(Math.min(texels, PACKED_WIDTH), Math.ceil(texels / PACKED_WIDTH), label);
 }

@@ -42,9 +42,9 @@ Deno.test("autotuneGemm keeps one of the candidates for exactly the problem it t
       });
       deepStrictEqual(seen, [...(gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu)]);
       ok(seen.includes(best.tile) && best.ms !== null && best.ms > 0, `${JSON.stringify(best)}`);
-      strictEqual(gemmTile(gpu, best.problem, 5, 126), best.tile);
+      strictEqual(gemmTile(gpu, best.problem, 5, 126, 27), best.tile);
       strictEqual(
-        gemmTile(gpu, `${best.problem} (another batch)`, 5, 126),
+        gemmTile(gpu, `${best.problem} (another batch)`, 5, 126, 27),
         chooseTile(5, 126, gpu.cpu),
       );
       // A launch recorded without a tiling now uses the tuned one.
@@ -105,7 +105,7 @@ Deno.test("saved tunings: a new device adopts its adapter's choices and measures
     try {
       // Everything the first device chose (the earlier tests' problems too: withGpu shares one).
       strictEqual(await loadTuning(fresh, path), Object.keys(Object.values(saved)[0]!).length);
-      for (const t of tuned) deepStrictEqual(gemmTile(fresh, t.problem, 1, 1), t.tile);
+      for (const t of tuned) deepStrictEqual(gemmTile(fresh, t.problem, 1, 1, 1), t.tile);
       const net = Network.create(fresh, TUNED, { seed: 3, init: "he" });
       const again = await net.tune(4);
       ok(again.every((t) => t.ms === null), "saved choices are not measured again");

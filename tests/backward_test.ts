@@ -201,7 +201,12 @@ Deno.test("dropout backward applies the forward mask to the gradient", () =>
     const x = Tensor.from(gpu, [n], new Float32Array(n).fill(1)),
       g = Tensor.from(gpu, [n], randomArray(n, 12));
     const forward = dropoutForward(gpu, { x, count: n, p: 0.5 });
-    const backward = dropoutForward(gpu, { x: g, count: n, p: 0.5, params: forward.buffers[0] });
+    const backward = dropoutForward(gpu, {
+      x: g,
+      count: n,
+      p: 0.5,
+      params: forward.buffers[0] as GPUBuffer,
+    });
     forward.setSeed(99);
     gpu.run([...forward.dispatches, ...backward.dispatches]);
     const [mask, grad] = [await x.read(), await g.read()];
