@@ -39,7 +39,14 @@ export { resize, resizeAndCentreCrop } from "./data/resize.ts";
 export { colourPca, type Statistics } from "./data/statistics.ts";
 export { type Job, WorkerPool } from "./data/workers.ts";
 export { Gpu, GpuError } from "./gpu/device.ts";
-export type { BindingKind, Dispatch, GpuOptions, Launch, Pipeline } from "./gpu/device.ts";
+export type {
+  BindingKind,
+  Dispatch,
+  GpuOptions,
+  Launch,
+  Pipeline,
+  Resource,
+} from "./gpu/device.ts";
 export { numel, Tensor } from "./gpu/tensor.ts";
 export {
   type Dtype,
