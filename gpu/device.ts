@@ -48,12 +48,12 @@ export interface Dispatch {
   readonly workgroups: readonly [number, number];
 }
 
-/** The launches of one operation and what they own: uniforms, saved indices, packed operands. */
+/** The launches of one operation and the buffers they own: uniforms, saved indices. */
 export interface Launch {
   /** Kernel launches, in order. */
   readonly dispatches: Dispatch[];
-  /** Buffers and textures the launches own; destroy them when the launches are dropped. */
-  readonly buffers: (GPUBuffer | GPUTexture)[];
+  /** Buffers the launches own; destroy them when the launches are dropped. */
+  readonly buffers: GPUBuffer[];
 }
 
 /** The limits requested up to what the adapter offers: AlexNet's tensors are large. */
@@ -120,7 +120,7 @@ export class Gpu {
   /** The limits the code plans for: the device's, lowered by `GpuOptions.limits`. */
   readonly limits: GPUSupportedLimits;
   #pipelines = new Map<string, Pipeline>();
-  #live = { buffers: 0, textures: 0, bytes: 0 };
+  #live = { buffers: 0, bytes: 0 };
   #staging: GPUBuffer[] = [];
   #scopes: Promise<GPUError | null>[] = [];
   #uncaptured: string[] = [];
@@ -372,25 +372,21 @@ export class Gpu {
 
   /**
    * Allocates a `width` x `height` rgba32float texture that kernels write as a storage texture and
-   * read with `textureLoad`: how the GEMM core packs operands on CPU adapters.
+   * read with `textureLoad`: scratch space a kernel keeps for the device's lifetime (the GEMM
+   * core's packed operands). It is freed with the device and not counted in {@linkcode Gpu.live}.
    *
    * @example
    * ```ts
    * import { Gpu } from "./device.ts";
    * const gpu = await Gpu.create();
-   * const t = gpu.texture(3, 2, "packed");
-   * console.log(gpu.live.textures); // 1
-   * t.destroy();
+   * const t = gpu.scratchTexture(3, 2, "packed");
+   * console.log(t.width, t.height); // 3 2
    * gpu.destroy();
    * ```
    */
-  texture(width: number, height: number, label: string): GPUTexture {
+  scratchTexture(width: number, height: number, label: string): GPUTexture {
     this.#assertUsable();
-    const max = this.device.limits.maxTextureDimension2D;
-    if (width > max || height > max) {
-      throw new GpuError(`${label}: a ${width}x${height} texture exceeds this adapter's ${max}`);
-    }
-    const texture = this.#scoped(() =>
+    return this.#scoped(() =>
       this.device.createTexture({
         label,
         size: [width, height],
@@ -398,27 +394,10 @@ export class Gpu {
         usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
       })
     );
-    const bytes = width * height * 16;
-    this.#live.textures++;
-    this.#live.bytes += bytes;
-    const destroy = texture.destroy.bind(texture);
-    let destroyed = false;
-    texture.destroy = () => {
-      if (!destroyed) {
-        destroyed = true;
-        this.#live.textures--;
-        this.#live.bytes -= bytes;
-      }
-      destroy();
-    };
-    return texture;
   }
 
-  /**
-   * Buffers and textures allocated through {@linkcode Gpu.buffer} and {@linkcode Gpu.texture} and
-   * not yet destroyed, and their bytes.
-   */
-  get live(): { buffers: number; textures: number; bytes: number } {
+  /** Buffers allocated through {@linkcode Gpu.buffer} and not yet destroyed, and their bytes. */
+  get live(): { buffers: number; bytes: number } {
     return { ...this.#live };
   }
 

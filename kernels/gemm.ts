@@ -64,8 +64,8 @@ const tuned = new WeakMap<Gpu, Map<string, GemmTile>>();
 
 /**
  * The tiling for a GEMM `problem` of `rows` x `cols` x `depth` on `gpu`: the autotuner's choice
- * where it measured one, otherwise {@linkcode chooseTile}'s, with register blocks instead of
- * packed operands too large for a texture.
+ * where it measured one, otherwise {@linkcode chooseTile}'s (register blocks instead of packed
+ * operands deeper than a scratch texture holds).
  *
  * @example
  * ```ts
@@ -84,25 +84,9 @@ export function gemmTile(
   depth: number,
 ): GemmTile {
   const tile = tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, gpu.cpu);
-  return tile.kind === "textures" && !packedFits(gpu, Math.max(rows, cols), depth)
+  return tile.kind === "textures" && Math.ceil(depth / 4) > scratch(gpu).texels // too deep to pack
     ? GEMM_TILES.blocks
     : tile;
-}
-
-/**
- * Whether `count` rows of an operand `depth` deep fit one packed texture on `gpu`.
- *
- * @example
- * ```ts
- * import { Gpu } from "../gpu/device.ts";
- * import { packedFits } from "./gemm.ts";
- * const gpu = await Gpu.create();
- * console.log(packedFits(gpu, 1000, 1000)); // true
- * gpu.destroy();
- * ```
- */
-export function packedFits(gpu: Gpu, count: number, depth: number): boolean {
-  return count * Math.ceil(depth / 4) <= PACKED_WIDTH * gpu.device.limits.maxTextureDimension2D;
 }
 
 /**
@@ -356,12 +340,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
- * Packed operands are laid out row after row, `steps` = ceil(depth / 4) texels each, in a texture
- * PACKED_WIDTH texels wide (a power of two: the coordinates of a linear texel index are a mask and
- * a shift), so that any operand fits whatever its depth.
+ * Packed operands are laid out row after row, `steps` = ceil(depth / 4) texels each, in a scratch
+ * texture PACKED_WIDTH texels wide (a power of two: the coordinates of a linear texel index are a
+ * mask and a shift) and up to PACKED_HEIGHT high, one for each operand per device: 64 MiB each,
+ * whatever the layer. A GEMM whose operands are larger runs in chunks of rows and columns, each
+ * packed and multiplied in turn; a chunk's uniform says which.
  */
 const PACKED_WIDTH = 4096;
+const PACKED_HEIGHT = 1024;
 const PACKED_TEXEL_WGSL = /* wgsl */ `
+struct GemmChunk { r0: u32, nr: u32, c0: u32, nc: u32 } // rows r0.., columns c0.. of C
+
 fn packedTexel(i: u32) -> vec2i {
   return vec2i(i32(i & ${PACKED_WIDTH - 1}u), i32(i >> ${Math.log2(PACKED_WIDTH)}u));
 }`;
@@ -409,17 +398,18 @@ ${each((i, j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)}
 ${WORKGROUP_INDEX_WGSL}
 ${
     packed
-      ? `@group(0) @binding(${binding}) var packedA: texture_2d<f32>;
-@group(0) @binding(${binding + 1}) var packedB: texture_2d<f32>;
-${PACKED_TEXEL_WGSL}`
+      ? `${PACKED_TEXEL_WGSL}
+@group(0) @binding(${binding}) var<uniform> chunk: GemmChunk;
+@group(0) @binding(${binding + 1}) var packedA: texture_2d<f32>;
+@group(0) @binding(${binding + 2}) var packedB: texture_2d<f32>;`
       : ""
   }
 
 @compute @workgroup_size(${t.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let rows = gemmRows();
-  let cols = gemmCols();
+  let rows = ${packed ? "chunk.nr" : "gemmRows()"};
+  let cols = ${packed ? "chunk.nc" : "gemmCols()"};
   let depth = gemmDepth();
   let blocksN = (cols + ${t.tn - 1}u) / ${t.tn}u;
   let block = workgroupIndex(wid, nwg) * ${t.threads}u + lid;
@@ -432,16 +422,19 @@ ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
 ${step}
 ${
     each((i, j) =>
-      `  if (m0 + ${i}u < rows && n0 + ${j}u < cols) { storeC(m0 + ${i}u, n0 + ${j}u, c${i}_${j}); }`
+      `  if (m0 + ${i}u < rows && n0 + ${j}u < cols) { storeC(${
+        packed ? "chunk.r0 + " : ""
+      }m0 + ${i}u, ${packed ? "chunk.c0 + " : ""}n0 + ${j}u, c${i}_${j}); }`
     )
   }
 }`;
 }
 
 /**
- * The WGSL of the entry point `main` that packs operand A (rows m) or B (columns n) into the
- * rgba32float storage texture `packed` at binding `binding`: texel (k / 4) of a row holds
- * elements k..k+3, zero past the depth. One invocation per texel, in the texels' order.
+ * The WGSL of the entry point `main` that packs a chunk of operand A (rows m) or B (columns n)
+ * into the rgba32float storage texture `packed`: texel (k / 4) of a row holds elements k..k+3, zero
+ * past the depth. The chunk's uniform is at binding `binding`, the texture at `binding + 1`. One
+ * invocation per texel, in the texels' order.
  *
  * @example
  * ```ts
@@ -451,20 +444,21 @@ ${
  */
 export function gemmPackWgsl(operand: "A" | "B", binding: number): string {
   const load = (c: number) => operand === "A" ? `loadA(row, k + ${c}u)` : `loadB(k + ${c}u, row)`;
+  const [first, count] = operand === "A" ? ["chunk.r0", "chunk.nr"] : ["chunk.c0", "chunk.nc"];
   return /* wgsl */ `
-@group(0) @binding(${binding}) var packed: texture_storage_2d<rgba32float, write>;
-${WORKGROUP_INDEX_WGSL}
 ${PACKED_TEXEL_WGSL}
+@group(0) @binding(${binding}) var<uniform> chunk: GemmChunk;
+@group(0) @binding(${binding + 1}) var packed: texture_storage_2d<rgba32float, write>;
+${WORKGROUP_INDEX_WGSL}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let count = ${operand === "A" ? "gemmRows()" : "gemmCols()"};
   let depth = gemmDepth();
   let steps = (depth + 3u) / 4u;
   let i = workgroupIndex(wid, nwg) * 64u + lid;
-  if (i >= count * steps) { return; }
-  let row = i / steps;
+  if (i >= ${count} * steps) { return; }
+  let row = ${first} + i / steps;
   let k = (i % steps) * 4u;
   var v = vec4f(0.0);
 ${[0, 1, 2, 3].map((c) => `  if (k + ${c}u < depth) { v[${c}] = ${load(c)}; }`).join("\n")}
@@ -490,8 +484,9 @@ export interface GemmCall {
 /**
  * Records a GEMM kernel's launches with `tile`: `operands` is its WGSL before the core (bindings,
  * sizes, loaders, epilogue), `bindings` their kinds, `key` names the kernel and its compile-time
- * parameters. With packed operands each call is three launches (pack A, pack B, multiply) and
- * the launch owns the two textures, shared by the calls, which run in order.
+ * parameters. With packed operands each call becomes, per chunk of rows and columns that fits the
+ * device's scratch textures, up to three launches (pack A, pack B, multiply); the launches of a
+ * device share its scratch, which is safe because a queue runs them in order.
  *
  * @example
  * ```ts
@@ -535,40 +530,77 @@ export function recordGemm(
     };
   }
   const n = bindings.length;
-  const steps = Math.max(...calls.map((c) => Math.ceil(c.depth / 4)));
-  const a = packedTexture(gpu, Math.max(...calls.map((c) => c.rows)), steps, `${key} packed A`);
-  const b = packedTexture(gpu, Math.max(...calls.map((c) => c.cols)), steps, `${key} packed B`);
-  const views = [a.createView(), b.createView()];
   const pack = (operand: "A" | "B") =>
     gpu.pipeline(`${key}:pack${operand}`, operands + gemmPackWgsl(operand, n), [
       ...bindings,
+      "uniform",
       "storage_texture",
     ]);
   const [packA, packB] = [pack("A"), pack("B")];
   const gemm = gpu.pipeline(gemmKey, operands + gemmWgsl(tile, n), [
     ...bindings,
+    "uniform",
     "texture",
     "texture",
   ]);
-  const dispatches = calls.flatMap((c) => {
-    const texels = (count: number) => Math.ceil(count * Math.ceil(c.depth / 4) / 64);
-    return [
-      gpu.dispatch(`${c.label} pack A`, packA, [...c.resources, views[0]], texels(c.rows)),
-      gpu.dispatch(`${c.label} pack B`, packB, [...c.resources, views[1]], texels(c.cols)),
-      gpu.dispatch(c.label, gemm, [...c.resources, ...views], gemmWorkgroups(c.rows, c.cols, tile)),
-    ];
-  });
-  return { dispatches, buffers: [a, b] };
-}
-
-/** Thrown by {@linkcode recordGemm} for an operand too large to pack into one texture. */
-class PackedTooLarge extends RangeError {}
-
-/** A texture for `count` packed rows of `steps` texels. */
-function packedTexture(gpu: Gpu, count: number, steps: number, label: string): GPUTexture {
-  if (!packedFits(gpu, count, steps * 4)) {
-    throw new PackedTooLarge(`${label}: ${count} rows of ${steps * 4} are too many to pack`);
+  const { a, b, texels: capacity } = scratch(gpu);
+  const launch: Launch = { dispatches: [], buffers: [] };
+  for (const c of calls) {
+    const steps = Math.ceil(c.depth / 4);
+    if (steps > capacity) {
+      throw new PackedTooLarge(`${c.label}: a depth of ${c.depth} is too deep to pack`);
+    }
+    // As many rows (columns) as the scratch holds, whole blocks where there are several chunks.
+    const per = (count: number, block: number) => {
+      const fit = Math.floor(capacity / steps);
+      return count <= fit ? count : Math.max(1, fit - fit % block);
+    };
+    const rowsPer = per(c.rows, tile.tm), colsPer = per(c.cols, tile.tn);
+    for (let c0 = 0; c0 < c.cols; c0 += colsPer) {
+      for (let r0 = 0; r0 < c.rows; r0 += rowsPer) {
+        const nr = Math.min(rowsPer, c.rows - r0), nc = Math.min(colsPer, c.cols - c0);
+        const chunk = gpu.uniform([r0, nr, c0, nc], `${c.label} chunk`);
+        launch.buffers.push(chunk);
+        const label = `${c.label} rows ${r0}+${nr} columns ${c0}+${nc}`;
+        const texels = (count: number) => Math.ceil(count * steps / 64);
+        if (c0 === 0 || rowsPer < c.rows) { // A is packed once unless it takes several chunks
+          launch.dispatches.push(
+            gpu.dispatch(`${label} pack A`, packA, [...c.resources, chunk, a], texels(nr)),
+          );
+        }
+        if (r0 === 0) {
+          launch.dispatches.push(
+            gpu.dispatch(`${label} pack B`, packB, [...c.resources, chunk, b], texels(nc)),
+          );
+        }
+        launch.dispatches.push(
+          gpu.dispatch(label, gemm, [...c.resources, chunk, a, b], gemmWorkgroups(nr, nc, tile)),
+        );
+      }
+    }
   }
-  const texels = count * steps;
-  return gpu.texture(Math.min(texels, PACKED_WIDTH), Math.ceil(texels / PACKED_WIDTH), label);
+  return launch;
 }
+
+// Per device: the two scratch textures packed operands are written to, made at first use.
+const scratches = new WeakMap<Gpu, { a: GPUTextureView; b: GPUTextureView; texels: number }>();
+
+/**
+ * The device's scratch textures for packed A and B (allocated once, freed with the device) and
+ * how many texels each holds: PACKED_WIDTH x PACKED_HEIGHT, or fewer rows where the limits the code
+ * plans for are lowered (how tests make small GEMMs run in chunks).
+ */
+function scratch(gpu: Gpu): { a: GPUTextureView; b: GPUTextureView; texels: number } {
+  let found = scratches.get(gpu);
+  if (!found) {
+    const height = Math.min(PACKED_HEIGHT, gpu.limits.maxTextureDimension2D);
+    const view = (operand: string) =>
+      gpu.scratchTexture(PACKED_WIDTH, height, `packed GEMM operand ${operand}`).createView();
+    found = { a: view("A"), b: view("B"), texels: PACKED_WIDTH * height };
+    scratches.set(gpu, found);
+  }
+  return found;
+}
+
+/** Thrown by {@linkcode recordGemm} for an operand too deep to pack into a scratch texture. */
+class PackedTooLarge extends RangeError {}

@@ -62,11 +62,6 @@ export class Dropout extends ParameterFreeLayer implements Layer {
   backward({ dy, batch, forward }: BackwardArgs): Launch {
     if (forward.buffers.length === 0) return NO_LAUNCH;
     const count = batch * shapeSize(this.inputShape);
-    return dropoutForward(this.#gpu, {
-      x: dy,
-      count,
-      p: this.p,
-      params: forward.buffers[0] as GPUBuffer,
-    }); // its uniform
+    return dropoutForward(this.#gpu, { x: dy, count, p: this.p, params: forward.buffers[0] });
   }
 }

@@ -24,7 +24,7 @@ interface PlanBase {
   /** Tensors the plan allocated. */
   owned: Tensor[];
   /** Small buffers the plan allocated (buffers, labels). */
-  buffers: Launch["buffers"];
+  buffers: GPUBuffer[];
 }
 
 /** Launches of the inference forward pass, and of softmax after it. */
@@ -68,7 +68,7 @@ export interface StagePlan {
   /** Tensors the plan allocated. */
   owned: Tensor[];
   /** Small buffers the plan allocated. */
-  buffers: Launch["buffers"];
+  buffers: GPUBuffer[];
 }
 
 /** Launches of a training step on one micro-batch: a stage of every layer, and the loss. */
@@ -103,7 +103,7 @@ function activations(
   return acts;
 }
 
-function flatten(launches: readonly Launch[]): Launch {
+function flatten(launches: readonly Launch[]): { dispatches: Dispatch[]; buffers: GPUBuffer[] } {
   return {
     dispatches: launches.flatMap((l) => l.dispatches),
     buffers: launches.flatMap((l) => l.buffers),

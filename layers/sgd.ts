@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Dispatch, Gpu, Launch } from "../gpu/device.ts";
+import type { Dispatch, Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { NamedTensor } from "../io/safetensors.ts";
 import { sgdUpdate } from "../kernels/sgd_update.ts";
@@ -44,7 +44,7 @@ export class Sgd {
   readonly dispatches: Dispatch[];
   readonly #gpu: Gpu;
   readonly #hyper: GPUBuffer;
-  readonly #buffers: Launch["buffers"];
+  readonly #buffers: GPUBuffer[];
 
   /** Zero velocities for every parameter; `gradients` has the same names and shapes. */
   constructor(

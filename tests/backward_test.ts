@@ -4,8 +4,10 @@ import { ok as assert } from "node:assert";
 import { Tensor } from "../gpu/tensor.ts";
 import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
+import { conv2dForward } from "../kernels/conv2d_forward.ts";
 import { conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { dropoutForward } from "../kernels/dropout_forward.ts";
+import { GEMM_TILES } from "../kernels/gemm.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { lrnForward, PAPER_LRN } from "../kernels/lrn_forward.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
@@ -95,6 +97,58 @@ Deno.test("conv2d backward over weight slices (binding limit 512 bytes) matches 
     const want = conv2dBackwardRef(g, batch, xs, ws, dys);
     assertClose(await dx.read(), want.dx, { atol: 5e-5, rtol: 1e-4, what: "dx" });
     assertClose(await dWeight.read(), want.dw, { atol: 5e-5, rtol: 1e-4, what: "dw" });
+    await gpu.check();
+  } finally {
+    gpu.destroy();
+  }
+});
+
+Deno.test("packed operands in chunks (scratch capped at one texture row) match the reference", async () => {
+  // 4,096 texels a scratch texture: every GEMM here runs in several chunks of columns, and the
+  // weight gradient in several chunks of rows too (A packed again for each).
+  const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 1 } });
+  try {
+    const g = geometry({
+      inChannels: 17,
+      height: 13,
+      width: 13,
+      outChannels: 70,
+      padH: 1,
+      padW: 1,
+    });
+    const batch = 2, [oh, ow] = conv2dOutputSize(g), tile = GEMM_TILES.packed;
+    const wShape = [70, 17, 3, 3];
+    const xs = randomArray(batch * 17 * 169, 11), ws = randomArray(70 * 153, 12);
+    const bs = randomArray(70, 13), dys = randomArray(batch * 70 * oh * ow, 14);
+    const x = Tensor.from(gpu, [batch, 17, 13, 13], xs), weight = Tensor.from(gpu, wShape, ws);
+    const bias = Tensor.from(gpu, [70], bs), dy = Tensor.from(gpu, [batch, 70, oh, ow], dys);
+    const y = Tensor.zeros(gpu, dy.shape), dx = Tensor.zeros(gpu, x.shape);
+    const dWeight = Tensor.zeros(gpu, wShape), dBias = Tensor.zeros(gpu, [70]);
+    const launches = [
+      conv2dForward(gpu, { geometry: g, batch, x, weight, bias, y, relu: false, tile }),
+      conv2dBackwardInput(gpu, { geometry: g, batch, dy, weight, dx, tile }),
+      conv2dBackwardWeight(gpu, {
+        geometry: g,
+        batch,
+        x,
+        dy,
+        dWeight,
+        dBias,
+        accumulate: false,
+        tile,
+      }),
+    ];
+    for (const l of launches) assert(l.dispatches.length > 6, `${l.dispatches.length} launches`);
+    gpu.run(launches.flatMap((l) => l.dispatches));
+    const tolerance = { atol: 5e-5, rtol: 1e-4 };
+    assertClose(await y.read(), conv2dRef(g, batch, xs, ws, bs, false), {
+      ...tolerance,
+      what: "y",
+    });
+    const want = conv2dBackwardRef(g, batch, xs, ws, dys);
+    assertClose(await dx.read(), want.dx, { ...tolerance, what: "dx" });
+    assertClose(await dWeight.read(), want.dw, { ...tolerance, what: "dw" });
+    assertClose(await dBias.read(), want.db, { ...tolerance, what: "db" });
     await gpu.check();
   } finally {
     gpu.destroy();
@@ -201,12 +255,7 @@ Deno.test("dropout backward applies the forward mask to the gradient", () =>
     const x = Tensor.from(gpu, [n], new Float32Array(n).fill(1)),
       g = Tensor.from(gpu, [n], randomArray(n, 12));
     const forward = dropoutForward(gpu, { x, count: n, p: 0.5 });
-    const backward = dropoutForward(gpu, {
-      x: g,
-      count: n,
-      p: 0.5,
-      params: forward.buffers[0] as GPUBuffer,
-    });
+    const backward = dropoutForward(gpu, { x: g, count: n, p: 0.5, params: forward.buffers[0] });
     forward.setSeed(99);
     gpu.run([...forward.dispatches, ...backward.dispatches]);
     const [mask, grad] = [await x.read(), await g.read()];
