@@ -83,7 +83,7 @@ export function gemmTile(
   cols: number,
   depth: number,
 ): GemmTile {
-  const tile = tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, gpu.cpu);
+  const tile = tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, depth, gpu.cpu);
   return tile.kind === "textures" && Math.ceil(depth / 4) > scratch(gpu).texels // too deep to pack
     ? GEMM_TILES.blocks
     : tile;
@@ -221,19 +221,25 @@ function isTile(t: GemmTile): boolean {
 }
 
 /**
- * Picks the tiling for `rows` x `cols` on an adapter: packed operands on CPU adapters (register
- * blocks read straight from the buffers when there are few columns); on GPUs,
- * wide workgroup tiles by default, tall narrow ones when there are few columns (dense layers at
- * small batch, where the columns are the batch) and flat ones when there are few rows.
+ * Picks the tiling for `rows` x `cols` x `depth` on an adapter. On CPU adapters: packed operands
+ * for GEMMs of at least 2^25 multiply-adds, register blocks below (packing pays for its two passes
+ * and its kernels' compile time, seconds a shape on llvmpipe, only on large GEMMs), narrow register
+ * blocks for eight columns or fewer. On GPUs, wide workgroup tiles by default, tall narrow ones when
+ * there are few columns (dense layers at small batch, where the columns are the batch) and flat ones
+ * when there are few rows.
  *
  * @example
  * ```ts
  * import { chooseTile } from "./gemm.ts";
- * console.log(chooseTile(96, 3025, false).kind); // "workgroup"
+ * console.log(chooseTile(96, 3025, 363, false).kind); // "workgroup"
+ * console.log(chooseTile(96, 3025, 363, true).kind); // "textures"
  * ```
  */
-export function chooseTile(rows: number, cols: number, cpu: boolean): GemmTile {
-  if (cpu) return cols <= 8 ? GEMM_TILES.narrowBlocks : GEMM_TILES.packed;
+export function chooseTile(rows: number, cols: number, depth: number, cpu: boolean): GemmTile {
+  if (cpu) {
+    if (cols <= 8) return GEMM_TILES.narrowBlocks;
+    return rows * cols * depth >= 2 ** 25 ? GEMM_TILES.packed : GEMM_TILES.blocks;
+  }
   if (cols <= 16 && rows >= 64) return GEMM_TILES.tall;
   if (rows <= 16 && cols >= 64) return GEMM_TILES.flat;
   return GEMM_TILES.wide;

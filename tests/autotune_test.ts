@@ -45,7 +45,7 @@ Deno.test("autotuneGemm keeps one of the candidates for exactly the problem it t
       strictEqual(gemmTile(gpu, best.problem, 5, 126, 27), best.tile);
       strictEqual(
         gemmTile(gpu, `${best.problem} (another batch)`, 5, 126, 27),
-        chooseTile(5, 126, gpu.cpu),
+        chooseTile(5, 126, 27, gpu.cpu),
       );
       // A launch recorded without a tiling now uses the tuned one.
       const launch = conv2dForward(gpu, { geometry, batch, x, weight, bias, y, relu: true });
