@@ -264,8 +264,9 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
 
 /**
  * The WGSL of the core's entry point `main` for `tile`; concatenate it after the definitions of
- * the sizes, loaders and epilogue. With packed operands ("textures") it reads `packedA` and
- * `packedB`, declared at bindings `binding` and `binding + 1`, instead of the loaders.
+ * the sizes, loaders and epilogue. With packed operands ("textures") it reads the chunk's uniform
+ * and `packedA` and `packedB` at bindings `binding`, `binding + 1` and `binding + 2` instead of the
+ * loaders (see {@linkcode recordGemm}).
  *
  * @example
  * ```ts
