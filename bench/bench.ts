@@ -224,7 +224,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
       model: config.name,
       batch,
       repeats,
-      clock: gpu.device.features.has("timestamp-query") && !gpu.cpu ? "gpu" : "wall",
+      clock: gpu.timestamps ? "gpu" : "wall",
     },
     ceilingGflops,
     layers,

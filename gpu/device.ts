@@ -471,7 +471,7 @@ export class Gpu {
    */
   async timePass(dispatches: readonly Dispatch[]): Promise<number | null> {
     this.#assertUsable();
-    if (!this.device.features.has("timestamp-query") || this.cpu) return null;
+    if (!this.timestamps) return null;
     const querySet = this.device.createQuerySet({ type: "timestamp", count: 2 });
     const resolved = this.buffer(
       16,
@@ -499,6 +499,11 @@ export class Gpu {
       querySet.destroy();
       resolved.destroy();
     }
+  }
+
+  /** Whether {@linkcode Gpu.timePass} measures GPU time here (else callers use the wall clock). */
+  get timestamps(): boolean {
+    return this.device.features.has("timestamp-query") && !this.cpu;
   }
 
   /**
