@@ -12,14 +12,19 @@ import type { Tensor } from "../gpu/tensor.ts";
 import {
   conv2dConstantsWgsl,
   type Conv2dGeometry,
+  conv2dOutputSize,
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { gemmScratch, type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { channelsLastTexels, packChannelsLast } from "./pack_channels_last.ts";
 
 /**
  * The WGSL of the input gradient's operands for the GEMM core: bindings, sizes, loaders (the
- * output gradient gathered through the transposed weights) and the epilogue.
+ * output gradient gathered through the transposed weights) and the epilogue. `gathered` (packed
+ * operands, a launch's output channels a multiple of 4): k runs over (tap, output channel), and
+ * the core gathers B from the output gradient packed channels last, as the forward pass does
+ * (kernels/conv2d_forward.ts).
  *
  * @example
  * ```ts
@@ -29,7 +34,7 @@ import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
  * console.assert(wgsl.includes("fn storeC"));
  * ```
  */
-export function conv2dBackwardInputOperandsWgsl(g: Conv2dGeometry): string {
+export function conv2dBackwardInputOperandsWgsl(g: Conv2dGeometry, gathered = false): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -40,20 +45,40 @@ ${conv2dConstantsWgsl(g)}
 fn gemmRows() -> u32 { return CG; }
 fn gemmCols() -> u32 { return launch.batch * H * W; }
 fn gemmDepth() -> u32 { return launch.oCount * KHW; }
-fn loadA(c: u32, k: u32) -> f32 { return w[launch.wOffset + ((k / KHW) * CG + c) * KHW + k % KHW]; }
-fn loadB(k: u32, n: u32) -> f32 {
-  let r = k % KHW;
+// The output pixel that input column n reads through tap r, or P where there is none.
+fn outputPixel(r: u32, n: u32) -> u32 {
   let q = n % (H * W);
   let th = q / W + PH; // padded input row; the output row is (th - kh) / SH
   let tw = q % W + PW;
   let kh = r / KW;
   let kw = r % KW;
-  if (th < kh || tw < kw || (th - kh) % SH != 0u || (tw - kw) % SW != 0u) { return 0.0; }
+  if (th < kh || tw < kw || (th - kh) % SH != 0u || (tw - kw) % SW != 0u) { return P; }
   let oh = (th - kh) / SH;
   let ow = (tw - kw) / SW;
-  if (oh >= OH || ow >= OW) { return 0.0; }
-  return dy[((n / (H * W)) * COUT + launch.oBase + k / KHW) * P + oh * OW + ow];
+  if (oh >= OH || ow >= OW) { return P; }
+  return oh * OW + ow;
 }
+${
+    gathered
+      ? /* wgsl */ `
+fn loadA(c: u32, k: u32) -> f32 {
+  let o = k % launch.oCount;
+  return w[launch.wOffset + (o * CG + c) * KHW + k / launch.oCount];
+}
+fn texelOfB(k4: u32, n: u32) -> u32 {
+  let o4 = launch.oCount / 4u;
+  let p = outputPixel(k4 / o4, n);
+  if (p == P) { return 0u; } // texel 0: zeros
+  return 1u + ((n / (H * W)) * P + p) * (COUT / 4u) + launch.oBase / 4u + k4 % o4;
+}`
+      : /* wgsl */ `
+fn loadA(c: u32, k: u32) -> f32 { return w[launch.wOffset + ((k / KHW) * CG + c) * KHW + k % KHW]; }
+fn loadB(k: u32, n: u32) -> f32 {
+  let p = outputPixel(k % KHW, n);
+  if (p == P) { return 0.0; }
+  return dy[((n / (H * W)) * COUT + launch.oBase + k / KHW) * P + p];
+}`
+  }
 fn storeC(c: u32, n: u32, v: f32) {
   let i = ((n / (H * W)) * CIN + (launch.oBase / MG) * CG + c) * H * W + n % (H * W);
   dx[i] = select(v, dx[i] + v, launch.accumulate != 0u);
@@ -94,15 +119,21 @@ export function conv2dBackwardInput(
 ): Launch & { problem: string } {
   const g = args.geometry;
   validateConv2d(g);
+  const [oh, ow] = conv2dOutputSize(g);
   const cols = args.batch * g.height * g.width;
   const mgKhw = (g.outChannels / g.groups) * g.kernelH * g.kernelW; // the deepest launch's depth
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_backward_input:${Object.values(g)}:${args.batch}`;
   const tile = args.tile ?? gemmTile(gpu, problem, g.inChannels / g.groups, cols, mgKhw);
-  const key = `conv2d_backward_input:${Object.values(g)}`;
   const buffers: GPUBuffer[] = [];
   const mg = g.outChannels / g.groups;
-  const calls = weightLaunches(gpu, g, args.weight).map(({ oBase, oCount, binding, wOffset }) => {
+  const slices = weightLaunches(gpu, g, args.weight);
+  const scratch = gemmScratch(gpu);
+  const gathered = tile.kind === "textures" &&
+    slices.every((s) => s.oBase % 4 === 0 && s.oCount % 4 === 0) &&
+    channelsLastTexels(args.batch, g.outChannels, oh * ow) <= scratch.texels;
+  const key = `conv2d_backward_input:${Object.values(g)}:${gathered}`;
+  const calls = slices.map(({ oBase, oCount, binding, wOffset }) => {
     const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, accumulate], `${key} launch`);
     buffers.push(uniform);
@@ -114,12 +145,26 @@ export function conv2dBackwardInput(
       depth: oCount * g.kernelH * g.kernelW,
     };
   });
+  const pack = gathered
+    ? packChannelsLast(gpu, {
+      x: args.dy,
+      batch: args.batch,
+      channels: g.outChannels,
+      pixels: oh * ow,
+      target: scratch.b,
+    })
+    : { dispatches: [], buffers: [] };
   const launch = recordGemm(gpu, {
     key,
-    operands: conv2dBackwardInputOperandsWgsl(g),
+    operands: conv2dBackwardInputOperandsWgsl(g, gathered),
     bindings: ["read", "read", "read_write", "uniform"],
     tile,
     calls,
+    gatheredB: gathered,
   });
-  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
+  return {
+    dispatches: [...pack.dispatches, ...launch.dispatches],
+    buffers: [...buffers, ...pack.buffers, ...launch.buffers],
+    problem,
+  };
 }

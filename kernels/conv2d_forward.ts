@@ -19,11 +19,15 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { gemmScratch, type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { channelsLastTexels, packChannelsLast } from "./pack_channels_last.ts";
 
 /**
  * The WGSL of the forward convolution's operands for the GEMM core: bindings, sizes, loaders and
- * the bias (+ ReLU) epilogue.
+ * the bias (+ ReLU) epilogue. `gathered` (packed operands only, channels per group a multiple of
+ * 4): k runs over (tap, channel) instead of (channel, tap), so that four consecutive k are one
+ * texel of the input packed channels last ({@linkcode packChannelsLast}), which the core gathers
+ * B from (`texelOfB`) instead of packing the im2col matrix.
  *
  * @example
  * ```ts
@@ -33,7 +37,11 @@ import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
  * console.assert(wgsl.includes("fn storeC"));
  * ```
  */
-export function conv2dForwardOperandsWgsl(g: Conv2dGeometry, relu: boolean): string {
+export function conv2dForwardOperandsWgsl(
+  g: Conv2dGeometry,
+  relu: boolean,
+  gathered = false,
+): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
@@ -46,10 +54,26 @@ ${IM2COL_WGSL}
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return launch.batch * P; }
 fn gemmDepth() -> u32 { return KG; }
+${
+    gathered
+      ? /* wgsl */ `
+const CG4 = CG / 4u;
+fn loadA(m: u32, k: u32) -> f32 { return w[launch.wOffset + m * KG + (k % CG) * KHW + k / CG]; }
+fn texelOfB(k4: u32, n: u32) -> u32 {
+  let r = k4 / CG4; // the tap
+  let p = n % P;
+  let ih = (p / OW) * SH + r / KW; // padded coordinates, as in im2col
+  let iw = (p % OW) * SW + r % KW;
+  if (ih < PH || ih >= H + PH || iw < PW || iw >= W + PW) { return 0u; } // texel 0: zeros
+  let c4 = (launch.oBase / MG) * CG4 + k4 % CG4;
+  return 1u + (((n / P) * H + ih - PH) * W + iw - PW) * (CIN / 4u) + c4;
+}`
+      : /* wgsl */ `
 fn loadA(m: u32, k: u32) -> f32 { return w[launch.wOffset + m * KG + k]; }
 fn loadB(k: u32, n: u32) -> f32 {
   return im2col(n / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, n % P);
-}
+}`
+  }
 fn storeC(m: u32, n: u32, value: f32) {
   let o = launch.oBase + m;
   let v = value + bias[o];
@@ -109,7 +133,10 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_forward:${Object.values(g)}:${args.batch}`;
   const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, cols, kg);
-  const key = `conv2d_forward:${Object.values(g)}:${args.relu}`;
+  const scratch = gemmScratch(gpu);
+  const gathered = tile.kind === "textures" && (g.inChannels / g.groups) % 4 === 0 &&
+    channelsLastTexels(args.batch, g.inChannels, g.height * g.width) <= scratch.texels;
+  const key = `conv2d_forward:${Object.values(g)}:${args.relu}:${gathered}`;
   const buffers: GPUBuffer[] = [];
   const calls = weightLaunches(gpu, g, args.weight).map(({ oBase, oCount, binding, wOffset }) => {
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, 0], `${key} launch`);
@@ -122,12 +149,26 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
       depth: kg,
     };
   });
+  const pack = gathered
+    ? packChannelsLast(gpu, {
+      x: args.x,
+      batch: args.batch,
+      channels: g.inChannels,
+      pixels: g.height * g.width,
+      target: scratch.b,
+    })
+    : { dispatches: [], buffers: [] };
   const launch = recordGemm(gpu, {
     key,
-    operands: conv2dForwardOperandsWgsl(g, args.relu),
+    operands: conv2dForwardOperandsWgsl(g, args.relu, gathered),
     bindings: ["read", "read", "read", "read_write", "uniform"],
     tile,
     calls,
+    gatheredB: gathered,
   });
-  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
+  return {
+    dispatches: [...pack.dispatches, ...launch.dispatches],
+    buffers: [...buffers, ...pack.buffers, ...launch.buffers],
+    problem,
+  };
 }

@@ -84,7 +84,7 @@ export function gemmTile(
   depth: number,
 ): GemmTile {
   const tile = tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, depth, gpu.cpu);
-  return tile.kind === "textures" && Math.ceil(depth / 4) > scratch(gpu).texels // too deep to pack
+  return tile.kind === "textures" && Math.ceil(depth / 4) > gemmScratch(gpu).texels // too deep to pack
     ? GEMM_TILES.blocks
     : tile;
 }
@@ -266,7 +266,9 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
  * The WGSL of the core's entry point `main` for `tile`; concatenate it after the definitions of
  * the sizes, loaders and epilogue. With packed operands ("textures") it reads the chunk's uniform
  * and `packedA` and `packedB` at bindings `binding`, `binding + 1` and `binding + 2` instead of the
- * loaders (see {@linkcode recordGemm}).
+ * loaders (see {@linkcode recordGemm}); with `gatheredB` it reads B's four k at (k / 4, n) from the
+ * texel `fn texelOfB(k4: u32, n: u32) -> u32` of the operands names, B being left in place by the
+ * caller rather than packed.
  *
  * @example
  * ```ts
@@ -275,8 +277,8 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
  * console.assert(wgsl.includes("workgroupBarrier"));
  * ```
  */
-export function gemmWgsl(t: GemmTile, binding = 0): string {
-  if (t.kind !== "workgroup") return blockGemmWgsl(t, binding);
+export function gemmWgsl(t: GemmTile, binding = 0, gatheredB = false): string {
+  if (t.kind !== "workgroup") return blockGemmWgsl(t, binding, gatheredB);
   if (t.bm % t.tm || t.bn % t.tn) throw new RangeError(`tile ${JSON.stringify(t)} does not divide`);
   const tx = t.bn / t.tn, ty = t.bm / t.tm, threads = tx * ty;
   return /* wgsl */ `
@@ -355,7 +357,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  */
 const PACKED_WIDTH = 4096;
 const PACKED_HEIGHT = 1024;
-const PACKED_TEXEL_WGSL = /* wgsl */ `
+/**
+ * WGSL of the scratch textures' layout: `packedTexel(i)`, the coordinates of linear texel `i`, and
+ * the uniform `GemmChunk` that says which rows and columns a packed launch covers.
+ *
+ * @example
+ * ```ts
+ * import { PACKED_TEXEL_WGSL } from "./gemm.ts";
+ * console.assert(PACKED_TEXEL_WGSL.includes("fn packedTexel(i: u32) -> vec2i"));
+ * ```
+ */
+export const PACKED_TEXEL_WGSL = /* wgsl */ `
 struct GemmChunk { r0: u32, nr: u32, c0: u32, nc: u32 } // rows r0.., columns c0.. of C
 
 fn packedTexel(i: u32) -> vec2i {
@@ -372,6 +384,7 @@ fn packedTexel(i: u32) -> vec2i {
 function blockGemmWgsl(
   t: { kind: string; tm: number; tn: number; threads: number },
   binding: number,
+  gatheredB: boolean,
 ): string {
   const packed = t.kind === "textures";
   const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
@@ -386,8 +399,11 @@ ${
         .join("\n")
     }
 ${
-      cols.map((j) => `    let b${j} = textureLoad(packedB, packedTexel(col${j} * steps + k), 0);`)
-        .join("\n")
+      cols.map((j) =>
+        `    let b${j} = textureLoad(packedB, packedTexel(${
+          gatheredB ? `texelOfB(k, chunk.c0 + col${j})` : `col${j} * steps + k`
+        }), 0);`
+      ).join("\n")
     }
 ${
       each((i, j) =>
@@ -493,7 +509,10 @@ export interface GemmCall {
  * sizes, loaders, epilogue), `bindings` their kinds, `key` names the kernel and its compile-time
  * parameters. With packed operands each call becomes, per chunk of rows and columns that fits the
  * device's scratch textures, up to three launches (pack A, pack B, multiply); the launches of a
- * device share its scratch, which is safe because a queue runs them in order.
+ * device share its scratch, which is safe because a queue runs them in order. With `gatheredB`,
+ * B is not packed: the caller has written texels to the scratch texture B
+ * ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it (see
+ * {@linkcode gemmWgsl}); the columns are still taken in chunks, the rows too.
  *
  * @example
  * ```ts
@@ -523,9 +542,11 @@ export function recordGemm(
     bindings: readonly BindingKind[];
     tile: GemmTile;
     calls: readonly GemmCall[];
+    gatheredB?: boolean;
   },
 ): Launch {
   const { key, operands, bindings, tile, calls } = args;
+  const gathered = args.gatheredB === true && tile.kind === "textures";
   const gemmKey = `${key}:${Object.values(tile)}`;
   if (tile.kind !== "textures") {
     const pipeline = gpu.pipeline(gemmKey, operands + gemmWgsl(tile), bindings);
@@ -543,14 +564,14 @@ export function recordGemm(
       "uniform",
       "storage_texture",
     ]);
-  const [packA, packB] = [pack("A"), pack("B")];
-  const gemm = gpu.pipeline(gemmKey, operands + gemmWgsl(tile, n), [
+  const packA = pack("A"), packB = gathered ? undefined : pack("B");
+  const gemm = gpu.pipeline(`${gemmKey}:${gathered}`, operands + gemmWgsl(tile, n, gathered), [
     ...bindings,
     "uniform",
     "texture",
     "texture",
   ]);
-  const { a, b, texels: capacity } = scratch(gpu);
+  const { a, b, texels: capacity } = gemmScratch(gpu);
   const launch: Launch = { dispatches: [], buffers: [] };
   for (const c of calls) {
     const steps = Math.ceil(c.depth / 4);
@@ -575,7 +596,7 @@ export function recordGemm(
             gpu.dispatch(`${label} pack A`, packA, [...c.resources, chunk, a], texels(nr)),
           );
         }
-        if (r0 === 0) {
+        if (packB && r0 === 0) {
           launch.dispatches.push(
             gpu.dispatch(`${label} pack B`, packB, [...c.resources, chunk, b], texels(nc)),
           );
@@ -594,10 +615,20 @@ const scratches = new WeakMap<Gpu, { a: GPUTextureView; b: GPUTextureView; texel
 
 /**
  * The device's scratch textures for packed A and B (allocated once, freed with the device) and
- * how many texels each holds: PACKED_WIDTH x PACKED_HEIGHT, or fewer rows where the limits the code
- * plans for are lowered (how tests make small GEMMs run in chunks).
+ * how many texels each holds: 4096 x 1024, or fewer rows where the limits the code plans for are
+ * lowered (how tests make small GEMMs run in chunks). Texel i is at ({@linkcode PACKED_TEXEL_WGSL}'s
+ * `packedTexel(i)`).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { gemmScratch } from "./gemm.ts";
+ * const gpu = await Gpu.create();
+ * console.log(gemmScratch(gpu).texels); // 4194304
+ * gpu.destroy();
+ * ```
  */
-function scratch(gpu: Gpu): { a: GPUTextureView; b: GPUTextureView; texels: number } {
+export function gemmScratch(gpu: Gpu): { a: GPUTextureView; b: GPUTextureView; texels: number } {
   let found = scratches.get(gpu);
   if (!found) {
     const height = Math.min(PACKED_HEIGHT, gpu.limits.maxTextureDimension2D);

@@ -103,57 +103,64 @@ Deno.test("conv2d backward over weight slices (binding limit 512 bytes) matches 
   }
 });
 
-Deno.test("packed operands in chunks (scratch capped at one texture row) match the reference", async () => {
-  // 4,096 texels a scratch texture: every GEMM here runs in several chunks of columns, and the
-  // weight gradient in several chunks of rows too (A packed again for each).
-  const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 1 } });
-  try {
-    const g = geometry({
-      inChannels: 17,
-      height: 13,
-      width: 13,
-      outChannels: 70,
-      padH: 1,
-      padW: 1,
-    });
-    const batch = 2, [oh, ow] = conv2dOutputSize(g), tile = GEMM_TILES.packed;
-    const wShape = [70, 17, 3, 3];
-    const xs = randomArray(batch * 17 * 169, 11), ws = randomArray(70 * 153, 12);
-    const bs = randomArray(70, 13), dys = randomArray(batch * 70 * oh * ow, 14);
-    const x = Tensor.from(gpu, [batch, 17, 13, 13], xs), weight = Tensor.from(gpu, wShape, ws);
-    const bias = Tensor.from(gpu, [70], bs), dy = Tensor.from(gpu, [batch, 70, oh, ow], dys);
-    const y = Tensor.zeros(gpu, dy.shape), dx = Tensor.zeros(gpu, x.shape);
-    const dWeight = Tensor.zeros(gpu, wShape), dBias = Tensor.zeros(gpu, [70]);
-    const launches = [
-      conv2dForward(gpu, { geometry: g, batch, x, weight, bias, y, relu: false, tile }),
-      conv2dBackwardInput(gpu, { geometry: g, batch, dy, weight, dx, tile }),
-      conv2dBackwardWeight(gpu, {
-        geometry: g,
-        batch,
-        x,
-        dy,
-        dWeight,
-        dBias,
-        accumulate: false,
-        tile,
-      }),
-    ];
-    for (const l of launches) assert(l.dispatches.length > 6, `${l.dispatches.length} launches`);
-    gpu.run(launches.flatMap((l) => l.dispatches));
-    const tolerance = { atol: 5e-5, rtol: 1e-4 };
-    assertClose(await y.read(), conv2dRef(g, batch, xs, ws, bs, false), {
-      ...tolerance,
-      what: "y",
-    });
-    const want = conv2dBackwardRef(g, batch, xs, ws, dys);
-    assertClose(await dx.read(), want.dx, { ...tolerance, what: "dx" });
-    assertClose(await dWeight.read(), want.dw, { ...tolerance, what: "dw" });
-    assertClose(await dBias.read(), want.db, { ...tolerance, what: "db" });
-    await gpu.check();
-  } finally {
-    gpu.destroy();
-  }
-});
+// [input channels, output channels]: 16 in lets the forward pass gather B from the input packed
+// channels last, 40 out lets the input gradient gather from the output gradient; the others pack.
+for (const [cin, cout] of [[16, 70], [17, 40]]) {
+  Deno.test(`packed operands in chunks (scratch capped at one texture row) match the reference: ${cin} -> ${cout} channels`, async () => {
+    // 4,096 texels a scratch texture: every GEMM here runs in several chunks of columns, and the
+    // weight gradient in several chunks of rows too (A packed again for each).
+    const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 1 } });
+    try {
+      const g = geometry({
+        inChannels: cin,
+        height: 13,
+        width: 13,
+        outChannels: cout,
+        padH: 1,
+        padW: 1,
+      });
+      const batch = 2, [oh, ow] = conv2dOutputSize(g), tile = GEMM_TILES.packed;
+      const wShape = [cout, cin, 3, 3];
+      const xs = randomArray(batch * cin * 169, 11), ws = randomArray(cout * cin * 9, 12);
+      const bs = randomArray(cout, 13), dys = randomArray(batch * cout * oh * ow, 14);
+      const x = Tensor.from(gpu, [batch, cin, 13, 13], xs), weight = Tensor.from(gpu, wShape, ws);
+      const bias = Tensor.from(gpu, [cout], bs), dy = Tensor.from(gpu, [batch, cout, oh, ow], dys);
+      const y = Tensor.zeros(gpu, dy.shape), dx = Tensor.zeros(gpu, x.shape);
+      const dWeight = Tensor.zeros(gpu, wShape), dBias = Tensor.zeros(gpu, [cout]);
+      const launches = [
+        conv2dForward(gpu, { geometry: g, batch, x, weight, bias, y, relu: false, tile }),
+        conv2dBackwardInput(gpu, { geometry: g, batch, dy, weight, dx, tile }),
+        conv2dBackwardWeight(gpu, {
+          geometry: g,
+          batch,
+          x,
+          dy,
+          dWeight,
+          dBias,
+          accumulate: false,
+          tile,
+        }),
+      ];
+      for (const l of launches) {
+        const chunks = l.dispatches.filter((d) => / columns \d+\+\d+$/.test(d.label)).length;
+        assert(chunks > 2, `${chunks} chunks`);
+      }
+      gpu.run(launches.flatMap((l) => l.dispatches));
+      const tolerance = { atol: 5e-5, rtol: 1e-4 };
+      assertClose(await y.read(), conv2dRef(g, batch, xs, ws, bs, false), {
+        ...tolerance,
+        what: "y",
+      });
+      const want = conv2dBackwardRef(g, batch, xs, ws, dys);
+      assertClose(await dx.read(), want.dx, { ...tolerance, what: "dx" });
+      assertClose(await dWeight.read(), want.dw, { ...tolerance, what: "dw" });
+      assertClose(await dBias.read(), want.db, { ...tolerance, what: "db" });
+      await gpu.check();
+    } finally {
+      gpu.destroy();
+    }
+  });
+}
 
 const LRN_CASES: [string, [number, number, number, number], typeof PAPER_LRN][] = [
   ["paper constants, two towers", [2, 10, 3, 5], PAPER_LRN],
