@@ -9,7 +9,9 @@
  * - `fn gemmRows() -> u32`, `fn gemmCols() -> u32`, `fn gemmDepth() -> u32`: the sizes;
  * - `fn loadA(m: u32, k: u32) -> f32` and `fn loadB(k: u32, n: u32) -> f32`: elements, called
  *   only in range;
- * - `fn storeC(m: u32, n: u32, value: f32)`: the epilogue, called only in range.
+ * - `fn storeC(m: u32, n: u32, value: f32)`: the epilogue, called only in range;
+ * - with packed operands and B gathered in place (`gatheredB`), `fn texelOfB(k4: u32, n: u32) ->
+ *   u32` instead of `loadB`: the texel of the scratch texture B that holds B[4 k4 .. 4 k4 + 3, n].
  *
  * {@linkcode recordGemm} records the launches of one kernel for any tiling.
  *
@@ -267,8 +269,8 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
  * the sizes, loaders and epilogue. With packed operands ("textures") it reads the chunk's uniform
  * and `packedA` and `packedB` at bindings `binding`, `binding + 1` and `binding + 2` instead of the
  * loaders (see {@linkcode recordGemm}); with `gatheredB` it reads B's four k at (k / 4, n) from the
- * texel `fn texelOfB(k4: u32, n: u32) -> u32` of the operands names, B being left in place by the
- * caller rather than packed.
+ * texel that the operands' `fn texelOfB(k4: u32, n: u32) -> u32` names, B being left in place by
+ * the caller rather than packed.
  *
  * @example
  * ```ts
