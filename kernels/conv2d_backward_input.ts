@@ -17,7 +17,7 @@ import {
   weightLaunches,
 } from "./conv2d_geometry.ts";
 import { gemmScratch, type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
-import { channelsLastTexels, packChannelsLast } from "./pack_channels_last.ts";
+import { packTransposed, transposedTexels } from "./pack_transposed.ts";
 
 /**
  * The WGSL of the input gradient's operands for the GEMM core: bindings, sizes, loaders (the
@@ -69,7 +69,7 @@ fn texelOfB(k4: u32, n: u32) -> u32 {
   let o4 = launch.oCount / 4u;
   let p = outputPixel(k4 / o4, n);
   if (p == P) { return 0u; } // texel 0: zeros
-  return 1u + ((n / (H * W)) * P + p) * (COUT / 4u) + launch.oBase / 4u + k4 % o4;
+  return 2u + ((n / (H * W)) * P + p) * (COUT / 4u) + launch.oBase / 4u + k4 % o4;
 }`
       : /* wgsl */ `
 fn loadA(c: u32, k: u32) -> f32 { return w[launch.wOffset + ((k / KHW) * CG + c) * KHW + k % KHW]; }
@@ -131,7 +131,7 @@ export function conv2dBackwardInput(
   const scratch = gemmScratch(gpu);
   const gathered = tile.kind === "textures" &&
     slices.every((s) => s.oBase % 4 === 0 && s.oCount % 4 === 0) &&
-    channelsLastTexels(args.batch, g.outChannels, oh * ow) <= scratch.texels;
+    transposedTexels({ outer: args.batch, rows: g.outChannels, cols: oh * ow }) <= scratch.texels;
   const key = `conv2d_backward_input:${Object.values(g)}:${gathered}`;
   const calls = slices.map(({ oBase, oCount, binding, wOffset }) => {
     const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first
@@ -146,11 +146,9 @@ export function conv2dBackwardInput(
     };
   });
   const pack = gathered
-    ? packChannelsLast(gpu, {
+    ? packTransposed(gpu, {
       x: args.dy,
-      batch: args.batch,
-      channels: g.outChannels,
-      pixels: oh * ow,
+      view: { outer: args.batch, rows: g.outChannels, cols: oh * ow },
       target: scratch.b,
     })
     : { dispatches: [], buffers: [] };

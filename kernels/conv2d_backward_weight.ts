@@ -17,11 +17,16 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { gemmScratch, type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { packTransposed, transposedTexels } from "./pack_transposed.ts";
 
 /**
  * The WGSL of the weight and bias gradient's operands for the GEMM core: bindings, sizes, loaders
- * and the epilogue (the bias is one more column of B, all ones).
+ * and the epilogue (the bias is one more column of B, all ones). `gathered` (packed operands): the
+ * depth runs over (pixel, image) instead of (image, pixel), images padded with zeros to a multiple
+ * of 4, so that four consecutive depths are one texel of the input packed images last
+ * (kernels/pack_transposed.ts), which the core gathers B from (`texelOfB`) instead of packing the
+ * im2col matrix.
  *
  * @example
  * ```ts
@@ -31,7 +36,7 @@ import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
  * console.assert(wgsl.includes("fn storeC"));
  * ```
  */
-export function conv2dBackwardWeightOperandsWgsl(g: Conv2dGeometry): string {
+export function conv2dBackwardWeightOperandsWgsl(g: Conv2dGeometry, gathered = false): string {
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -43,12 +48,34 @@ ${IM2COL_WGSL}
 
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return KG + 1u; } // the last column is the bias
+${
+    gathered
+      ? /* wgsl */ `
+fn images4() -> u32 { return (launch.batch + 3u) / 4u; }
+fn gemmDepth() -> u32 { return P * images4() * 4u; }
+fn loadA(m: u32, d: u32) -> f32 {
+  let b = d % (images4() * 4u);
+  if (b >= launch.batch) { return 0.0; } // a padding image
+  return dy[(b * COUT + launch.oBase + m) * P + d / (images4() * 4u)];
+}
+fn texelOfB(d4: u32, k: u32) -> u32 {
+  if (k == KG) { return 1u; } // texel 1: ones
+  let p = d4 / images4();
+  let r = k % KHW;
+  let ih = (p / OW) * SH + r / KW; // padded coordinates, as in im2col
+  let iw = (p % OW) * SW + r % KW;
+  if (ih < PH || ih >= H + PH || iw < PW || iw >= W + PW) { return 0u; } // texel 0: zeros
+  let c = (launch.oBase / MG) * CG + k / KHW;
+  return 2u + ((c * H + ih - PH) * W + iw - PW) * images4() + d4 % images4();
+}`
+      : /* wgsl */ `
 fn gemmDepth() -> u32 { return launch.batch * P; }
 fn loadA(m: u32, d: u32) -> f32 { return dy[((d / P) * COUT + launch.oBase + m) * P + d % P]; }
 fn loadB(d: u32, k: u32) -> f32 {
   if (k == KG) { return 1.0; }
   return im2col(d / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, d % P);
-}
+}`
+  }
 fn storeC(m: u32, k: u32, v: f32) {
   let add = launch.accumulate != 0u;
   if (k == KG) {
@@ -104,7 +131,11 @@ export function conv2dBackwardWeight(
   const [oh, ow] = conv2dOutputSize(g);
   const tile = args.tile ??
     gemmTile(gpu, problem, g.outChannels / g.groups, kg + 1, args.batch * oh * ow);
-  const key = `conv2d_backward_weight:${Object.values(g)}`;
+  const scratch = gemmScratch(gpu);
+  const view = { outer: 1, rows: args.batch, cols: g.inChannels * g.height * g.width };
+  const gathered = tile.kind === "textures" && transposedTexels(view) <= scratch.texels;
+  const depth = gathered ? oh * ow * Math.ceil(args.batch / 4) * 4 : args.batch * oh * ow;
+  const key = `conv2d_backward_weight:${Object.values(g)}:${gathered}`;
   const buffers: GPUBuffer[] = [];
   const calls = weightLaunches(gpu, g, args.dWeight).map(({ oBase, oCount, binding, wOffset }) => {
     const values = [args.batch, oBase, oCount, wOffset, args.accumulate ? 1 : 0];
@@ -115,15 +146,23 @@ export function conv2dBackwardWeight(
       resources: [args.x.buffer, args.dy.buffer, binding, args.dBias.buffer, uniform],
       rows: oCount,
       cols: kg + 1,
-      depth: args.batch * oh * ow,
+      depth,
     };
   });
+  const pack = gathered
+    ? packTransposed(gpu, { x: args.x, view, target: scratch.b })
+    : { dispatches: [], buffers: [] };
   const launch = recordGemm(gpu, {
     key,
-    operands: conv2dBackwardWeightOperandsWgsl(g),
+    operands: conv2dBackwardWeightOperandsWgsl(g, gathered),
     bindings: ["read", "read", "read_write", "read_write", "uniform"],
     tile,
     calls,
+    gatheredB: gathered,
   });
-  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
+  return {
+    dispatches: [...pack.dispatches, ...launch.dispatches],
+    buffers: [...buffers, ...pack.buffers, ...launch.buffers],
+    problem,
+  };
 }

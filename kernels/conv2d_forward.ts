@@ -20,13 +20,13 @@ import {
   weightLaunches,
 } from "./conv2d_geometry.ts";
 import { gemmScratch, type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
-import { channelsLastTexels, packChannelsLast } from "./pack_channels_last.ts";
+import { packTransposed, transposedTexels } from "./pack_transposed.ts";
 
 /**
  * The WGSL of the forward convolution's operands for the GEMM core: bindings, sizes, loaders and
  * the bias (+ ReLU) epilogue. `gathered` (packed operands only, channels per group a multiple of
  * 4): k runs over (tap, channel) instead of (channel, tap), so that four consecutive k are one
- * texel of the input packed channels last ({@linkcode packChannelsLast}), which the core gathers
+ * texel of the input packed channels last (kernels/pack_transposed.ts), which the core gathers
  * B from (`texelOfB`) instead of packing the im2col matrix.
  *
  * @example
@@ -66,7 +66,7 @@ fn texelOfB(k4: u32, n: u32) -> u32 {
   let iw = (p % OW) * SW + r % KW;
   if (ih < PH || ih >= H + PH || iw < PW || iw >= W + PW) { return 0u; } // texel 0: zeros
   let c4 = (launch.oBase / MG) * CG4 + k4 % CG4;
-  return 1u + (((n / P) * H + ih - PH) * W + iw - PW) * (CIN / 4u) + c4;
+  return 2u + (((n / P) * H + ih - PH) * W + iw - PW) * (CIN / 4u) + c4;
 }`
       : /* wgsl */ `
 fn loadA(m: u32, k: u32) -> f32 { return w[launch.wOffset + m * KG + k]; }
@@ -135,7 +135,8 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
   const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, cols, kg);
   const scratch = gemmScratch(gpu);
   const gathered = tile.kind === "textures" && (g.inChannels / g.groups) % 4 === 0 &&
-    channelsLastTexels(args.batch, g.inChannels, g.height * g.width) <= scratch.texels;
+    transposedTexels({ outer: args.batch, rows: g.inChannels, cols: g.height * g.width }) <=
+      scratch.texels;
   const key = `conv2d_forward:${Object.values(g)}:${args.relu}:${gathered}`;
   const buffers: GPUBuffer[] = [];
   const calls = weightLaunches(gpu, g, args.weight).map(({ oBase, oCount, binding, wOffset }) => {
@@ -150,11 +151,9 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
     };
   });
   const pack = gathered
-    ? packChannelsLast(gpu, {
+    ? packTransposed(gpu, {
       x: args.x,
-      batch: args.batch,
-      channels: g.inChannels,
-      pixels: g.height * g.width,
+      view: { outer: args.batch, rows: g.inChannels, cols: g.height * g.width },
       target: scratch.b,
     })
     : { dispatches: [], buffers: [] };

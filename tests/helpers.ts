@@ -158,6 +158,12 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
     true,
   ],
   [
+    "batch 5, 4 -> 8 channels (packed operands gather B; images pad to 8 in the weight gradient)",
+    convGeometry({ inChannels: 4, outChannels: 8, padH: 1, padW: 1 }),
+    5,
+    true,
+  ],
+  [
     "dense as 1x1 over a flattened input (batch 3)",
     convGeometry({ inChannels: 70, height: 1, width: 1, kernelH: 1, kernelW: 1, outChannels: 130 }),
     3,
