@@ -16,8 +16,8 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { gemmScratch, type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
-import { packTransposed, transposedTexels } from "./pack_transposed.ts";
+import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
  * The WGSL of the input gradient's operands for the GEMM core: bindings, sizes, loaders (the
@@ -128,10 +128,9 @@ export function conv2dBackwardInput(
   const buffers: GPUBuffer[] = [];
   const mg = g.outChannels / g.groups;
   const slices = weightLaunches(gpu, g, args.weight);
-  const scratch = gemmScratch(gpu);
-  const gathered = tile.kind === "textures" &&
-    slices.every((s) => s.oBase % 4 === 0 && s.oCount % 4 === 0) &&
-    transposedTexels({ outer: args.batch, rows: g.outChannels, cols: oh * ow }) <= scratch.texels;
+  const view = { outer: args.batch, rows: g.outChannels, cols: oh * ow }; // channels last
+  const gathered = slices.every((s) => s.oBase % 4 === 0 && s.oCount % 4 === 0) &&
+    canGather(gpu, tile, view);
   const key = `conv2d_backward_input:${Object.values(g)}:${gathered}`;
   const calls = slices.map(({ oBase, oCount, binding, wOffset }) => {
     const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first
@@ -145,24 +144,13 @@ export function conv2dBackwardInput(
       depth: oCount * g.kernelH * g.kernelW,
     };
   });
-  const pack = gathered
-    ? packTransposed(gpu, {
-      x: args.dy,
-      view: { outer: args.batch, rows: g.outChannels, cols: oh * ow },
-      target: scratch.b,
-    })
-    : { dispatches: [], buffers: [] };
   const launch = recordGemm(gpu, {
     key,
     operands: conv2dBackwardInputOperandsWgsl(g, gathered),
     bindings: ["read", "read", "read_write", "uniform"],
     tile,
     calls,
-    gatheredB: gathered,
+    gatherB: gathered ? packTransposed(gpu, { x: args.dy, view }) : undefined,
   });
-  return {
-    dispatches: [...pack.dispatches, ...launch.dispatches],
-    buffers: [...buffers, ...pack.buffers, ...launch.buffers],
-    problem,
-  };
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
 }

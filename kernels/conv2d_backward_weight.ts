@@ -17,8 +17,8 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { gemmScratch, type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
-import { packTransposed, transposedTexels } from "./pack_transposed.ts";
+import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
  * The WGSL of the weight and bias gradient's operands for the GEMM core: bindings, sizes, loaders
@@ -131,9 +131,8 @@ export function conv2dBackwardWeight(
   const [oh, ow] = conv2dOutputSize(g);
   const tile = args.tile ??
     gemmTile(gpu, problem, g.outChannels / g.groups, kg + 1, args.batch * oh * ow);
-  const scratch = gemmScratch(gpu);
-  const view = { outer: 1, rows: args.batch, cols: g.inChannels * g.height * g.width };
-  const gathered = tile.kind === "textures" && transposedTexels(view) <= scratch.texels;
+  const view = { outer: 1, rows: args.batch, cols: g.inChannels * g.height * g.width }; // images last
+  const gathered = canGather(gpu, tile, view);
   const depth = gathered ? oh * ow * Math.ceil(args.batch / 4) * 4 : args.batch * oh * ow;
   const key = `conv2d_backward_weight:${Object.values(g)}:${gathered}`;
   const buffers: GPUBuffer[] = [];
@@ -149,20 +148,13 @@ export function conv2dBackwardWeight(
       depth,
     };
   });
-  const pack = gathered
-    ? packTransposed(gpu, { x: args.x, view, target: scratch.b })
-    : { dispatches: [], buffers: [] };
   const launch = recordGemm(gpu, {
     key,
     operands: conv2dBackwardWeightOperandsWgsl(g, gathered),
     bindings: ["read", "read", "read_write", "read_write", "uniform"],
     tile,
     calls,
-    gatheredB: gathered,
+    gatherB: gathered ? packTransposed(gpu, { x: args.x, view }) : undefined,
   });
-  return {
-    dispatches: [...pack.dispatches, ...launch.dispatches],
-    buffers: [...buffers, ...pack.buffers, ...launch.buffers],
-    problem,
-  };
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
 }

@@ -19,8 +19,8 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { gemmScratch, type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
-import { packTransposed, transposedTexels } from "./pack_transposed.ts";
+import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
  * The WGSL of the forward convolution's operands for the GEMM core: bindings, sizes, loaders and
@@ -133,10 +133,8 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_forward:${Object.values(g)}:${args.batch}`;
   const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, cols, kg);
-  const scratch = gemmScratch(gpu);
-  const gathered = tile.kind === "textures" && (g.inChannels / g.groups) % 4 === 0 &&
-    transposedTexels({ outer: args.batch, rows: g.inChannels, cols: g.height * g.width }) <=
-      scratch.texels;
+  const view = { outer: args.batch, rows: g.inChannels, cols: g.height * g.width }; // channels last
+  const gathered = (g.inChannels / g.groups) % 4 === 0 && canGather(gpu, tile, view);
   const key = `conv2d_forward:${Object.values(g)}:${args.relu}:${gathered}`;
   const buffers: GPUBuffer[] = [];
   const calls = weightLaunches(gpu, g, args.weight).map(({ oBase, oCount, binding, wOffset }) => {
@@ -150,24 +148,13 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
       depth: kg,
     };
   });
-  const pack = gathered
-    ? packTransposed(gpu, {
-      x: args.x,
-      view: { outer: args.batch, rows: g.inChannels, cols: g.height * g.width },
-      target: scratch.b,
-    })
-    : { dispatches: [], buffers: [] };
   const launch = recordGemm(gpu, {
     key,
     operands: conv2dForwardOperandsWgsl(g, args.relu, gathered),
     bindings: ["read", "read", "read", "read_write", "uniform"],
     tile,
     calls,
-    gatheredB: gathered,
+    gatherB: gathered ? packTransposed(gpu, { x: args.x, view }) : undefined,
   });
-  return {
-    dispatches: [...pack.dispatches, ...launch.dispatches],
-    buffers: [...buffers, ...pack.buffers, ...launch.buffers],
-    problem,
-  };
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
 }

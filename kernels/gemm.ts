@@ -511,10 +511,10 @@ export interface GemmCall {
  * sizes, loaders, epilogue), `bindings` their kinds, `key` names the kernel and its compile-time
  * parameters. With packed operands each call becomes, per chunk of rows and columns that fits the
  * device's scratch textures, up to three launches (pack A, pack B, multiply); the launches of a
- * device share its scratch, which is safe because a queue runs them in order. With `gatheredB`,
- * B is not packed: the caller has written texels to the scratch texture B
- * ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it (see
- * {@linkcode gemmWgsl}); the columns are still taken in chunks, the rows too.
+ * device share its scratch, which is safe because a queue runs them in order. With `gatherB`
+ * (packed operands only), B is not packed: `gatherB`'s launches, recorded first, write texels to
+ * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it
+ * (see {@linkcode gemmWgsl}); the columns are still taken in chunks, the rows too.
  *
  * @example
  * ```ts
@@ -544,11 +544,14 @@ export function recordGemm(
     bindings: readonly BindingKind[];
     tile: GemmTile;
     calls: readonly GemmCall[];
-    gatheredB?: boolean;
+    gatherB?: Launch;
   },
 ): Launch {
-  const { key, operands, bindings, tile, calls } = args;
-  const gathered = args.gatheredB === true && tile.kind === "textures";
+  const { key, operands, bindings, tile, calls, gatherB } = args;
+  const gathered = gatherB !== undefined;
+  if (gathered && tile.kind !== "textures") {
+    throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
+  }
   const gemmKey = `${key}:${Object.values(tile)}`;
   if (tile.kind !== "textures") {
     const pipeline = gpu.pipeline(gemmKey, operands + gemmWgsl(tile), bindings);
@@ -574,7 +577,10 @@ export function recordGemm(
     "texture",
   ]);
   const { a, b, texels: capacity } = gemmScratch(gpu);
-  const launch: Launch = { dispatches: [], buffers: [] };
+  const launch: Launch = {
+    dispatches: [...gatherB?.dispatches ?? []],
+    buffers: [...gatherB?.buffers ?? []],
+  };
   for (const c of calls) {
     const steps = Math.ceil(c.depth / 4);
     if (steps > capacity) {

@@ -12,7 +12,7 @@
  */
 import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { PACKED_TEXEL_WGSL } from "./gemm.ts";
+import { gemmScratch, type GemmTile, PACKED_TEXEL_WGSL } from "./gemm.ts";
 
 const WORKGROUP = 64;
 
@@ -37,6 +37,25 @@ export interface TransposedView {
  */
 export function transposedTexels(view: TransposedView): number {
   return 2 + view.outer * view.cols * Math.ceil(view.rows / 4);
+}
+
+/**
+ * Whether a GEMM with `tile` can gather B from `view` packed into the device's scratch texture B:
+ * packed operands, and the texels fit.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { GEMM_TILES } from "./gemm.ts";
+ * import { canGather } from "./pack_transposed.ts";
+ * const gpu = await Gpu.create();
+ * console.log(canGather(gpu, GEMM_TILES.packed, { outer: 2, rows: 8, cols: 9 })); // true
+ * console.log(canGather(gpu, GEMM_TILES.blocks, { outer: 2, rows: 8, cols: 9 })); // false
+ * gpu.destroy();
+ * ```
+ */
+export function canGather(gpu: Gpu, tile: GemmTile, view: TransposedView): boolean {
+  return tile.kind === "textures" && transposedTexels(view) <= gemmScratch(gpu).texels;
 }
 
 /**
@@ -80,26 +99,25 @@ ${
 }
 
 /**
- * Records the packing of `x`, viewed as `view` whatever its shape, into the texels of `target`, a
- * rgba32float storage texture laid out as the GEMM's scratch textures are.
+ * Records the packing of `x`, viewed as `view` whatever its shape, into the texels of the device's
+ * scratch texture B ({@linkcode gemmScratch}), from which a GEMM recorded next gathers B.
  *
  * @example
  * ```ts
  * import { Gpu } from "../gpu/device.ts";
  * import { Tensor } from "../gpu/tensor.ts";
- * import { gemmScratch } from "./gemm.ts";
  * import { packTransposed } from "./pack_transposed.ts";
  * const gpu = await Gpu.create();
  * const x = Tensor.from(gpu, [1, 4, 1, 2], new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]));
  * const view = { outer: 1, rows: 4, cols: 2 };
- * const { dispatches } = packTransposed(gpu, { x, view, target: gemmScratch(gpu).b });
+ * const { dispatches } = packTransposed(gpu, { x, view });
  * gpu.run(dispatches); // texel 2 holds [1, 3, 5, 7] (pixel 0), texel 3 [2, 4, 6, 8] (pixel 1)
  * gpu.destroy();
  * ```
  */
 export function packTransposed(
   gpu: Gpu,
-  args: { x: Tensor; view: TransposedView; target: GPUTextureView },
+  args: { x: Tensor; view: TransposedView },
 ): Launch {
   const { view } = args;
   const pipeline = gpu.pipeline(
@@ -111,7 +129,7 @@ export function packTransposed(
   return gpu.perElement(
     "pack_transposed",
     pipeline,
-    [args.x.buffer, args.target],
+    [args.x.buffer, gemmScratch(gpu).b],
     texels,
     WORKGROUP,
   );
