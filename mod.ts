@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { Gpu } from "./gpu/device.ts";
+import { Gpu, type Precision } from "./gpu/device.ts";
 import type { LrnParams } from "./kernels/lrn_forward.ts";
 import { PAPER_LRN } from "./kernels/lrn_forward.ts";
 import type { InitScheme } from "./layers/init.ts";
@@ -45,6 +45,7 @@ export type {
   GpuOptions,
   Launch,
   Pipeline,
+  Precision,
   Resource,
 } from "./gpu/device.ts";
 export { numel, Tensor } from "./gpu/tensor.ts";
@@ -317,6 +318,12 @@ export interface AlexNetOptions {
   init?: InitScheme;
   /** A device to build on; by default one is acquired and destroyed with the network. */
   gpu?: Gpu;
+  /**
+   * The GEMM core's precision on the devices acquired (default "f32"): "f16" multiplies operands
+   * rounded to half precision, summing in f32 (adapters with `shader-f16`; see
+   * `GpuOptions.precision`). A `gpu` given brings its own.
+   */
+  precision?: Precision;
 }
 
 /**
@@ -348,11 +355,14 @@ export async function createAlexNet(options: AlexNetOptions = {}): Promise<Model
   const devices = options.devices ?? 1;
   if (devices === 2) {
     if (options.gpu) throw new RangeError("devices: 2 acquires its own devices; leave out gpu");
-    const { seed, init, parallel } = options;
-    return await ParallelNetwork.create(config, { seed, init, parallel });
+    const { seed, init, parallel, precision } = options;
+    return await ParallelNetwork.create(config, { seed, init, parallel, precision });
   }
   if (devices !== 1) throw new RangeError(`devices must be 1 or 2, got ${devices}`);
-  const gpu = options.gpu ?? await Gpu.create();
+  if (options.gpu && options.precision && options.precision !== options.gpu.precision) {
+    throw new RangeError(`precision ${options.precision} differs from the given gpu's`);
+  }
+  const gpu = options.gpu ?? await Gpu.create({ precision: options.precision });
   try {
     return Network.create(gpu, config, {
       seed: options.seed,

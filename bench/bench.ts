@@ -44,6 +44,8 @@ export interface BenchResult {
     backend: string;
     deno: string;
     model: string;
+    /** What the GEMM core multiplies (`GpuOptions.precision`). */
+    precision: string;
     batch: number;
     repeats: number;
     /** "gpu" (timestamp queries) or "wall". */
@@ -123,6 +125,25 @@ async function benchLoader(config: ModelConfig, batch: number, repeats: number) 
   return { workers, decode, batches };
 }
 
+/**
+ * Seconds per call of `step` over `repeats` calls, after one untimed call that compiles.
+ *
+ * @example
+ * ```ts
+ * import { secondsPerCall } from "./bench.ts";
+ * console.log(await secondsPerCall(() => Promise.resolve(), 3) < 1); // true
+ * ```
+ */
+export async function secondsPerCall(
+  step: () => Promise<unknown>,
+  repeats: number,
+): Promise<number> {
+  await step(); // compile
+  const started = performance.now();
+  for (let i = 0; i < repeats; i++) await step();
+  return (performance.now() - started) / 1000 / repeats;
+}
+
 /** Milliseconds per replay of `dispatches` (replayed `repeats` times), and the first run's extra. */
 async function time(
   gpu: Gpu,
@@ -200,12 +221,8 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
   }
   const input = new Float32Array(batch * config.input.reduce((a, b) => a * b));
   const labels = new Int32Array(batch);
-  const rate = async (n: number, step: () => Promise<unknown>) => {
-    await step(); // compile
-    const started = performance.now();
-    for (let i = 0; i < repeats; i++) await step();
-    return n * repeats / ((performance.now() - started) / 1000);
-  };
+  const rate = async (n: number, step: () => Promise<unknown>) =>
+    n / await secondsPerCall(step, repeats);
   const one = input.subarray(0, input.length / batch);
   const network = {
     inferenceBatch1: await rate(1, () => net.forward(one, 1)),
@@ -222,6 +239,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
       backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default",
       deno: Deno.version.deno,
       model: config.name,
+      precision: gpu.precision,
       batch,
       repeats,
       clock: gpu.timestamps ? "gpu" : "wall",
@@ -244,8 +262,8 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
 export function formatBench(r: BenchResult, config?: ModelConfig): string {
   const s = r.setup;
   const lines = [
-    `${s.model}${
-      config ? ` (${config.input.join("x")})` : ""
+    `${s.model}${config ? ` (${config.input.join("x")})` : ""}${
+      s.precision === "f16" ? ", f16 operands" : ""
     }, batch ${s.batch}, adapter ${s.adapter}, ` +
     `backend ${s.backend}, Deno ${s.deno}; ${
       s.clock === "gpu" ? "GPU time (timestamp queries)" : "wall time"

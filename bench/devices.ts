@@ -7,6 +7,7 @@
 import type { Model, ModelConfig } from "../layers/network.ts";
 import { createAlexNet } from "../mod.ts";
 import { type Parallelism, ParallelNetwork } from "../parallel/scheduler.ts";
+import { secondsPerCall } from "./bench.ts";
 
 /** One device setup's figures. */
 export interface DevicesBench {
@@ -51,12 +52,7 @@ export async function benchDevices(
   for (const { setup, create } of setups) {
     const net = await create();
     try {
-      const seconds = async (step: () => Promise<unknown>) => {
-        await step(); // compile
-        const started = performance.now();
-        for (let i = 0; i < repeats; i++) await step();
-        return (performance.now() - started) / 1000 / repeats;
-      };
+      const seconds = (step: () => Promise<unknown>) => secondsPerCall(step, repeats);
       const inference = batch / await seconds(() => net.forward(input, batch));
       await net.trainStep(input, labels); // compile the backward kernels
       const exchanged = () => net instanceof ParallelNetwork ? net.stats.exchangeMs : 0;

@@ -5,8 +5,16 @@
  */
 import { bench, formatBench } from "../bench/bench.ts";
 import { benchDevices, formatDevices } from "../bench/devices.ts";
+import { benchPrecision, formatPrecision } from "../bench/precision.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
-import { applyTuning, type Command, modelName, number, type Values } from "./common.ts";
+import {
+  applyTuning,
+  type Command,
+  modelName,
+  number,
+  precisionChoice,
+  type Values,
+} from "./common.ts";
 
 /** `bench`. */
 export const benchCommand: Command = {
@@ -22,6 +30,9 @@ export const benchCommand: Command = {
                  the same adapter; wasm: inference) and print the ratios
   --devices      also run the network on one device and on two (model and data parallel),
                  each device in its own worker: images/s and the exchanges' time per step
+  --precision f32|f16  what the GEMM core multiplies in the figures above (default f32)
+  --f16          also run the network in f32 and in f16, side by side: images/s and how far
+                 f16's logits are from f32's (adapters with shader-f16)
 
 Per layer: forward and backward milliseconds, GFLOP/s, the fraction of the GEMM core's ceiling
 and compile time; whole network: inference images/s at batch 1 and N, training images/s at N;
@@ -34,6 +45,8 @@ the data pipeline's images/s. GPU time from timestamp queries where the adapter 
     peers: { type: "boolean" },
     tune: { type: "boolean" },
     devices: { type: "boolean" },
+    precision: { type: "string" },
+    f16: { type: "boolean" },
   },
   run: runBench,
 };
@@ -42,7 +55,11 @@ async function runBench(v: Values): Promise<void> {
   const model = modelName(v, "alexnet-small");
   const batch = number(v, "batch", 128, { integer: true });
   const repeats = number(v, "repeats", 3, { integer: true });
-  const net = await createAlexNet({ model, init: model === "alexnet" ? "paper" : "he" });
+  const net = await createAlexNet({
+    model,
+    init: model === "alexnet" ? "paper" : "he",
+    precision: precisionChoice(v),
+  });
   try {
     await applyTuning(net, batch, v.tune === true);
     const result = await bench(net, batch, repeats);
@@ -59,8 +76,13 @@ async function runBench(v: Values): Promise<void> {
       devices = await benchDevices(net.config, batch, repeats);
       console.log(formatDevices(devices, batch));
     }
+    let precision;
+    if (v.f16) {
+      precision = await benchPrecision(net.config, batch, repeats);
+      console.log(formatPrecision(precision, batch));
+    }
     if (typeof v.json === "string") {
-      const json = { ...result, peers, devices };
+      const json = { ...result, peers, devices, precision };
       await Deno.writeTextFile(v.json, JSON.stringify(json, null, 2) + "\n");
     }
   } finally {

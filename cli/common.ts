@@ -14,7 +14,7 @@ import { parseSafetensors } from "../io/safetensors.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
 import { defaultTuningPath, loadTuning, saveTuning } from "../kernels/gemm.ts";
 import { writeFileAtomic } from "../train/checkpoint.ts";
-import type { Network, Parallelism } from "../mod.ts";
+import type { Network, Parallelism, Precision } from "../mod.ts";
 import { interleave } from "../viz/grid.ts";
 
 /** The bundled default dataset: 5,000 + 1,000 Fashion-MNIST images (Zalando Research, MIT). */
@@ -134,7 +134,7 @@ export async function readWeights(v: Values, fallback: string) {
       throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
     }
   }
-  const net = await createAlexNet({ model, init: "none" });
+  const net = await createAlexNet({ model, init: "none", precision: precisionChoice(v) });
   try {
     net.setWeights(file.tensors);
   } catch (e) {
@@ -214,6 +214,23 @@ export async function applyTuning(net: Network, batch: number, tune: boolean): P
   console.error(
     `tuned in ${((performance.now() - started) / 1000).toFixed(0)} s; saved to ${path}`,
   );
+}
+
+/**
+ * `--precision f32|f16` (default f32), checked: what the GEMM core multiplies.
+ *
+ * @example
+ * ```ts
+ * import { precisionChoice } from "./common.ts";
+ * console.log(precisionChoice({ precision: "f16" })); // "f16"
+ * ```
+ */
+export function precisionChoice(v: Values): Precision {
+  const precision = String(v.precision ?? "f32");
+  if (precision !== "f32" && precision !== "f16") {
+    throw new UsageError(`--precision must be f32 or f16, got "${v.precision}"`);
+  }
+  return precision;
 }
 
 /**

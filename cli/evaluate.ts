@@ -28,7 +28,8 @@ export const evalCommand: Command = {
                    corners, the centre and their mirrors (default 1)
   --model NAME     the model, when the weights file does not name it
   --batch N        examples per forward pass (default 128)
-  --strict         a file that cannot be read is an error, not a skip`,
+  --strict         a file that cannot be read is an error, not a skip
+  --precision f32|f16  as for train (default f32)`,
   options: {
     weights: { type: "string" },
     data: { type: "string" },
@@ -36,6 +37,7 @@ export const evalCommand: Command = {
     model: { type: "string" },
     batch: { type: "string" },
     strict: { type: "boolean" },
+    precision: { type: "string" },
   },
   run: runEval,
 };

@@ -13,6 +13,7 @@ import {
   modelName,
   number,
   openData,
+  precisionChoice,
   UsageError,
   type Values,
 } from "./common.ts";
@@ -48,6 +49,9 @@ export const trainCommand: Command = {
                        from its own worker (two adapters where there are two)
   --parallel model|data  with two devices: the paper's towers (default) or replicas each
                        training on half the batch
+  --precision f32|f16  what the convolutions and dense layers multiply (default f32): f16
+                       rounds their operands to half precision and sums in f32 (adapters
+                       with shader-f16)
 
 Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`,
   options: {
@@ -70,6 +74,7 @@ Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`
     tune: { type: "boolean" },
     devices: { type: "string" },
     parallel: { type: "string" },
+    precision: { type: "string" },
   },
   run: runTrain,
 };
@@ -129,6 +134,7 @@ async function runTrain(v: Values): Promise<void> {
     throw new UsageError(`--init must be paper or he, got "${init}"`);
   }
   const { devices, parallel } = deviceChoice(v);
+  const precision = precisionChoice(v);
   if (v.tune && devices === 2) throw new UsageError("--tune runs on one device (--devices 1)");
   const dataDir = String(v.data ?? BUNDLED_DATA);
   const out = String(v.out ?? `runs/${model}`);
@@ -149,8 +155,8 @@ async function runTrain(v: Values): Promise<void> {
   }
 
   const net = devices === 2
-    ? await createAlexNet({ model, seed, init, devices, parallel })
-    : await createAlexNet({ model, seed, init });
+    ? await createAlexNet({ model, seed, init, devices, parallel, precision })
+    : await createAlexNet({ model, seed, init, precision });
   if (net instanceof Network) await applyTuning(net, batch, v.tune === true);
   const stop = new AbortController();
   const onSignal = () => {

@@ -15,7 +15,17 @@ export interface GpuOptions {
    * what the device allows: how tests exercise the splitting paths with small tensors.
    */
   limits?: Partial<GPUSupportedLimits>;
+  /**
+   * What the GEMM core multiplies (default "f32"): "f16" rounds every operand of every matrix
+   * product (convolutions and dense layers, forward and backward) to half precision and sums the
+   * exact products in f32, as tensor cores do; activations, gradients and weights stay f32 in
+   * memory. Needs the adapter feature `shader-f16`.
+   */
+  precision?: Precision;
 }
+
+/** The precision of the GEMM core's operands (see {@linkcode GpuOptions.precision}). */
+export type Precision = "f32" | "f16";
 
 /**
  * One binding of a kernel, in binding order: a storage buffer read or written, a uniform buffer,
@@ -119,6 +129,8 @@ export class Gpu {
   readonly cpu: boolean;
   /** The limits the code plans for: the device's, lowered by `GpuOptions.limits`. */
   readonly limits: GPUSupportedLimits;
+  /** The precision of the GEMM core's operands on this device (`GpuOptions.precision`). */
+  readonly precision: Precision;
   #pipelines = new Map<string, Pipeline>();
   #live = { buffers: 0, bytes: 0 };
   #staging: GPUBuffer[] = [];
@@ -133,10 +145,12 @@ export class Gpu {
     description: string,
     cpu: boolean,
     caps: GpuOptions["limits"] = {},
+    precision: Precision = "f32",
   ) {
     this.device = device;
     this.description = description;
     this.cpu = cpu;
+    this.precision = precision;
     const capped: Record<string, number | undefined> = caps;
     this.limits = new Proxy(device.limits, {
       get: (target, key) => capped[key as string] ?? target[key as keyof GPUSupportedLimits],
@@ -180,17 +194,29 @@ export class Gpu {
         `no WebGPU adapter found (DENO_WEBGPU_BACKEND=${backendSetting()}). ${hint}`,
       );
     }
+    const precision = options.precision ?? "f32";
+    if (precision !== "f32" && precision !== "f16") {
+      throw new RangeError(`precision must be "f32" or "f16", got ${JSON.stringify(precision)}`);
+    }
+    if (precision === "f16" && !adapter.features.has("shader-f16")) {
+      throw new GpuError(
+        `precision f16 needs the adapter feature shader-f16, which ${
+          adapter.info.description || "this adapter"
+        } lacks: use f32`,
+      );
+    }
     const requiredLimits: Record<string, number> = {};
     for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
     // Timestamp queries, where the adapter has them, give the benchmark GPU time.
     const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query")
       ? ["timestamp-query"]
       : [];
+    if (precision === "f16") requiredFeatures.push("shader-f16");
     const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
     const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
     const cpu = adapter.info.isFallbackAdapter ||
       /llvmpipe|lavapipe|swiftshader/i.test(description);
-    return new Gpu(device, description, cpu, options.limits);
+    return new Gpu(device, description, cpu, options.limits, precision);
   }
 
   /**

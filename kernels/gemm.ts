@@ -13,7 +13,9 @@
  * - with packed operands and B gathered in place (`gatheredB`), `fn texelOfB(k4: u32, n: u32) ->
  *   u32` instead of `loadB`: the texel of the scratch texture B that holds B[4 k4 .. 4 k4 + 3, n].
  *
- * {@linkcode recordGemm} records the launches of one kernel for any tiling.
+ * {@linkcode recordGemm} records the launches of one kernel for any tiling, in the device's
+ * precision: with "f16" every element of A and B is rounded to half precision where the core
+ * stages it (a packed texel, a workgroup tile, a register) and the exact products sum in f32.
  *
  * @module
  */
@@ -21,6 +23,7 @@ import {
   type BindingKind,
   type Gpu,
   type Launch,
+  type Precision,
   type Resource,
   WORKGROUP_INDEX_WGSL,
 } from "../gpu/device.ts";
@@ -154,9 +157,10 @@ export function defaultTuningPath(): string {
   return `${home}/alexnet-webgpu/gemm-tuning.json`;
 }
 
-/** The key of an adapter's choices in a tuning file: its description and backend. */
+/** The key of an adapter's choices in a tuning file: its description, backend and precision. */
 function adapterKey(gpu: Gpu): string {
-  return `${gpu.description} (${Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default"})`;
+  const backend = Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default";
+  return `${gpu.description} (${backend})${gpu.precision === "f16" ? " f16" : ""}`;
 }
 
 /**
@@ -264,6 +268,20 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
   return Math.ceil(rows / tile.bm) * Math.ceil(cols / tile.bn);
 }
 
+/** What the core's WGSL depends on besides the tiling (see {@linkcode gemmWgsl}). */
+export interface GemmVariant {
+  /** The first binding after the operands' (packed operands only; default 0). */
+  binding?: number;
+  /** B gathered from texels the operands' `texelOfB` names (packed operands only). */
+  gatheredB?: boolean;
+  /**
+   * "f16": the workgroup tiles hold half-precision values and register blocks round what they load
+   * (the module must start with {@linkcode enableWgsl}'s directive); packed operands are rounded
+   * when packed, so it changes nothing for them (default "f32").
+   */
+  precision?: Precision;
+}
+
 /**
  * The WGSL of the core's entry point `main` for `tile`; concatenate it after the definitions of
  * the sizes, loaders and epilogue. With packed operands ("textures") it reads the chunk's uniform
@@ -274,15 +292,21 @@ export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): numb
  *
  * @example
  * ```ts
- * import { gemmWgsl } from "./gemm.ts";
+ * import { GEMM_TILES, gemmWgsl } from "./gemm.ts";
  * const wgsl = gemmWgsl({ kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 });
  * console.assert(wgsl.includes("workgroupBarrier"));
+ * console.assert(gemmWgsl(GEMM_TILES.wide, { precision: "f16" }).includes("array<f16, 1024>"));
  * ```
  */
-export function gemmWgsl(t: GemmTile, binding = 0, gatheredB = false): string {
-  if (t.kind !== "workgroup") return blockGemmWgsl(t, binding, gatheredB);
+export function gemmWgsl(t: GemmTile, variant: GemmVariant = {}): string {
+  const half = variant.precision === "f16";
+  if (t.kind !== "workgroup") {
+    return blockGemmWgsl(t, variant.binding ?? 0, variant.gatheredB ?? false, half);
+  }
   if (t.bm % t.tm || t.bn % t.tn) throw new RangeError(`tile ${JSON.stringify(t)} does not divide`);
   const tx = t.bn / t.tn, ty = t.bm / t.tm, threads = tx * ty;
+  const element = half ? "f16" : "f32";
+  const [store, load] = half ? ["f16", "f32"] : ["", ""]; // conversions into and out of the tiles
   return /* wgsl */ `
 ${WORKGROUP_INDEX_WGSL}
 const BM = ${t.bm}u;
@@ -294,8 +318,8 @@ const TX = ${tx}u; // invocations along n
 const TY = ${ty}u; // invocations along m
 const THREADS = ${threads}u;
 
-var<workgroup> tileA: array<f32, ${t.bk * t.bm}>; // [k][m]
-var<workgroup> tileB: array<f32, ${t.bk * t.bn}>; // [k][n]
+var<workgroup> tileA: array<${element}, ${t.bk * t.bm}>; // [k][m]
+var<workgroup> tileB: array<${element}, ${t.bk * t.bn}>; // [k][n]
 
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -318,21 +342,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       let k = k0 + i % BK;
       var v = 0.0;
       if (m < rows && k < depth) { v = loadA(m, k); }
-      tileA[(i % BK) * BM + i / BK] = v;
+      tileA[(i % BK) * BM + i / BK] = ${store}(v);
     }
     for (var i = lid; i < BK * BN; i += THREADS) { // consecutive invocations: consecutive n
       let k = k0 + i / BN;
       let n = n0 + i % BN;
       var v = 0.0;
       if (n < cols && k < depth) { v = loadB(k, n); }
-      tileB[i] = v;
+      tileB[i] = ${store}(v);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<f32, ${t.tm}>;
       var b: array<f32, ${t.tn}>;
-      for (var i = 0u; i < TM; i++) { a[i] = tileA[kk * BM + ty + i * TY]; }
-      for (var j = 0u; j < TN; j++) { b[j] = tileB[kk * BN + tx + j * TX]; }
+      for (var i = 0u; i < TM; i++) { a[i] = ${load}(tileA[kk * BM + ty + i * TY]); }
+      for (var j = 0u; j < TN; j++) { b[j] = ${load}(tileB[kk * BN + tx + j * TX]); }
       for (var i = 0u; i < TM; i++) {
         for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
       }
@@ -377,17 +401,47 @@ fn packedTexel(i: u32) -> vec2i {
 }`;
 
 /**
+ * The directive a module whose WGSL rounds to `precision` starts with: `enable f16;` for "f16"
+ * (half-precision types need the extension, declared before anything else), else nothing.
+ *
+ * @example
+ * ```ts
+ * import { enableWgsl } from "./gemm.ts";
+ * console.log(enableWgsl("f16")); // "enable f16;\n"
+ * ```
+ */
+export function enableWgsl(precision?: Precision): string {
+  return precision === "f16" ? "enable f16;\n" : "";
+}
+
+/**
+ * WGSL of the texel `v` (a vec4f) as the packed operands store it: rounded to half precision where
+ * `precision` is "f16" (then exact in the rgba32float texel), else as it is.
+ *
+ * @example
+ * ```ts
+ * import { roundTexel } from "./gemm.ts";
+ * console.log(roundTexel("f16")); // "vec4f(vec4<f16>(v))"
+ * ```
+ */
+export function roundTexel(precision?: Precision): string {
+  return precision === "f16" ? "vec4f(vec4<f16>(v))" : "v";
+}
+
+/**
  * The "registers" and "textures" strategies: one TM x TN block per invocation, written out as
  * scalar statements (no arrays, no inner loops), so that the compiler keeps it in registers; rows
  * and columns past the edge are clamped for loading and skipped on store. "registers" reads the
- * operands through the loaders, one k at a time; "textures" reads four k per texel from the
- * packed operands.
+ * operands through the loaders, one k at a time (rounding each to f16 where `half`); "textures"
+ * reads four k per texel from the packed operands.
  */
 function blockGemmWgsl(
   t: { kind: string; tm: number; tn: number; threads: number },
   binding: number,
   gatheredB: boolean,
+  half: boolean,
 ): string {
+  const round = (e: string) => half ? `f32(f16(${e}))` : e;
   const packed = t.kind === "textures";
   const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
   const each = (f: (i: number, j: number) => string) =>
@@ -415,8 +469,8 @@ ${
   }`
     : /* wgsl */ `
   for (var k = 0u; k < depth; k++) {
-${rows.map((i) => `    let a${i} = loadA(row${i}, k);`).join("\n")}
-${cols.map((j) => `    let b${j} = loadB(k, col${j});`).join("\n")}
+${rows.map((i) => `    let a${i} = ${round(`loadA(row${i}, k)`)};`).join("\n")}
+${cols.map((j) => `    let b${j} = ${round(`loadB(k, col${j})`)};`).join("\n")}
 ${each((i, j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)}
   }`;
   return /* wgsl */ `
@@ -458,8 +512,8 @@ ${
 /**
  * The WGSL of the entry point `main` that packs a chunk of operand A (rows m) or B (columns n)
  * into the rgba32float storage texture `packed`: texel (k / 4) of a row holds elements k..k+3, zero
- * past the depth. The chunk's uniform is at binding `binding`, the texture at `binding + 1`. One
- * invocation per texel, in the texels' order.
+ * past the depth, each rounded to f16 where `precision` is "f16". The chunk's uniform is at binding
+ * `binding`, the texture at `binding + 1`. One invocation per texel, in the texels' order.
  *
  * @example
  * ```ts
@@ -467,7 +521,7 @@ ${
  * console.assert(gemmPackWgsl("B", 4).includes("loadB(k + 3u, row)"));
  * ```
  */
-export function gemmPackWgsl(operand: "A" | "B", binding: number): string {
+export function gemmPackWgsl(operand: "A" | "B", binding: number, precision?: Precision): string {
   const load = (c: number) => operand === "A" ? `loadA(row, k + ${c}u)` : `loadB(k + ${c}u, row)`;
   const [first, count] = operand === "A" ? ["chunk.r0", "chunk.nr"] : ["chunk.c0", "chunk.nc"];
   return /* wgsl */ `
@@ -487,7 +541,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let k = (i % steps) * 4u;
   var v = vec4f(0.0);
 ${[0, 1, 2, 3].map((c) => `  if (k + ${c}u < depth) { v[${c}] = ${load(c)}; }`).join("\n")}
-  textureStore(packed, packedTexel(i), v);
+  textureStore(packed, packedTexel(i), ${roundTexel(precision)});
 }`;
 }
 
@@ -514,7 +568,8 @@ export interface GemmCall {
  * device share its scratch, which is safe because a queue runs them in order. With `gatherB`
  * (packed operands only), B is not packed: `gatherB`'s launches, recorded first, write texels to
  * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it
- * (see {@linkcode gemmWgsl}); the columns are still taken in chunks, the rows too.
+ * (see {@linkcode gemmWgsl}); the columns are still taken in chunks, the rows too. The device's
+ * precision ({@linkcode Gpu.precision}) decides what the core multiplies.
  *
  * @example
  * ```ts
@@ -553,8 +608,11 @@ export function recordGemm(
     throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
   }
   const gemmKey = `${key}:${Object.values(tile)}`;
+  const { precision } = gpu;
+  const enable = enableWgsl(precision);
   if (tile.kind !== "textures") {
-    const pipeline = gpu.pipeline(gemmKey, operands + gemmWgsl(tile), bindings);
+    const wgsl = enable + operands + gemmWgsl(tile, { precision });
+    const pipeline = gpu.pipeline(gemmKey, wgsl, bindings);
     return {
       dispatches: calls.map((c) =>
         gpu.dispatch(c.label, pipeline, c.resources, gemmWorkgroups(c.rows, c.cols, tile))
@@ -564,13 +622,14 @@ export function recordGemm(
   }
   const n = bindings.length;
   const pack = (operand: "A" | "B") =>
-    gpu.pipeline(`${key}:pack${operand}`, operands + gemmPackWgsl(operand, n), [
+    gpu.pipeline(`${key}:pack${operand}`, enable + operands + gemmPackWgsl(operand, n, precision), [
       ...bindings,
       "uniform",
       "storage_texture",
     ]);
   const packA = pack("A"), packB = gathered ? undefined : pack("B");
-  const gemm = gpu.pipeline(`${gemmKey}:${gathered}`, operands + gemmWgsl(tile, n, gathered), [
+  const core = gemmWgsl(tile, { binding: n, gatheredB: gathered }); // packing rounded
+  const gemm = gpu.pipeline(`${gemmKey}:${gathered}`, operands + core, [
     ...bindings,
     "uniform",
     "texture",

@@ -1,7 +1,7 @@
 /**
  * Packs a tensor, viewed as [outer, rows, cols], into rgba32float texels four rows at a time,
  * transposed: texel 2 + (o * cols + s) * ceil(rows / 4) + r / 4 holds x[o, r..r+3, s] (zero past
- * the last row); texel 0 holds zeros, which is what a convolution's padding reads, and texel 1 ones,
+ * the last row; rounded to f16 where the device's precision is f16); texel 0 holds zeros, which is what a convolution's padding reads, and texel 1 ones,
  * which is what a bias's column reads. An NCHW tensor as [batch, channels, pixels] packs channels
  * last (four channels of a pixel per texel); as [1, batch, channels * pixels], images last (four
  * images of an element per texel). A convolution's GEMM then gathers its im2col operand from these
@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import { type Gpu, type Launch, type Precision, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { gemmScratch, type GemmTile, PACKED_TEXEL_WGSL } from "./gemm.ts";
+import { enableWgsl, gemmScratch, type GemmTile, PACKED_TEXEL_WGSL, roundTexel } from "./gemm.ts";
 
 const WORKGROUP = 64;
 
@@ -59,7 +59,7 @@ export function canGather(gpu: Gpu, tile: GemmTile, view: TransposedView): boole
 }
 
 /**
- * WGSL of the packing kernel for `view`.
+ * WGSL of the packing kernel for `view`, rounding to `precision`.
  *
  * @example
  * ```ts
@@ -67,9 +67,9 @@ export function canGather(gpu: Gpu, tile: GemmTile, view: TransposedView): boole
  * console.assert(packTransposedWgsl({ outer: 1, rows: 3, cols: 5 }).includes("textureStore"));
  * ```
  */
-export function packTransposedWgsl(view: TransposedView): string {
+export function packTransposedWgsl(view: TransposedView, precision?: Precision): string {
   const rows4 = Math.ceil(view.rows / 4);
-  return /* wgsl */ `
+  return /* wgsl */ `${enableWgsl(precision)}
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var packed: texture_storage_2d<rgba32float, write>;
 @group(0) @binding(2) var<uniform> count: vec4u; // x: texels
@@ -94,7 +94,7 @@ ${
       .join("\n")
   }
   }
-  textureStore(packed, packedTexel(i), v);
+  textureStore(packed, packedTexel(i), ${roundTexel(precision)});
 }`;
 }
 
@@ -122,7 +122,7 @@ export function packTransposed(
   const { view } = args;
   const pipeline = gpu.pipeline(
     `pack_transposed:${view.rows}:${view.cols}`,
-    packTransposedWgsl(view),
+    packTransposedWgsl(view, gpu.precision),
     ["read", "storage_texture", "uniform"],
   );
   const texels = transposedTexels(view);

@@ -26,6 +26,7 @@ import {
   type TrainStepOptions,
   weightsFile,
 } from "../layers/network.ts";
+import type { Precision } from "../gpu/device.ts";
 import type { InitScheme } from "../layers/init.ts";
 import { numel } from "../gpu/tensor.ts";
 import { shapeSize } from "../layers/layer.ts";
@@ -45,6 +46,8 @@ export interface ParallelOptions {
   init?: InitScheme;
   /** Caps on each device's limits (how tests exercise micro-batching). */
   limits?: Partial<GPUSupportedLimits>;
+  /** The devices' GEMM precision (default "f32"; see `GpuOptions.precision`). */
+  precision?: Precision;
   /**
    * Model parallelism: run a batch as two halves in flight, so that one half's exchange overlaps
    * the other's compute (default true; false measures what the overlap saves).
@@ -207,7 +210,8 @@ export class ParallelNetwork implements Model {
           seed,
           tower: parallel === "model" ? t : null,
         };
-        return (await w.call<Created>("create", spec, options.limits)).result;
+        const { limits, precision } = options;
+        return (await w.call<Created>("create", spec, { limits, precision })).result;
       }));
       const net = new ParallelNetwork(
         config,

@@ -6,7 +6,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import { Gpu } from "../gpu/device.ts";
+import { Gpu, type GpuOptions } from "../gpu/device.ts";
 import { Tower, type TowerSpec } from "./tower.ts";
 
 let gpu: Gpu | undefined;
@@ -14,8 +14,8 @@ let tower: Tower | undefined;
 
 /** The calls a tower answers; `create` first. */
 const calls: Record<string, (...args: never[]) => unknown> = {
-  async create(spec: TowerSpec, limits?: Partial<GPUSupportedLimits>) {
-    gpu = await Gpu.create({ limits });
+  async create(spec: TowerSpec, options: GpuOptions) {
+    gpu = await Gpu.create(options);
     tower = Tower.create(gpu, spec);
     return {
       description: gpu.description,

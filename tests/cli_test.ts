@@ -133,6 +133,8 @@ Deno.test("bad command lines exit with code 2 and one clear line", async () => {
     [["train", "--parallel", "data"], /error: --parallel needs --devices 2/],
     [["train", "--devices", "2", "--parallel", "pipe"], /error: --parallel must be model or data/],
     [["train", "--devices", "2", "--tune"], /error: --tune runs on one device/],
+    [["train", "--precision", "f8"], /error: --precision must be f32 or f16, got "f8"/],
+    [["bench", "--precision", "bf16"], /error: --precision must be f32 or f16, got "bf16"/],
   ];
   for (const [args, message] of cases) {
     const run = await cli(...args);
@@ -283,6 +285,7 @@ Deno.test("an image folder: train, then eval with 1 and 10 crops, then predict",
     match(trained.stderr, /skipped 1 file\(s\).*notes.txt/);
 
     const weights = `${dir}/run/weights.safetensors`;
+    const losses = [];
     for (const crops of ["1", "10"]) {
       const e = await cli("eval", "--weights", weights, "--data", data, "--crops", crops);
       assertEquals(e.code, 0, e.stderr);
@@ -291,7 +294,13 @@ Deno.test("an image folder: train, then eval with 1 and 10 crops, then predict",
         new RegExp(`alexnet-small on 8 validation images .* ${crops} crops?: top-1 error [\\d.]+%`),
       );
       match(e.stderr, /read from the cache/); // the statistics train computed
+      losses.push(Number(e.stdout.match(/loss ([\d.]+)/)![1]));
     }
+    // The same evaluation multiplying in f16: the loss within f16's error of f32's.
+    const half = await cli("eval", "--weights", weights, "--data", data, "--precision", "f16");
+    assertEquals(half.code, 0, half.stderr);
+    const halfLoss = Number(half.stdout.match(/loss ([\d.]+)/)![1]);
+    assert(Math.abs(halfLoss - losses[0]) <= 0.01 * losses[0] + 1e-3, `${halfLoss} vs ${losses}`);
     const p = await cli("predict", `${data}/val/dark/0.png`, "--weights", weights, "--top", "2");
     assertEquals(p.code, 0, p.stderr);
     match(p.stdout, /val\/dark\/0.png\n +[\d.]+% {2}(dark|bright)\n +[\d.]+% {2}(dark|bright)\n$/);

@@ -1,18 +1,23 @@
 /** Shared test helpers: a device with error capture, seeded data, and tolerance checks. */
-import { Gpu } from "../gpu/device.ts";
+import { Gpu, type Precision } from "../gpu/device.ts";
 import type { Conv2dGeometry } from "../kernels/conv2d_geometry.ts";
 import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import type { ModelConfig } from "../layers/network.ts";
 
-let shared: Gpu | undefined;
+const shared = new Map<Precision, Gpu>();
 
 /**
- * Runs `body` on the test process's device, failing on any WebGPU error it raised. One device
- * serves every test of a process: with a device per test, Deno crashed at exit, after the tests
- * had passed, in 2 of 12 runs here (heap corruption in the driver's teardown).
+ * Runs `body` on the test process's device of `precision`, failing on any WebGPU error it raised.
+ * One device (per precision) serves every test of a process: with a device per test, Deno crashed
+ * at exit, after the tests had passed, in 2 of 12 runs here (heap corruption in the driver's
+ * teardown).
  */
-export async function withGpu(body: (gpu: Gpu) => Promise<void> | void): Promise<void> {
-  const gpu = shared ??= await Gpu.create();
+export async function withGpu(
+  body: (gpu: Gpu) => Promise<void> | void,
+  precision: Precision = "f32",
+): Promise<void> {
+  let gpu = shared.get(precision);
+  if (!gpu) shared.set(precision, gpu = await Gpu.create({ precision }));
   await body(gpu);
   await gpu.check();
 }
