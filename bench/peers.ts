@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import type { ModelConfig } from "../layers/network.ts";
-import type { BenchResult } from "./bench.ts";
+import { type BenchResult, secondsPerCall } from "./bench.ts";
 
 /** One peer's figures (images per second; null where the backend cannot do it). */
 export interface PeerBench {
@@ -98,12 +98,8 @@ function forward(
   return y as tf.Tensor2D;
 }
 
-async function rate(batch: number, repeats: number, step: () => Promise<unknown>): Promise<number> {
-  await step(); // compile and warm up
-  const started = performance.now();
-  for (let i = 0; i < repeats; i++) await step();
-  return (batch * repeats) / ((performance.now() - started) / 1000);
-}
+const rate = async (batch: number, repeats: number, step: () => Promise<unknown>) =>
+  batch / await secondsPerCall(step, repeats);
 
 async function measure(
   config: ModelConfig,

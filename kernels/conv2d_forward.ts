@@ -24,10 +24,11 @@ import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
  * The WGSL of the forward convolution's operands for the GEMM core: bindings, sizes, loaders and
- * the bias (+ ReLU) epilogue. `gathered` (packed operands only, channels per group a multiple of
- * 4): k runs over (tap, channel) instead of (channel, tap), so that four consecutive k are one
- * texel of the input packed channels last (kernels/pack_transposed.ts), which the core gathers
- * B from (`texelOfB`) instead of packing the im2col matrix.
+ * the bias (+ ReLU) epilogue. `gathered` (packed operands only; see {@linkcode gathersInput}): k
+ * runs over (tap, channel) instead of (channel, tap), the channels padded with zero weights to a
+ * multiple of 4, so that four consecutive k are one texel of the input packed channels last
+ * (kernels/pack_transposed.ts), which the core gathers B from (`texelOfB`) instead of packing the
+ * im2col matrix.
  *
  * @example
  * ```ts
@@ -53,12 +54,17 @@ ${IM2COL_WGSL}
 
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return launch.batch * P; }
-fn gemmDepth() -> u32 { return KG; }
 ${
     gathered
       ? /* wgsl */ `
-const CG4 = CG / 4u;
-fn loadA(m: u32, k: u32) -> f32 { return w[launch.wOffset + m * KG + (k % CG) * KHW + k / CG]; }
+const CG4 = ${Math.ceil(g.inChannels / g.groups / 4)}u; // texels of a group's channels
+const CIN4 = ${Math.ceil(g.inChannels / 4)}u; // texels of a pixel's channels
+fn gemmDepth() -> u32 { return KHW * CG4 * 4u; }
+fn loadA(m: u32, k: u32) -> f32 {
+  let c = k % (CG4 * 4u);
+  if (c >= CG) { return 0.0; } // a padding channel
+  return w[launch.wOffset + m * KG + c * KHW + k / (CG4 * 4u)];
+}
 fn texelOfB(k4: u32, n: u32) -> u32 {
   let r = k4 / CG4; // the tap
   let p = n % P;
@@ -66,9 +72,10 @@ fn texelOfB(k4: u32, n: u32) -> u32 {
   let iw = (p % OW) * SW + r % KW;
   if (ih < PH || ih >= H + PH || iw < PW || iw >= W + PW) { return 0u; } // texel 0: zeros
   let c4 = (launch.oBase / MG) * CG4 + k4 % CG4;
-  return 2u + (((n / P) * H + ih - PH) * W + iw - PW) * (CIN / 4u) + c4;
+  return 2u + (((n / P) * H + ih - PH) * W + iw - PW) * CIN4 + c4;
 }`
       : /* wgsl */ `
+fn gemmDepth() -> u32 { return KG; }
 fn loadA(m: u32, k: u32) -> f32 { return w[launch.wOffset + m * KG + k]; }
 fn loadB(k: u32, n: u32) -> f32 {
   return im2col(n / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, n % P);
@@ -80,6 +87,23 @@ fn storeC(m: u32, n: u32, value: f32) {
   y[((n / P) * COUT + o) * P + n % P] = ${relu ? "max(v, 0.0)" : "v"};
 }
 `;
+}
+
+/**
+ * Whether the forward pass gathers B from its input packed channels last rather than packing the
+ * im2col matrix: a group's channels start on a texel (one group, or a multiple of 4 a group), and
+ * padding them to a multiple of 4 adds at most a third to the depth (conv1's 3 channels: 4; not
+ * alexnet-small's 1, which would multiply 4 times the work to save a cheap pack).
+ *
+ * @example
+ * ```ts
+ * import { gathersInput } from "./conv2d_forward.ts";
+ * console.log(gathersInput(3, 1), gathersInput(1, 1), gathersInput(48, 2)); // true false true
+ * ```
+ */
+export function gathersInput(inChannels: number, groups: number): boolean {
+  const perGroup = inChannels / groups;
+  return (groups === 1 || perGroup % 4 === 0) && Math.ceil(perGroup / 4) * 4 * 3 <= perGroup * 4;
 }
 
 /** Arguments of {@linkcode conv2dForward}. */
@@ -134,7 +158,9 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
   const problem = `conv2d_forward:${Object.values(g)}:${args.batch}`;
   const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, cols, kg);
   const view = { outer: args.batch, rows: g.inChannels, cols: g.height * g.width }; // channels last
-  const gathered = (g.inChannels / g.groups) % 4 === 0 && canGather(gpu, tile, view);
+  const gathered = gathersInput(g.inChannels, g.groups) && canGather(gpu, tile, view);
+  const padded = Math.ceil(g.inChannels / g.groups / 4) * 4 * g.kernelH * g.kernelW;
+  const depth = gathered ? padded : kg; // the gathered depth runs over padded channels
   const key = `conv2d_forward:${Object.values(g)}:${args.relu}:${gathered}`;
   const buffers: GPUBuffer[] = [];
   const calls = weightLaunches(gpu, g, args.weight).map(({ oBase, oCount, binding, wOffset }) => {
@@ -145,7 +171,7 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
       resources: [args.x.buffer, binding, args.bias.buffer, args.y.buffer, uniform],
       rows: oCount,
       cols,
-      depth: kg,
+      depth,
     };
   });
   const launch = recordGemm(gpu, {

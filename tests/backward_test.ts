@@ -103,9 +103,10 @@ Deno.test("conv2d backward over weight slices (binding limit 512 bytes) matches 
   }
 });
 
-// [input channels, output channels]: 16 in lets the forward pass gather B from the input packed
-// channels last, 40 out lets the input gradient gather from the output gradient; the others pack.
-for (const [cin, cout] of [[16, 70], [17, 40]]) {
+// [input channels, output channels, size]: the forward pass gathers B from the input packed
+// channels last for 16 in and for 17 (padded to 20), and packs the im2col matrix for 5; 40 out lets
+// the input gradient gather from the output gradient, 70 and 6 pack it.
+for (const [cin, cout, size] of [[16, 70, 13], [17, 40, 13], [5, 6, 20]]) {
   Deno.test(`packed operands in chunks (scratch capped at one texture row) match the reference: ${cin} -> ${cout} channels`, async () => {
     // 4,096 texels a scratch texture: every GEMM here runs in several chunks of columns, and the
     // weight gradient in several chunks of rows too (A packed again for each).
@@ -113,17 +114,18 @@ for (const [cin, cout] of [[16, 70], [17, 40]]) {
     try {
       const g = geometry({
         inChannels: cin,
-        height: 13,
-        width: 13,
+        height: size,
+        width: size,
         outChannels: cout,
         padH: 1,
         padW: 1,
       });
       const batch = 2, [oh, ow] = conv2dOutputSize(g), tile = GEMM_TILES.packed;
       const wShape = [cout, cin, 3, 3];
-      const xs = randomArray(batch * cin * 169, 11), ws = randomArray(cout * cin * 9, 12);
+      const xs = randomArray(batch * cin * size ** 2, 11), ws = randomArray(cout * cin * 9, 12);
       const bs = randomArray(cout, 13), dys = randomArray(batch * cout * oh * ow, 14);
-      const x = Tensor.from(gpu, [batch, cin, 13, 13], xs), weight = Tensor.from(gpu, wShape, ws);
+      const x = Tensor.from(gpu, [batch, cin, size, size], xs);
+      const weight = Tensor.from(gpu, wShape, ws);
       const bias = Tensor.from(gpu, [cout], bs), dy = Tensor.from(gpu, [batch, cout, oh, ow], dys);
       const y = Tensor.zeros(gpu, dy.shape), dx = Tensor.zeros(gpu, x.shape);
       const dWeight = Tensor.zeros(gpu, wShape), dBias = Tensor.zeros(gpu, [cout]);
