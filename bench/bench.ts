@@ -47,6 +47,11 @@ export interface BenchResult {
     /** What the GEMM core multiplies (`GpuOptions.precision`). */
     precision: string;
     batch: number;
+    /**
+     * The batch of the per-layer figures: `batch`, or the largest micro-batch whose tensors fit
+     * the adapter's binding limits (the network runs a larger batch in micro-batches of it).
+     */
+    layerBatch: number;
     repeats: number;
     /** "gpu" (timestamp queries) or "wall". */
     clock: string;
@@ -200,15 +205,16 @@ async function gemmCeiling(gpu: Gpu, repeats: number): Promise<number> {
  */
 export async function bench(net: Network, batch: number, repeats: number): Promise<BenchResult> {
   const { gpu, config } = net;
-  const plan = recordTraining(gpu, net.layers, config.input, batch);
-  plan.loss.set(batch, 1 / batch);
+  const layerBatch = Math.min(batch, net.maxMicroBatch);
+  const plan = recordTraining(gpu, net.layers, config.input, layerBatch);
+  plan.loss.set(layerBatch, 1 / layerBatch);
   const layers: LayerBench[] = [];
   for (let i = 0; i < net.layers.length; i++) {
     const layer = net.layers[i];
     const forward = await time(gpu, plan.forward[i].dispatches, repeats);
     const backward = await time(gpu, plan.backwardFirst[i].dispatches, repeats);
     const forwardMs = forward.ms, backwardMs = backward.ms;
-    const flops = 2 * layer.macs * batch;
+    const flops = 2 * layer.macs * layerBatch;
     const gemms = i === 0 ? 1 : 2; // the first layer computes no input gradient
     layers.push({
       name: layer.name,
@@ -241,6 +247,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
       model: config.name,
       precision: gpu.precision,
       batch,
+      layerBatch,
       repeats,
       clock: gpu.timestamps ? "gpu" : "wall",
     },
@@ -261,6 +268,9 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
  */
 export function formatBench(r: BenchResult, config?: ModelConfig): string {
   const s = r.setup;
+  const micro = s.layerBatch < s.batch
+    ? [`per layer at batch ${s.layerBatch}: the largest micro-batch within the binding limits`]
+    : [];
   const lines = [
     `${s.model}${config ? ` (${config.input.join("x")})` : ""}${
       s.precision === "f16" ? ", f16 operands" : ""
@@ -269,6 +279,7 @@ export function formatBench(r: BenchResult, config?: ModelConfig): string {
       s.clock === "gpu" ? "GPU time (timestamp queries)" : "wall time"
     }, ${s.repeats} replays per figure`,
     `ceiling: the GEMM core on 1024x1024x1024 runs at ${r.ceilingGflops.toFixed(2)} GFLOP/s`,
+    ...micro,
     "layer   forward ms  GFLOP/s  of ceiling  backward ms  GFLOP/s  of ceiling  compile ms",
   ];
   const g = (v: number | null) => (v === null ? "" : v.toFixed(2)).padStart(8);

@@ -2,6 +2,7 @@
 import { deepStrictEqual, ok as assert } from "node:assert";
 import { bench, formatBench } from "../bench/bench.ts";
 import { type ModelConfig, Network } from "../mod.ts";
+import { Gpu } from "../gpu/device.ts";
 import { withGpu } from "./helpers.ts";
 
 const TINY: ModelConfig = {
@@ -32,3 +33,19 @@ Deno.test("bench reports every layer, the whole network and the data pipeline", 
     assert(formatBench(result).includes("of ceiling"));
     net.destroy();
   }));
+
+Deno.test("bench times layers at the largest micro-batch that fits when the batch does not", async () => {
+  const small = await Gpu.create({ limits: { maxStorageBufferBindingSize: 8192 } });
+  try {
+    const net = Network.create(small, TINY, { init: "he" });
+    assert(net.maxMicroBatch < 12, `micro-batch ${net.maxMicroBatch}`);
+    const result = await bench(net, 12, 1);
+    assert(result.setup.layerBatch === net.maxMicroBatch && result.setup.batch === 12);
+    assert(Object.values(result.network).every((v) => v > 0 && Number.isFinite(v)));
+    assert(formatBench(result).includes(`per layer at batch ${net.maxMicroBatch}`));
+    net.destroy();
+    await small.check();
+  } finally {
+    small.destroy();
+  }
+});
