@@ -377,12 +377,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 /**
  * Packed operands are laid out row after row, `steps` = ceil(depth / 4) texels each, in a scratch
  * texture PACKED_WIDTH texels wide (a power of two: the coordinates of a linear texel index are a
- * mask and a shift) and up to PACKED_HEIGHT high, one for each operand per device: 64 MiB each,
+ * mask and a shift) and up to PACKED_HEIGHT high, one for each operand per device: 128 MiB each,
  * whatever the layer. A GEMM whose operands are larger runs in chunks of rows and columns, each
  * packed and multiplied in turn; a chunk's uniform says which.
  */
 const PACKED_WIDTH = 4096;
-const PACKED_HEIGHT = 1024;
+const PACKED_HEIGHT = 2048;
 /**
  * WGSL of the scratch textures' layout: `packedTexel(i)`, the coordinates of linear texel `i`, and
  * the uniform `GemmChunk` that says which rows and columns a packed launch covers.
@@ -682,7 +682,7 @@ const scratches = new WeakMap<Gpu, { a: GPUTextureView; b: GPUTextureView; texel
 
 /**
  * The device's scratch textures for packed A and B (allocated once, freed with the device) and
- * how many texels each holds: 4096 x 1024, or fewer rows where the limits the code plans for are
+ * how many texels each holds: 4096 x 2048, or fewer rows where the limits the code plans for are
  * lowered (how tests make small GEMMs run in chunks). Texel i is at ({@linkcode PACKED_TEXEL_WGSL}'s
  * `packedTexel(i)`).
  *
@@ -691,7 +691,7 @@ const scratches = new WeakMap<Gpu, { a: GPUTextureView; b: GPUTextureView; texel
  * import { Gpu } from "../gpu/device.ts";
  * import { gemmScratch } from "./gemm.ts";
  * const gpu = await Gpu.create();
- * console.log(gemmScratch(gpu).texels); // 4194304
+ * console.log(gemmScratch(gpu).texels); // 8388608
  * gpu.destroy();
  * ```
  */
