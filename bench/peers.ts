@@ -151,9 +151,12 @@ async function wasmPaths(): Promise<string> {
   return `file://${cache}/registry.npmjs.org/@tensorflow/tfjs-backend-wasm/${version}/dist/`;
 }
 
+/** The TensorFlow.js backends {@linkcode benchPeers} runs. */
+export const PEERS = ["webgpu", "wasm"] as const;
+
 /**
- * TensorFlow.js's figures for `config` at `batch`: webgpu (inference and training), wasm
- * (inference).
+ * TensorFlow.js's figures for `config` at `batch` on the `backends` named (default both): webgpu
+ * (inference and training), wasm (inference).
  *
  * @example
  * ```ts ignore
@@ -166,12 +169,19 @@ export async function benchPeers(
   config: ModelConfig,
   batch: number,
   repeats: number,
+  backends: readonly (typeof PEERS)[number][] = PEERS,
 ): Promise<PeerBench[]> {
   const results: PeerBench[] = [];
-  await tf.setBackend("webgpu");
-  await tf.ready();
-  results.push({ name: "TensorFlow.js webgpu", ...(await measure(config, batch, repeats, true)) });
-  tf.removeBackend("webgpu");
+  if (backends.includes("webgpu")) {
+    await tf.setBackend("webgpu");
+    await tf.ready();
+    results.push({
+      name: "TensorFlow.js webgpu",
+      ...(await measure(config, batch, repeats, true)),
+    });
+    tf.removeBackend("webgpu");
+  }
+  if (!backends.includes("wasm")) return results;
   setWasmPaths(await wasmPaths());
   await tf.setBackend("wasm");
   await tf.ready();

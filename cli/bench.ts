@@ -13,6 +13,7 @@ import {
   modelName,
   number,
   precisionChoice,
+  UsageError,
   type Values,
 } from "./common.ts";
 
@@ -28,6 +29,8 @@ export const benchCommand: Command = {
                  saved by an earlier --tune are used either way
   --peers        also run the same network in TensorFlow.js (webgpu: inference and training on
                  the same adapter; wasm: inference) and print the ratios
+  --peer NAME    only this one of them (webgpu or wasm): TensorFlow.js webgpu trains alexnet
+                 at under 1 image/s here, so a batch of 128 takes many minutes a step
   --devices      also run the network on one device and on two (model and data parallel),
                  each device in its own worker: images/s and the exchanges' time per step
   --precision f32|f16  what the GEMM core multiplies in the figures above (default f32)
@@ -43,6 +46,7 @@ the data pipeline's images/s. GPU time from timestamp queries where the adapter 
     repeats: { type: "string" },
     json: { type: "string" },
     peers: { type: "boolean" },
+    peer: { type: "string" },
     tune: { type: "boolean" },
     devices: { type: "boolean" },
     precision: { type: "string" },
@@ -55,6 +59,10 @@ async function runBench(v: Values): Promise<void> {
   const model = modelName(v, "alexnet-small");
   const batch = number(v, "batch", 128, { integer: true });
   const repeats = number(v, "repeats", 3, { integer: true });
+  const only = v.peer === undefined ? undefined : String(v.peer);
+  if (only !== undefined && only !== "webgpu" && only !== "wasm") {
+    throw new UsageError(`--peer must be webgpu or wasm, got "${only}"`);
+  }
   const net = await createAlexNet({
     model,
     init: model === "alexnet" ? "paper" : "he",
@@ -65,10 +73,10 @@ async function runBench(v: Values): Promise<void> {
     const result = await bench(net, batch, repeats);
     console.log(formatBench(result, net.config));
     let peers;
-    if (v.peers) {
+    if (v.peers || only) {
       // Loaded only here: TensorFlow.js is the benchmark's, never the library's.
       const { benchPeers, formatPeers } = await import("../bench/peers.ts");
-      peers = await benchPeers(net.config, batch, repeats);
+      peers = await benchPeers(net.config, batch, repeats, only ? [only] : undefined);
       console.log(formatPeers(result, peers));
     }
     let devices;

@@ -19,6 +19,7 @@ import { Gpu } from "../gpu/device.ts";
 import {
   assertClose,
   CONV_CASES,
+  convCaseData,
   convGeometry as geometry,
   randomArray,
   TILINGS,
@@ -35,12 +36,7 @@ import {
 for (const [name, g, batch, relu] of CONV_CASES) {
   Deno.test(`conv2d backward (input, weight, bias) matches the reference: ${name}`, () =>
     withGpu(async (gpu) => {
-      const [oh, ow] = conv2dOutputSize(g);
-      const wShape = [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW];
-      const xs = randomArray(batch * g.inChannels * g.height * g.width, 1);
-      const ws = randomArray(wShape.reduce((a, b) => a * b), 2);
-      const bs = randomArray(g.outChannels, 3);
-      const dys = randomArray(batch * g.outChannels * oh * ow, 4);
+      const { oh, ow, wShape, xs, ws, bs, dys } = convCaseData(g, batch);
       const ys = Float32Array.from(conv2dRef(g, batch, xs, ws, bs, relu));
       const x = Tensor.from(gpu, [batch, g.inChannels, g.height, g.width], xs);
       // The fused ReLU's mask is the relu_backward kernel's work (tested below): dy arrives masked.

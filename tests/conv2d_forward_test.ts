@@ -1,23 +1,14 @@
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
-import { conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { Tensor } from "../gpu/tensor.ts";
-import { assertClose, CONV_CASES, randomArray, TILINGS, withGpu } from "./helpers.ts";
+import { assertClose, CONV_CASES, convCaseData, TILINGS, withGpu } from "./helpers.ts";
 import { conv2dRef } from "./reference.ts";
 
 for (const [name, g, batch, relu] of CONV_CASES) {
   Deno.test(`conv2dForward matches the float64 reference: ${name}`, () =>
     withGpu(async (gpu) => {
-      const [oh, ow] = conv2dOutputSize(g);
-      const xs = randomArray(batch * g.inChannels * g.height * g.width, 1);
-      const ws = randomArray(g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW, 2);
-      const bs = randomArray(g.outChannels, 3);
+      const { oh, ow, wShape, xs, ws, bs } = convCaseData(g, batch);
       const x = Tensor.from(gpu, [batch, g.inChannels, g.height, g.width], xs);
-      const weight = Tensor.from(gpu, [
-        g.outChannels,
-        g.inChannels / g.groups,
-        g.kernelH,
-        g.kernelW,
-      ], ws);
+      const weight = Tensor.from(gpu, wShape, ws);
       const bias = Tensor.from(gpu, [g.outChannels], bs);
       const want = conv2dRef(g, batch, xs, ws, bs, relu);
       for (const [tiling, tile] of TILINGS) {

@@ -1,6 +1,6 @@
 /** Shared test helpers: a device with error capture, seeded data, and tolerance checks. */
 import { Gpu, type Precision } from "../gpu/device.ts";
-import type { Conv2dGeometry } from "../kernels/conv2d_geometry.ts";
+import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
 import type { ModelConfig } from "../layers/network.ts";
 
@@ -73,6 +73,21 @@ export function assertClose(
         `(got ${got[firstBad]}, want ${want[firstBad]}); worst at ${worstAt} (error ${worst})`,
     );
   }
+}
+
+/** Seeded operands of a convolution case (input, weight, bias, output gradient) and its shapes. */
+export function convCaseData(g: Conv2dGeometry, batch: number) {
+  const [oh, ow] = conv2dOutputSize(g);
+  const wShape = [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW];
+  return {
+    oh,
+    ow,
+    wShape,
+    xs: randomArray(batch * g.inChannels * g.height * g.width, 1),
+    ws: randomArray(wShape.reduce((a, b) => a * b), 2),
+    bs: randomArray(g.outChannels, 3),
+    dys: randomArray(batch * g.outChannels * oh * ow, 4),
+  };
 }
 
 /** A small 3-to-5-channel 3x3 convolution of a 7x7 input, with `partial` overriding. */

@@ -8,12 +8,11 @@ import { Tensor } from "../gpu/tensor.ts";
 import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
-import { conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
-import { Network } from "../mod.ts";
-import { ALEXNET_SMALL } from "../mod.ts";
+import { ALEXNET_SMALL, type ModelConfig, Network } from "../mod.ts";
 import {
   assertClose,
   CONV_CASES,
+  convCaseData,
   quadrants,
   randomArray,
   TILINGS,
@@ -28,12 +27,7 @@ const half = (v: Float32Array) => v.map(Math.f16round);
 for (const [name, g, batch, relu] of CONV_CASES) {
   Deno.test(`f16: convolution forward and backward match the reference on f16 operands: ${name}`, () =>
     withGpu(async (gpu) => {
-      const [oh, ow] = conv2dOutputSize(g);
-      const wShape = [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW];
-      const xs = randomArray(batch * g.inChannels * g.height * g.width, 1);
-      const ws = randomArray(wShape.reduce((a, b) => a * b), 2);
-      const bs = randomArray(g.outChannels, 3);
-      const dys = randomArray(batch * g.outChannels * oh * ow, 4);
+      const { oh, ow, wShape, xs, ws, bs, dys } = convCaseData(g, batch);
       const x = Tensor.from(gpu, [batch, g.inChannels, g.height, g.width], xs);
       const weight = Tensor.from(gpu, wShape, ws), bias = Tensor.from(gpu, [g.outChannels], bs);
       const dy = Tensor.from(gpu, [batch, g.outChannels, oh, ow], dys);
@@ -80,48 +74,55 @@ function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return error / scale;
 }
 
-Deno.test("f16: alexnet-small's logits stay within f16's error of f32's, and differ from them", () =>
-  withGpu((full) =>
-    withGpu(async (gpu) => {
-      const nets = [
-        Network.create(full, ALEXNET_SMALL, { seed: 5, init: "he" }),
-        Network.create(gpu, ALEXNET_SMALL, { seed: 5, init: "he" }),
+/** `config` built from `seed` on the f32 device and on the f16 one, destroyed after `body`. */
+function onBoth(
+  config: ModelConfig,
+  seed: number,
+  body: (nets: [Network, Network]) => Promise<void>,
+): Promise<void> {
+  return withGpu((full) =>
+    withGpu(async (half) => {
+      const nets: [Network, Network] = [
+        Network.create(full, config, { seed, init: "he" }),
+        Network.create(half, config, { seed, init: "he" }),
       ];
-      const input = randomArray(3 * 28 * 28, 6);
-      const [want, got] = await Promise.all(nets.map((n) => n.forward(input, 3)));
-      const error = relativeError(got, want);
-      assert(error > 0 && error < 1e-2, `logits' relative error ${error}`);
-      for (const n of nets) n.destroy();
+      try {
+        await body(nets);
+      } finally {
+        for (const n of nets) n.destroy();
+      }
     }, "f16")
-  ));
+  );
+}
+
+Deno.test("f16: alexnet-small's logits stay within f16's error of f32's, and differ from them", () =>
+  onBoth(ALEXNET_SMALL, 5, async (nets) => {
+    const input = randomArray(3 * 28 * 28, 6);
+    const [want, got] = await Promise.all(nets.map((n) => n.forward(input, 3)));
+    const error = relativeError(got, want);
+    assert(error > 0 && error < 1e-2, `logits' relative error ${error}`);
+  }));
 
 Deno.test("f16: training tracks f32 step by step and learns the problem", () =>
-  withGpu((full) =>
-    withGpu(async (gpu) => {
-      const nets = [
-        Network.create(full, TINY, { seed: 7, init: "he" }),
-        Network.create(gpu, TINY, { seed: 7, init: "he" }),
-      ];
-      for (let step = 0; step < 60; step++) {
-        const { input, labels } = quadrants(16, 200 + step);
-        const [want, got] = await Promise.all(
-          nets.map((n) => n.trainStep(input, labels, { lr: 0.05 })),
-        );
-        assertClose([got.loss], [want.loss], {
-          atol: 0.02,
-          rtol: 0.05,
-          what: `loss at step ${step}`,
-        });
-        if (step === 0) {
-          for (const [param, g] of nets[0].gradients) {
-            const error = relativeError(await nets[1].gradients.get(param)!.read(), await g.read());
-            assert(error < 1e-2, `${param}'s gradient: relative error ${error}`);
-          }
+  onBoth(TINY, 7, async (nets) => {
+    for (let step = 0; step < 60; step++) {
+      const { input, labels } = quadrants(16, 200 + step);
+      const [want, got] = await Promise.all(
+        nets.map((n) => n.trainStep(input, labels, { lr: 0.05 })),
+      );
+      assertClose([got.loss], [want.loss], {
+        atol: 0.02,
+        rtol: 0.05,
+        what: `loss at step ${step}`,
+      });
+      if (step === 0) {
+        for (const [param, g] of nets[0].gradients) {
+          const error = relativeError(await nets[1].gradients.get(param)!.read(), await g.read());
+          assert(error < 1e-2, `${param}'s gradient: relative error ${error}`);
         }
       }
-      const test = quadrants(64, 99);
-      const { top1 } = await nets[1].evaluate(test.input, test.labels);
-      assert(top1 > 0.9, `top-1 accuracy ${top1}`);
-      for (const n of nets) n.destroy();
-    }, "f16")
-  ));
+    }
+    const test = quadrants(64, 99);
+    const { top1 } = await nets[1].evaluate(test.input, test.labels);
+    assert(top1 > 0.9, `top-1 accuracy ${top1}`);
+  }));
