@@ -8,7 +8,7 @@ import { Tensor } from "../gpu/tensor.ts";
 import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
-import { ALEXNET_SMALL, type ModelConfig, Network } from "../mod.ts";
+import { ALEXNET_SMALL, createAlexNet, type ModelConfig, Network } from "../mod.ts";
 import {
   assertClose,
   CONV_CASES,
@@ -125,4 +125,29 @@ Deno.test("f16: training tracks f32 step by step and learns the problem", () =>
     const test = quadrants(64, 99);
     const { top1 } = await nets[1].evaluate(test.input, test.labels);
     assert(top1 > 0.9, `top-1 accuracy ${top1}`);
+  }));
+
+Deno.test("f16 reaches both devices: two f16 devices' logits are f16's, not f32's", () =>
+  onBoth(ALEXNET_SMALL, 8, async ([full, half]) => {
+    const two = await createAlexNet({
+      model: ALEXNET_SMALL,
+      seed: 8,
+      init: "he",
+      devices: 2,
+      parallel: "data",
+      precision: "f16",
+    });
+    try {
+      const input = randomArray(4 * 28 * 28, 9);
+      const [f16, got, f32] = await Promise.all([half, two, full].map((n) => n.forward(input, 4)));
+      // Each device runs 2 examples, whose sums run in another order than at batch 4; rounding to
+      // f16 turns those last-bit differences into half-precision ones where a value sits near a
+      // rounding boundary (one device: 5e-4 between batch 1 and 4, against 7e-7 in f32).
+      const error = relativeError(got, f16);
+      assert(error < 1e-2, `two f16 devices against one: relative error ${error}`);
+      // Two f32 devices give one f32 device's logits to about 1e-6: these are f16's.
+      assert(relativeError(got, f32) > 1e-5, "two f16 devices computed in f32");
+    } finally {
+      await two.destroy();
+    }
   }));
