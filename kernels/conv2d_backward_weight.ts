@@ -60,13 +60,10 @@ fn loadA(m: u32, d: u32) -> f32 {
 }
 fn texelOfB(d4: u32, k: u32) -> u32 {
   if (k == KG) { return 1u; } // texel 1: ones
-  let p = d4 / images4();
-  let r = k % KHW;
-  let ih = (p / OW) * SH + r / KW; // padded coordinates, as in im2col
-  let iw = (p % OW) * SW + r % KW;
-  if (ih < PH || ih >= H + PH || iw < PW || iw >= W + PW) { return 0u; } // texel 0: zeros
+  let q = inputPixel(k % KHW, d4 / images4());
+  if (q == H * W) { return 0u; } // texel 0: zeros
   let c = (launch.oBase / MG) * CG + k / KHW;
-  return 2u + ((c * H + ih - PH) * W + iw - PW) * images4() + d4 % images4();
+  return 2u + (c * H * W + q) * images4() + d4 % images4();
 }`
       : /* wgsl */ `
 fn gemmDepth() -> u32 { return launch.batch * P; }

@@ -66,13 +66,10 @@ fn loadA(m: u32, k: u32) -> f32 {
   return w[launch.wOffset + m * KG + c * KHW + k / (CG4 * 4u)];
 }
 fn texelOfB(k4: u32, n: u32) -> u32 {
-  let r = k4 / CG4; // the tap
-  let p = n % P;
-  let ih = (p / OW) * SH + r / KW; // padded coordinates, as in im2col
-  let iw = (p % OW) * SW + r % KW;
-  if (ih < PH || ih >= H + PH || iw < PW || iw >= W + PW) { return 0u; } // texel 0: zeros
+  let q = inputPixel(k4 / CG4, n % P);
+  if (q == H * W) { return 0u; } // texel 0: zeros
   let c4 = (launch.oBase / MG) * CG4 + k4 % CG4;
-  return 2u + (((n / P) * H + ih - PH) * W + iw - PW) * CIN4 + c4;
+  return 2u + ((n / P) * H * W + q) * CIN4 + c4;
 }`
       : /* wgsl */ `
 fn gemmDepth() -> u32 { return KG; }

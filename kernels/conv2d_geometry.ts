@@ -120,15 +120,21 @@ const KG = ${(g.inChannels / g.groups) * g.kernelH * g.kernelW}u; // weights per
 }
 
 /**
- * WGSL `im2col(b, c, r, p)`: the input element (binding `x`) feeding output pixel p of image b
- * through kernel tap r of input channel c, or 0 in the padding: the im2col matrix, read in place.
+ * WGSL `inputPixel(r, p)`: the input pixel (row-major in a map, H x W) that output pixel p reads
+ * through kernel tap r, or H * W in the padding; and `im2col(b, c, r, p)`: that element of input
+ * channel c of image b (binding `x`), or 0 in the padding: the im2col matrix, read in place.
  */
 export const IM2COL_WGSL = /* wgsl */ `
-fn im2col(b: u32, c: u32, r: u32, p: u32) -> f32 {
+fn inputPixel(r: u32, p: u32) -> u32 {
   let ih = (p / OW) * SH + r / KW; // padded coordinates: unsigned, compared against the pad
   let iw = (p % OW) * SW + r % KW;
-  if (ih < PH || ih >= H + PH || iw < PW || iw >= W + PW) { return 0.0; }
-  return x[((b * CIN + c) * H + ih - PH) * W + iw - PW];
+  if (ih < PH || ih >= H + PH || iw < PW || iw >= W + PW) { return H * W; }
+  return (ih - PH) * W + iw - PW;
+}
+fn im2col(b: u32, c: u32, r: u32, p: u32) -> f32 {
+  let q = inputPixel(r, p);
+  if (q == H * W) { return 0.0; }
+  return x[(b * CIN + c) * H * W + q];
 }`;
 
 /** One launch over a range of output channels and the weight binding it uses. */
