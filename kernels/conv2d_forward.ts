@@ -23,12 +23,20 @@ import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
 import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
+ * How the forward pass reads B, the input: "im2col", element by element through the im2col
+ * matrix; "gathered", texels of the input packed channels last (see {@linkcode gathersInput});
+ * "vectors", four channels a load, for a dense layer (see {@linkcode readsVectors}).
+ */
+export type ForwardInput = "im2col" | "gathered" | "vectors";
+
+/**
  * The WGSL of the forward convolution's operands for the GEMM core: bindings, sizes, loaders and
- * the bias (+ ReLU) epilogue. `gathered` (packed operands only; see {@linkcode gathersInput}): k
- * runs over (tap, channel) instead of (channel, tap), the channels padded with zero weights to a
+ * the bias (+ ReLU) epilogue, for B read as `input` says. "gathered" (packed operands only): k runs
+ * over (tap, channel) instead of (channel, tap), the channels padded with zero weights to a
  * multiple of 4, so that four consecutive k are one texel of the input packed channels last
  * (kernels/pack_transposed.ts), which the core gathers B from (`texelOfB`) instead of packing the
- * im2col matrix.
+ * im2col matrix. "vectors": the weights and the input bound as vec4 arrays, read by the core's
+ * vector loaders `loadA4` and `loadB4`.
  *
  * @example
  * ```ts
@@ -41,22 +49,28 @@ import { canGather, packTransposed } from "./pack_transposed.ts";
 export function conv2dForwardOperandsWgsl(
   g: Conv2dGeometry,
   relu: boolean,
-  gathered = false,
+  input: ForwardInput = "im2col",
 ): string {
+  const element = input === "vectors" ? "vec4f" : "f32";
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<${element}>;
+@group(0) @binding(1) var<storage, read> w: array<${element}>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> launch: Launch;
 ${conv2dConstantsWgsl(g)}
-${IM2COL_WGSL}
 
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return launch.batch * P; }
 ${
-    gathered
-      ? /* wgsl */ `
+    {
+      im2col: /* wgsl */ `${IM2COL_WGSL}
+fn gemmDepth() -> u32 { return KG; }
+fn loadA(m: u32, k: u32) -> f32 { return w[launch.wOffset + m * KG + k]; }
+fn loadB(k: u32, n: u32) -> f32 {
+  return im2col(n / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, n % P);
+}`,
+      gathered: /* wgsl */ `${IM2COL_WGSL}
 const CG4 = ${Math.ceil(g.inChannels / g.groups / 4)}u; // texels of a group's channels
 const CIN4 = ${Math.ceil(g.inChannels / 4)}u; // texels of a pixel's channels
 fn gemmDepth() -> u32 { return KHW * CG4 * 4u; }
@@ -70,13 +84,12 @@ fn texelOfB(k4: u32, n: u32) -> u32 {
   if (q == H * W) { return 0u; } // texel 0: zeros
   let c4 = (launch.oBase / MG) * CG4 + k4 % CG4;
   return 2u + ((n / P) * H * W + q) * CIN4 + c4;
-}`
-      : /* wgsl */ `
-fn gemmDepth() -> u32 { return KG; }
-fn loadA(m: u32, k: u32) -> f32 { return w[launch.wOffset + m * KG + k]; }
-fn loadB(k: u32, n: u32) -> f32 {
-  return im2col(n / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, n % P);
-}`
+}`,
+      vectors: /* wgsl */ `
+fn gemmDepth() -> u32 { return KG; } // column n is image n, k its channel in the group
+fn loadA4(m: u32, k4: u32) -> vec4f { return w[(launch.wOffset + m * KG) / 4u + k4]; }
+fn loadB4(k4: u32, n: u32) -> vec4f { return x[(n * CIN + (launch.oBase / MG) * CG) / 4u + k4]; }`,
+    }[input]
   }
 fn storeC(m: u32, n: u32, value: f32) {
   let o = launch.oBase + m;
@@ -84,6 +97,26 @@ fn storeC(m: u32, n: u32, value: f32) {
   y[((n / P) * COUT + o) * P + n % P] = ${relu ? "max(v, 0.0)" : "v"};
 }
 `;
+}
+
+/**
+ * Whether the forward pass reads its operands four channels a load: a dense layer (a 1x1
+ * convolution of 1x1 images, so that an image's channels and a weight row are contiguous) whose
+ * group's channels are a multiple of 4. A storage-buffer load of a vec4 costs llvmpipe about what
+ * one of a float does; on GPUs the loads are wider.
+ *
+ * @example
+ * ```ts
+ * import { readsVectors } from "./conv2d_forward.ts";
+ * const fc6 = { inChannels: 9216, height: 1, width: 1, outChannels: 4096, kernelH: 1,
+ *   kernelW: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, groups: 1 };
+ * console.log(readsVectors(fc6), readsVectors({ ...fc6, inChannels: 70 })); // true false
+ * ```
+ */
+export function readsVectors(g: Conv2dGeometry): boolean {
+  const [oh, ow] = conv2dOutputSize(g);
+  return g.height * g.width * g.kernelH * g.kernelW * oh * ow === 1 &&
+    (g.inChannels / g.groups) % 4 === 0;
 }
 
 /**
@@ -153,14 +186,22 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
   const kg = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_forward:${Object.values(g)}:${args.batch}`;
-  const tile = args.tile ?? gemmTile(gpu, problem, g.outChannels / g.groups, cols, kg);
+  const weights = weightLaunches(gpu, g, args.weight);
+  // A weight slice starts on a vec4 where rows are whole vec4s, unless a capped alignment forbids.
+  const vectors = readsVectors(g) && weights.every((l) => l.wOffset % 4 === 0);
+  const tile = args.tile ??
+    gemmTile(gpu, problem, g.outChannels / g.groups, cols, kg, vectors);
   const view = { outer: args.batch, rows: g.inChannels, cols: g.height * g.width }; // channels last
-  const gathered = gathersInput(g.inChannels, g.groups) && canGather(gpu, tile, view);
+  const input: ForwardInput = vectors
+    ? "vectors"
+    : gathersInput(g.inChannels, g.groups) && canGather(gpu, tile, view)
+    ? "gathered"
+    : "im2col";
   const padded = Math.ceil(g.inChannels / g.groups / 4) * 4 * g.kernelH * g.kernelW;
-  const depth = gathered ? padded : kg; // the gathered depth runs over padded channels
-  const key = `conv2d_forward:${Object.values(g)}:${args.relu}:${gathered}`;
+  const depth = input === "gathered" ? padded : kg; // the gathered depth runs over padded channels
+  const key = `conv2d_forward:${Object.values(g)}:${args.relu}:${input}`;
   const buffers: GPUBuffer[] = [];
-  const calls = weightLaunches(gpu, g, args.weight).map(({ oBase, oCount, binding, wOffset }) => {
+  const calls = weights.map(({ oBase, oCount, binding, wOffset }) => {
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, 0], `${key} launch`);
     buffers.push(uniform);
     return {
@@ -173,11 +214,12 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
   });
   const launch = recordGemm(gpu, {
     key,
-    operands: conv2dForwardOperandsWgsl(g, args.relu, gathered),
+    operands: conv2dForwardOperandsWgsl(g, args.relu, input),
     bindings: ["read", "read", "read", "read_write", "uniform"],
     tile,
     calls,
-    gatherB: gathered ? packTransposed(gpu, { x: args.x, view }) : undefined,
+    gatherB: input === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
+    vectorK: vectors,
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
 }

@@ -11,7 +11,10 @@
  *   only in range;
  * - `fn storeC(m: u32, n: u32, value: f32)`: the epilogue, called only in range;
  * - with packed operands and B gathered in place (`gatheredB`), `fn texelOfB(k4: u32, n: u32) ->
- *   u32` instead of `loadB`: the texel of the scratch texture B that holds B[4 k4 .. 4 k4 + 3, n].
+ *   u32` instead of `loadB`: the texel of the scratch texture B that holds B[4 k4 .. 4 k4 + 3, n];
+ * - where both operands are contiguous along k (`vectorK`, a dense layer), `fn loadA4(m: u32, k4:
+ *   u32) -> vec4f` and `fn loadB4(k4: u32, n: u32) -> vec4f` instead of `loadA` and `loadB`: four
+ *   consecutive k, 4 k4 .. 4 k4 + 3, in one storage-buffer load (the depth a multiple of 4).
  *
  * {@linkcode recordGemm} records the launches of one kernel for any tiling, in the device's
  * precision: with "f16" every element of A and B is rounded to half precision where the core
@@ -50,7 +53,8 @@ export const GEMM_TILES = {
   tall: { kind: "workgroup", bm: 128, bn: 16, bk: 16, tm: 4, tn: 2 },
   flat: { kind: "workgroup", bm: 16, bn: 128, bk: 16, tm: 2, tn: 4 },
   blocks: { kind: "registers", tm: 16, tn: 16, threads: 64 },
-  narrowBlocks: { kind: "registers", tm: 32, tn: 4, threads: 64 },
+  narrowBlocks: { kind: "registers", tm: 16, tn: 8, threads: 64 },
+  thinBlocks: { kind: "registers", tm: 16, tn: 4, threads: 64 },
   packed: { kind: "textures", tm: 16, tn: 16, threads: 64 },
 } as const satisfies Record<string, GemmTile>;
 
@@ -60,7 +64,7 @@ export const GEMM_TILES = {
  * about 30 s to compile (32x32: 112 s), once per shape; packed operands compile in seconds.
  */
 export const GEMM_CANDIDATES: { cpu: readonly GemmTile[]; gpu: readonly GemmTile[] } = {
-  cpu: [GEMM_TILES.packed, GEMM_TILES.blocks, GEMM_TILES.narrowBlocks],
+  cpu: [GEMM_TILES.packed, GEMM_TILES.blocks, GEMM_TILES.narrowBlocks, GEMM_TILES.thinBlocks],
   gpu: [GEMM_TILES.wide, GEMM_TILES.tall, GEMM_TILES.flat],
 };
 
@@ -70,7 +74,7 @@ const tuned = new WeakMap<Gpu, Map<string, GemmTile>>();
 /**
  * The tiling for a GEMM `problem` of `rows` x `cols` x `depth` on `gpu`: the autotuner's choice
  * where it measured one, otherwise {@linkcode chooseTile}'s (register blocks instead of packed
- * operands deeper than a scratch texture holds).
+ * operands deeper than a scratch texture holds). `vectorK`: the operands load four k at a time.
  *
  * @example
  * ```ts
@@ -87,8 +91,9 @@ export function gemmTile(
   rows: number,
   cols: number,
   depth: number,
+  vectorK = false,
 ): GemmTile {
-  const tile = tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, depth, gpu.cpu);
+  const tile = tuned.get(gpu)?.get(problem) ?? chooseTile(rows, cols, depth, gpu.cpu, vectorK);
   return tile.kind === "textures" && Math.ceil(depth / 4) > gemmScratch(gpu).texels // too deep to pack
     ? GEMM_TILES.blocks
     : tile;
@@ -229,10 +234,12 @@ function isTile(t: GemmTile): boolean {
 /**
  * Picks the tiling for `rows` x `cols` x `depth` on an adapter. On CPU adapters: packed operands
  * for GEMMs of at least 2^25 multiply-adds, register blocks below (packing pays for its two passes
- * and its kernels' compile time, seconds a shape on llvmpipe, only on large GEMMs), narrow register
- * blocks for eight columns or fewer. On GPUs, wide workgroup tiles by default, tall narrow ones when
- * there are few columns (dense layers at small batch, where the columns are the batch) and flat ones
- * when there are few rows.
+ * and its kernels' compile time, seconds a shape on llvmpipe, only on large GEMMs) and where the
+ * operands load four k at a time (`vectorK`: as fast as texels, with nothing to pack), narrow
+ * register blocks for eight columns or fewer and thin ones for four or fewer (dense layers at small
+ * batches; 16 rows a block, so that fc8's 1,000 rows still make enough workgroups). On GPUs, wide
+ * workgroup tiles by default, tall narrow ones when there are few columns (dense layers at small
+ * batch, where the columns are the batch) and flat ones when there are few rows.
  *
  * @example
  * ```ts
@@ -241,10 +248,16 @@ function isTile(t: GemmTile): boolean {
  * console.log(chooseTile(96, 3025, 363, true).kind); // "textures"
  * ```
  */
-export function chooseTile(rows: number, cols: number, depth: number, cpu: boolean): GemmTile {
+export function chooseTile(
+  rows: number,
+  cols: number,
+  depth: number,
+  cpu: boolean,
+  vectorK = false,
+): GemmTile {
   if (cpu) {
-    if (cols <= 8) return GEMM_TILES.narrowBlocks;
-    return rows * cols * depth >= 2 ** 25 ? GEMM_TILES.packed : GEMM_TILES.blocks;
+    if (cols <= 8) return cols <= 4 ? GEMM_TILES.thinBlocks : GEMM_TILES.narrowBlocks;
+    return rows * cols * depth >= 2 ** 25 && !vectorK ? GEMM_TILES.packed : GEMM_TILES.blocks;
   }
   if (cols <= 16 && rows >= 64) return GEMM_TILES.tall;
   if (rows <= 16 && cols >= 64) return GEMM_TILES.flat;
@@ -275,6 +288,11 @@ export interface GemmVariant {
   /** B gathered from texels the operands' `texelOfB` names (packed operands only). */
   gatheredB?: boolean;
   /**
+   * The operands define `loadA4` and `loadB4` (four consecutive k) instead of `loadA` and `loadB`:
+   * register blocks read four k a load, workgroup tiles through scalar loaders derived from them.
+   */
+  vectorK?: boolean;
+  /**
    * "f16": the workgroup tiles hold half-precision values and register blocks round what they load
    * (the module must start with {@linkcode enableWgsl}'s directive); packed operands are rounded
    * when packed, so it changes nothing for them (default "f32").
@@ -299,15 +317,14 @@ export interface GemmVariant {
  * ```
  */
 export function gemmWgsl(t: GemmTile, variant: GemmVariant = {}): string {
+  if (t.kind !== "workgroup") return blockGemmWgsl(t, variant);
   const half = variant.precision === "f16";
-  if (t.kind !== "workgroup") {
-    return blockGemmWgsl(t, variant.binding ?? 0, variant.gatheredB ?? false, half);
-  }
   if (t.bm % t.tm || t.bn % t.tn) throw new RangeError(`tile ${JSON.stringify(t)} does not divide`);
   const tx = t.bn / t.tn, ty = t.bm / t.tm, threads = tx * ty;
   const element = half ? "f16" : "f32";
   const [store, load] = half ? ["f16", "f32"] : ["", ""]; // conversions into and out of the tiles
   return /* wgsl */ `
+${variant.vectorK ? SCALAR_FROM_VECTOR_WGSL : ""}
 ${WORKGROUP_INDEX_WGSL}
 const BM = ${t.bm}u;
 const BN = ${t.bn}u;
@@ -374,6 +391,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }`;
 }
 
+/** The scalar loaders of operands that define only the vector ones. */
+const SCALAR_FROM_VECTOR_WGSL = /* wgsl */ `
+fn loadA(m: u32, k: u32) -> f32 { return loadA4(m, k / 4u)[k % 4u]; }
+fn loadB(k: u32, n: u32) -> f32 { return loadB4(k / 4u, n)[k % 4u]; }`;
+
 /**
  * Packed operands are laid out row after row, `steps` = ceil(depth / 4) texels each, in a scratch
  * texture PACKED_WIDTH texels wide (a power of two: the coordinates of a linear texel index are a
@@ -432,46 +454,43 @@ export function roundTexel(precision?: Precision): string {
  * The "registers" and "textures" strategies: one TM x TN block per invocation, written out as
  * scalar statements (no arrays, no inner loops), so that the compiler keeps it in registers; rows
  * and columns past the edge are clamped for loading and skipped on store. "registers" reads the
- * operands through the loaders, one k at a time (rounding each to f16 where `half`); "textures"
- * reads four k per texel from the packed operands.
+ * operands through the loaders, one k at a time, or four with `vectorK` (rounding each to f16
+ * where the precision is "f16"); "textures" reads four k per texel from the packed operands.
  */
 function blockGemmWgsl(
   t: { kind: string; tm: number; tn: number; threads: number },
-  binding: number,
-  gatheredB: boolean,
-  half: boolean,
+  variant: GemmVariant,
 ): string {
-  const round = (e: string) => half ? `f32(f16(${e}))` : e;
+  const { binding = 0, gatheredB = false, vectorK = false } = variant;
+  const half = variant.precision === "f16";
   const packed = t.kind === "textures";
+  const quads = packed || vectorK; // four k a step
+  const round = (e: string) => !half ? e : quads ? `vec4f(vec4<f16>(${e}))` : `f32(f16(${e}))`;
   const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
   const each = (f: (i: number, j: number) => string) =>
     rows.flatMap((i) => cols.map((j) => f(i, j))).join("\n");
-  const step = packed
-    ? /* wgsl */ `
-  let steps = (depth + 3u) / 4u;
+  const loadA = (i: number) =>
+    packed
+      ? `textureLoad(packedA, packedTexel(row${i} * steps + k), 0)`
+      : round(vectorK ? `loadA4(row${i}, k)` : `loadA(row${i}, k)`);
+  const loadB = (j: number) =>
+    packed
+      ? `textureLoad(packedB, packedTexel(${
+        gatheredB ? `texelOfB(k, chunk.c0 + col${j})` : `col${j} * steps + k`
+      }), 0)`
+      : round(vectorK ? `loadB4(k, col${j})` : `loadB(k, col${j})`);
+  const step = /* wgsl */ `
+  let steps = ${quads ? "(depth + 3u) / 4u" : "depth"};
   for (var k = 0u; k < steps; k++) {
+${rows.map((i) => `    let a${i} = ${loadA(i)};`).join("\n")}
+${cols.map((j) => `    let b${j} = ${loadB(j)};`).join("\n")}
 ${
-      rows.map((i) => `    let a${i} = textureLoad(packedA, packedTexel(row${i} * steps + k), 0);`)
-        .join("\n")
-    }
-${
-      cols.map((j) =>
-        `    let b${j} = textureLoad(packedB, packedTexel(${
-          gatheredB ? `texelOfB(k, chunk.c0 + col${j})` : `col${j} * steps + k`
-        }), 0);`
-      ).join("\n")
-    }
-${
-      each((i, j) =>
-        `    c${i}_${j} = fma(a${i}.w, b${j}.w, fma(a${i}.z, b${j}.z, fma(a${i}.y, b${j}.y, fma(a${i}.x, b${j}.x, c${i}_${j}))));`
-      )
-    }
-  }`
-    : /* wgsl */ `
-  for (var k = 0u; k < depth; k++) {
-${rows.map((i) => `    let a${i} = ${round(`loadA(row${i}, k)`)};`).join("\n")}
-${cols.map((j) => `    let b${j} = ${round(`loadB(k, col${j})`)};`).join("\n")}
-${each((i, j) => `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`)}
+    each((i, j) =>
+      quads
+        ? `    c${i}_${j} = fma(a${i}.w, b${j}.w, fma(a${i}.z, b${j}.z, fma(a${i}.y, b${j}.y, fma(a${i}.x, b${j}.x, c${i}_${j}))));`
+        : `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`
+    )
+  }
   }`;
   return /* wgsl */ `
 ${WORKGROUP_INDEX_WGSL}
@@ -512,8 +531,9 @@ ${
 /**
  * The WGSL of the entry point `main` that packs a chunk of operand A (rows m) or B (columns n)
  * into the rgba32float storage texture `packed`: texel (k / 4) of a row holds elements k..k+3, zero
- * past the depth, each rounded to f16 where `precision` is "f16". The chunk's uniform is at binding
- * `binding`, the texture at `binding + 1`. One invocation per texel, in the texels' order.
+ * past the depth, each rounded to f16 where `precision` is "f16"; read in one load where the
+ * operands define `loadA4` and `loadB4` (`vectorK`). The chunk's uniform is at binding `binding`, the
+ * texture at `binding + 1`. One invocation per texel, in the texels' order.
  *
  * @example
  * ```ts
@@ -521,8 +541,16 @@ ${
  * console.assert(gemmPackWgsl("B", 4).includes("loadB(k + 3u, row)"));
  * ```
  */
-export function gemmPackWgsl(operand: "A" | "B", binding: number, precision?: Precision): string {
+export function gemmPackWgsl(
+  operand: "A" | "B",
+  binding: number,
+  precision?: Precision,
+  vectorK = false,
+): string {
   const load = (c: number) => operand === "A" ? `loadA(row, k + ${c}u)` : `loadB(k + ${c}u, row)`;
+  const texel = vectorK
+    ? `  v = ${operand === "A" ? "loadA4(row, k / 4u)" : "loadB4(k / 4u, row)"};`
+    : [0, 1, 2, 3].map((c) => `  if (k + ${c}u < depth) { v[${c}] = ${load(c)}; }`).join("\n");
   const [first, count] = operand === "A" ? ["chunk.r0", "chunk.nr"] : ["chunk.c0", "chunk.nc"];
   return /* wgsl */ `
 ${PACKED_TEXEL_WGSL}
@@ -540,7 +568,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let row = ${first} + i / steps;
   let k = (i % steps) * 4u;
   var v = vec4f(0.0);
-${[0, 1, 2, 3].map((c) => `  if (k + ${c}u < depth) { v[${c}] = ${load(c)}; }`).join("\n")}
+${texel}
   textureStore(packed, packedTexel(i), ${roundTexel(precision)});
 }`;
 }
@@ -568,8 +596,9 @@ export interface GemmCall {
  * device share its scratch, which is safe because a queue runs them in order. With `gatherB`
  * (packed operands only), B is not packed: `gatherB`'s launches, recorded first, write texels to
  * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it
- * (see {@linkcode gemmWgsl}); the columns are still taken in chunks, the rows too. The device's
- * precision ({@linkcode Gpu.precision}) decides what the core multiplies.
+ * (see {@linkcode gemmWgsl}); the columns are still taken in chunks, the rows too. With `vectorK`
+ * the operands define the vector loaders (see {@linkcode GemmVariant}). The device's precision
+ * ({@linkcode Gpu.precision}) decides what the core multiplies.
  *
  * @example
  * ```ts
@@ -600,9 +629,10 @@ export function recordGemm(
     tile: GemmTile;
     calls: readonly GemmCall[];
     gatherB?: Launch;
+    vectorK?: boolean;
   },
 ): Launch {
-  const { key, operands, bindings, tile, calls, gatherB } = args;
+  const { key, operands, bindings, tile, calls, gatherB, vectorK } = args;
   const gathered = gatherB !== undefined;
   if (gathered && tile.kind !== "textures") {
     throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
@@ -611,7 +641,7 @@ export function recordGemm(
   const { precision } = gpu;
   const enable = enableWgsl(precision);
   if (tile.kind !== "textures") {
-    const wgsl = enable + operands + gemmWgsl(tile, { precision });
+    const wgsl = enable + operands + gemmWgsl(tile, { precision, vectorK });
     const pipeline = gpu.pipeline(gemmKey, wgsl, bindings);
     return {
       dispatches: calls.map((c) =>
@@ -622,11 +652,15 @@ export function recordGemm(
   }
   const n = bindings.length;
   const pack = (operand: "A" | "B") =>
-    gpu.pipeline(`${key}:pack${operand}`, enable + operands + gemmPackWgsl(operand, n, precision), [
-      ...bindings,
-      "uniform",
-      "storage_texture",
-    ]);
+    gpu.pipeline(
+      `${key}:pack${operand}`,
+      enable + operands + gemmPackWgsl(operand, n, precision, vectorK),
+      [
+        ...bindings,
+        "uniform",
+        "storage_texture",
+      ],
+    );
   const packA = pack("A"), packB = gathered ? undefined : pack("B");
   const core = gemmWgsl(tile, { binding: n, gatheredB: gathered }); // packing rounded
   const gemm = gpu.pipeline(`${gemmKey}:${gathered}`, operands + core, [

@@ -190,6 +190,26 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
     true,
   ],
   [
+    "dense read four channels a load, 72 -> 37, batch 1",
+    convGeometry({ inChannels: 72, height: 1, width: 1, kernelH: 1, kernelW: 1, outChannels: 37 }),
+    1,
+    true,
+  ],
+  [
+    "dense in 2 groups of 36 channels read four a load, batch 11",
+    convGeometry({
+      inChannels: 72,
+      height: 1,
+      width: 1,
+      kernelH: 1,
+      kernelW: 1,
+      outChannels: 22,
+      groups: 2,
+    }),
+    11,
+    false,
+  ],
+  [
     "many output channels and columns (several tiles each way)",
     convGeometry({ inChannels: 17, height: 13, width: 13, outChannels: 70, padH: 1, padW: 1 }),
     2,
