@@ -199,16 +199,19 @@ export async function benchPeers(
  */
 export function formatPeers(ours: BenchResult, peers: PeerBench[]): string {
   const n = ours.network, b = ours.setup.batch;
+  const width = Math.max(20, ...peers.map((p) => p.name.length));
   const lines = [`peers at batch ${b} (images/s; ratio = ours / theirs):`];
   lines.push(
-    `  this project         inference ${n.inference.toFixed(1)}, training ${n.training.toFixed(1)}`,
+    `  ${"this project".padEnd(width)} inference ${n.inference.toFixed(1)}, training ${
+      n.training.toFixed(1)
+    }`,
   );
   for (const p of peers) {
     const train = p.training === null
       ? "training: cannot (no backward pass)"
       : `training ${p.training.toFixed(1)} (ours x${(n.training / p.training).toFixed(1)})`;
     lines.push(
-      `  ${p.name.padEnd(20)} inference ${p.inference.toFixed(1)} (ours x${
+      `  ${p.name.padEnd(width)} inference ${p.inference.toFixed(1)} (ours x${
         (n.inference / p.inference).toFixed(1)
       }), ${train}`,
     );

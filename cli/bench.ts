@@ -6,6 +6,7 @@
 import { bench, formatBench } from "../bench/bench.ts";
 import { benchDevices, formatDevices } from "../bench/devices.ts";
 import { benchPrecision, formatPrecision } from "../bench/precision.ts";
+import { benchPyTorch } from "../bench/pytorch.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
 import {
   applyTuning,
@@ -16,6 +17,9 @@ import {
   UsageError,
   type Values,
 } from "./common.ts";
+
+// The peers `--peer` names (literals: importing bench/peers.ts would load TensorFlow.js).
+const PEER_NAMES = ["webgpu", "wasm", "pytorch"];
 
 /** `bench`. */
 export const benchCommand: Command = {
@@ -29,8 +33,10 @@ export const benchCommand: Command = {
                  saved by an earlier --tune are used either way
   --peers        also run the same network in TensorFlow.js (webgpu: inference and training on
                  the same adapter; wasm: inference) and print the ratios
-  --peer NAME    only this one of them (webgpu or wasm): TensorFlow.js webgpu trains alexnet
-                 at under 1 image/s here, so a batch of 128 takes many minutes a step
+  --peer NAMES   the peers to run, comma-separated: webgpu, wasm (TensorFlow.js webgpu trains
+                 alexnet at under 1 image/s here, so a batch of 128 takes many minutes a step),
+                 pytorch (PyTorch on the CPU, Debian's python3-torch: the reference point for
+                 running AlexNet on this machine's cores)
   --devices      also run the network on one device and on two (model and data parallel),
                  each device in its own worker: images/s and the exchanges' time per step
   --precision f32|f16  what the GEMM core multiplies in the figures above (default f32)
@@ -59,10 +65,14 @@ async function runBench(v: Values): Promise<void> {
   const model = modelName(v, "alexnet-small");
   const batch = number(v, "batch", 128, { integer: true });
   const repeats = number(v, "repeats", 3, { integer: true });
-  const only = v.peer === undefined ? undefined : String(v.peer);
-  if (only !== undefined && only !== "webgpu" && only !== "wasm") {
-    throw new UsageError(`--peer must be webgpu or wasm, got "${only}"`);
+  const named = v.peer === undefined ? [] : String(v.peer).split(",");
+  for (const name of named) {
+    if (!PEER_NAMES.includes(name)) {
+      throw new UsageError(`--peer must name ${PEER_NAMES.join(", ")}, got "${name}"`);
+    }
   }
+  const peerNames = new Set([...v.peers ? ["webgpu", "wasm"] : [], ...named]);
+  const tfjs = (["webgpu", "wasm"] as const).filter((n) => peerNames.has(n));
   const net = await createAlexNet({
     model,
     init: model === "alexnet" ? "paper" : "he",
@@ -73,10 +83,13 @@ async function runBench(v: Values): Promise<void> {
     const result = await bench(net, batch, repeats);
     console.log(formatBench(result, net.config));
     let peers;
-    if (v.peers || only) {
+    if (peerNames.size > 0) {
       // Loaded only here: TensorFlow.js is the benchmark's, never the library's.
       const { benchPeers, formatPeers } = await import("../bench/peers.ts");
-      peers = await benchPeers(net.config, batch, repeats, only ? [only] : undefined);
+      peers = tfjs.length > 0 ? await benchPeers(net.config, batch, repeats, tfjs) : [];
+      if (peerNames.has("pytorch")) {
+        peers.push(await benchPyTorch(net.config, batch, repeats, net.parameterCount));
+      }
       console.log(formatPeers(result, peers));
     }
     let devices;

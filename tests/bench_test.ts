@@ -1,6 +1,7 @@
 // The benchmark runs and reports every layer (its figures are measurements, never asserted).
-import { deepStrictEqual, ok as assert } from "node:assert";
+import { deepStrictEqual, ok as assert, rejects } from "node:assert";
 import { bench, formatBench } from "../bench/bench.ts";
+import { benchPyTorch } from "../bench/pytorch.ts";
 import { type ModelConfig, Network } from "../mod.ts";
 import { Gpu } from "../gpu/device.ts";
 import { withGpu } from "./helpers.ts";
@@ -48,4 +49,12 @@ Deno.test("bench times layers at the largest micro-batch that fits when the batc
   } finally {
     small.destroy();
   }
+});
+
+Deno.test("the PyTorch peer builds the same network (its parameter count) and times it", async () => {
+  const parameters = 4 * 9 + 4 + 4 * 4 * 4 * 3 + 3; // conv1, then fc over 4 x 4 x 4
+  const torch = await benchPyTorch(TINY, 2, 1, parameters);
+  assert(torch.name.startsWith("PyTorch CPU"));
+  assert(torch.inference > 0 && torch.training !== null && torch.training > 0);
+  await rejects(benchPyTorch(TINY, 2, 1, parameters + 1), /not the same network/);
 });

@@ -135,7 +135,7 @@ Deno.test("bad command lines exit with code 2 and one clear line", async () => {
     [["train", "--devices", "2", "--tune"], /error: --tune runs on one device/],
     [["train", "--precision", "f8"], /error: --precision must be f32 or f16, got "f8"/],
     [["bench", "--precision", "bf16"], /error: --precision must be f32 or f16, got "bf16"/],
-    [["bench", "--peer", "onnx"], /error: --peer must be webgpu or wasm, got "onnx"/],
+    [["bench", "--peer", "onnx"], /error: --peer must name webgpu, wasm, pytorch, got "onnx"/],
   ];
   for (const [args, message] of cases) {
     const run = await cli(...args);
