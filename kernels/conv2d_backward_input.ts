@@ -81,7 +81,9 @@ fn loadB(k: u32, n: u32) -> f32 {
   }
 fn storeC(c: u32, n: u32, v: f32) {
   let i = ((n / (H * W)) * CIN + (launch.oBase / MG) * CG + c) * H * W + n % (H * W);
-  dx[i] = select(v, dx[i] + v, launch.accumulate != 0u);
+  var sum = v;
+  if (launch.accumulate != 0u) { sum += dx[i]; } // uniform: a launch that overwrites reads nothing
+  dx[i] = sum;
 }
 `;
 }

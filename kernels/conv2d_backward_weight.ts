@@ -73,14 +73,17 @@ fn loadB(d: u32, k: u32) -> f32 {
   return im2col(d / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, d % P);
 }`
   }
-fn storeC(m: u32, k: u32, v: f32) {
-  let add = launch.accumulate != 0u;
+fn storeC(m: u32, k: u32, value: f32) {
+  let add = launch.accumulate != 0u; // uniform: a launch that overwrites reads nothing
+  var v = value;
   if (k == KG) {
     let o = launch.oBase + m;
-    dbias[o] = select(v, dbias[o] + v, add);
+    if (add) { v += dbias[o]; }
+    dbias[o] = v;
   } else {
     let i = launch.wOffset + m * KG + k;
-    dw[i] = select(v, dw[i] + v, add);
+    if (add) { v += dw[i]; }
+    dw[i] = v;
   }
 }
 `;
