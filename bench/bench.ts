@@ -187,10 +187,10 @@ async function gemmCeiling(gpu: Gpu, repeats: number): Promise<number> {
   const x = Tensor.zeros(gpu, [n, n], "ceiling input");
   const y = Tensor.zeros(gpu, [n, n], "ceiling output");
   const [weight, bias] = layer.parameters.values();
+  const { geometry, relu } = layer;
   let best = 0;
   try {
     for (const tile of gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu) {
-      const { geometry, relu } = layer;
       const launch = conv2dForward(gpu, { geometry, batch: n, x, weight, bias, y, relu, tile });
       try {
         const { ms } = await time(gpu, launch.dispatches, repeats);

@@ -19,7 +19,8 @@ import {
 } from "./common.ts";
 
 // The peers `--peer` names (literals: importing bench/peers.ts would load TensorFlow.js).
-const PEER_NAMES = ["webgpu", "wasm", "pytorch"];
+const TFJS_PEERS = ["webgpu", "wasm"] as const;
+const PEER_NAMES: readonly string[] = [...TFJS_PEERS, "pytorch"];
 
 /** `bench`. */
 export const benchCommand: Command = {
@@ -71,8 +72,8 @@ async function runBench(v: Values): Promise<void> {
       throw new UsageError(`--peer must name ${PEER_NAMES.join(", ")}, got "${name}"`);
     }
   }
-  const peerNames = new Set([...v.peers ? ["webgpu", "wasm"] : [], ...named]);
-  const tfjs = (["webgpu", "wasm"] as const).filter((n) => peerNames.has(n));
+  const peerNames = new Set([...v.peers ? TFJS_PEERS : [], ...named]);
+  const tfjs = TFJS_PEERS.filter((n) => peerNames.has(n));
   const net = await createAlexNet({
     model,
     init: model === "alexnet" ? "paper" : "he",

@@ -1,8 +1,8 @@
 /**
  * Packs a tensor, viewed as [outer, rows, cols], into rgba32float texels four rows at a time,
  * transposed: texel 2 + (o * cols + s) * ceil(rows / 4) + r / 4 holds x[o, r..r+3, s] (zero past
- * the last row; rounded to f16 where the device's precision is f16); texel 0 holds zeros, which is what a convolution's padding reads, and texel 1 ones,
- * which is what a bias's column reads. An NCHW tensor as [batch, channels, pixels] packs channels
+ * the last row; rounded to f16 where the device's precision is f16); texel 0 holds zeros, which
+ * is what a convolution's padding reads, and texel 1 ones, which is what a bias's column reads. An NCHW tensor as [batch, channels, pixels] packs channels
  * last (four channels of a pixel per texel); as [1, batch, channels * pixels], images last (four
  * images of an element per texel). A convolution's GEMM then gathers its im2col operand from these
  * texels in place, four k per fetch, instead of packing the im2col matrix: the tensor is written
