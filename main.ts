@@ -9,6 +9,7 @@ import { type Command, UsageError, type Values } from "./cli/common.ts";
 import { evalCommand, predictCommand } from "./cli/evaluate.ts";
 import { importCommand } from "./cli/import.ts";
 import { infoCommand } from "./cli/info.ts";
+import { kernelsCommand, wgslCommand } from "./cli/kernels.ts";
 import { filtersCommand, neighborsCommand, plotCommand } from "./cli/pictures.ts";
 import { trainCommand } from "./cli/train.ts";
 
@@ -27,6 +28,8 @@ commands:
   neighbors  the training images nearest query images in fc7 feature space, as a PNG grid
            (the paper's Figure 4)
   bench   time every layer forward and backward, and the whole network
+  kernels  time each kernel alone on a model's shapes, its variants (tilings) side by side
+  wgsl    print the WGSL a kernel generates for a layer of a model
 
 Run 'deno run -A main.ts <command> --help' for a command's options.`;
 
@@ -40,6 +43,8 @@ const COMMANDS: Record<string, Command> = {
   plot: plotCommand,
   neighbors: neighborsCommand,
   bench: benchCommand,
+  kernels: kernelsCommand,
+  wgsl: wgslCommand,
 };
 
 async function main(args: string[]): Promise<number> {

@@ -15,13 +15,16 @@ import { BatchLoader } from "../data/loader.ts";
 import { storedSize } from "../data/open.ts";
 import { colourPca } from "../data/statistics.ts";
 import { WorkerPool } from "../data/workers.ts";
-import type { Dispatch, Gpu } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
+import { hasTimestamps } from "../gpu/timing.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
-import { GEMM_CANDIDATES } from "../kernels/gemm.ts";
+import { GEMM_CANDIDATES } from "../kernels/gemm/tiles.ts";
 import { Dense } from "../layers/conv2d.ts";
 import { recordTraining } from "../layers/plan.ts";
-import type { ModelConfig, Network } from "../layers/network.ts";
+import type { ModelConfig } from "../layers/models.ts";
+import type { Network } from "../layers/network.ts";
+import { secondsPerCall, timeDispatches } from "./clock.ts";
 
 /** One layer's figures. */
 export interface LayerBench {
@@ -134,50 +137,6 @@ async function benchLoader(config: ModelConfig, batch: number, repeats: number) 
 }
 
 /**
- * Seconds per call of `step` over `repeats` calls, after one untimed call that compiles.
- *
- * @example
- * ```ts
- * import { secondsPerCall } from "./bench.ts";
- * console.log(await secondsPerCall(() => Promise.resolve(), 3) < 1); // true
- * ```
- */
-export async function secondsPerCall(
-  step: () => Promise<unknown>,
-  repeats: number,
-): Promise<number> {
-  await step(); // compile
-  const started = performance.now();
-  for (let i = 0; i < repeats; i++) await step();
-  return (performance.now() - started) / 1000 / repeats;
-}
-
-/** Milliseconds per replay of `dispatches` (replayed `repeats` times), and the first run's extra. */
-async function time(
-  gpu: Gpu,
-  dispatches: Dispatch[],
-  repeats: number,
-): Promise<{ ms: number; compileMs: number }> {
-  if (dispatches.length === 0) return { ms: 0, compileMs: 0 };
-  let started = performance.now();
-  gpu.run(dispatches); // compiles what is new
-  await gpu.device.queue.onSubmittedWorkDone();
-  const first = performance.now() - started;
-  const all = Array.from({ length: repeats }, () => dispatches).flat();
-  const gpuMs = await gpu.timePass(all);
-  let ms: number;
-  if (gpuMs !== null) {
-    ms = gpuMs / repeats;
-  } else {
-    started = performance.now();
-    gpu.run(all);
-    await gpu.device.queue.onSubmittedWorkDone();
-    ms = (performance.now() - started) / repeats;
-  }
-  return { ms, compileMs: Math.max(0, first - ms) };
-}
-
-/**
  * GFLOP/s of the GEMM core on a square 1024 problem (a 1024 -> 1024 dense layer at batch 1024)
  * with the fastest of the adapter's candidate tilings: what a tuned GEMM reaches here.
  */
@@ -193,7 +152,7 @@ async function gemmCeiling(gpu: Gpu, repeats: number): Promise<number> {
     for (const tile of gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu) {
       const launch = conv2dForward(gpu, { geometry, batch: n, x, weight, bias, y, relu, tile });
       try {
-        const { ms } = await time(gpu, launch.dispatches, repeats);
+        const { ms } = await timeDispatches(gpu, launch.dispatches, repeats);
         best = Math.max(best, (2 * n * n * n) / ms / 1e6);
       } finally {
         for (const b of launch.buffers) b.destroy();
@@ -219,15 +178,17 @@ async function gemmCeiling(gpu: Gpu, repeats: number): Promise<number> {
  * ```
  */
 export async function bench(net: Network, batch: number, repeats: number): Promise<BenchResult> {
-  const { gpu, config } = net;
-  const layerBatch = Math.min(batch, net.maxMicroBatch);
-  const plan = recordTraining(gpu, net.layers, config.input, layerBatch);
+  const { config, tower } = net;
+  if (!tower) throw new RangeError("bench times the layers of a network on one device");
+  const gpu = tower.gpu;
+  const layerBatch = Math.min(batch, tower.maxMicroBatch);
+  const plan = recordTraining(gpu, tower.layers, config.input, layerBatch);
   plan.loss.set(layerBatch, 1 / layerBatch);
   const layers: LayerBench[] = [];
-  for (let i = 0; i < net.layers.length; i++) {
-    const layer = net.layers[i];
-    const forward = await time(gpu, plan.forward[i].dispatches, repeats);
-    const backward = await time(gpu, plan.backwardFirst[i].dispatches, repeats);
+  for (let i = 0; i < tower.layers.length; i++) {
+    const layer = tower.layers[i];
+    const forward = await timeDispatches(gpu, plan.forward[i].dispatches, repeats);
+    const backward = await timeDispatches(gpu, plan.backwardFirst[i].dispatches, repeats);
     const forwardMs = forward.ms, backwardMs = backward.ms;
     const flops = 2 * layer.macs * layerBatch;
     const gemms = i === 0 ? 1 : 2; // the first layer computes no input gradient
@@ -264,7 +225,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
       batch,
       layerBatch,
       repeats,
-      clock: gpu.timestamps ? "gpu" : "wall",
+      clock: hasTimestamps(gpu) ? "gpu" : "wall",
     },
     ceilingGflops,
     layers,

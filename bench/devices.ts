@@ -4,10 +4,9 @@
  *
  * @module
  */
-import type { Model, ModelConfig } from "../layers/network.ts";
-import { createAlexNet } from "../mod.ts";
-import { type Parallelism, ParallelNetwork } from "../parallel/scheduler.ts";
-import { secondsPerCall } from "./bench.ts";
+import type { ModelConfig } from "../layers/models.ts";
+import { createAlexNet, type Network, type Parallelism } from "../layers/network.ts";
+import { secondsPerCall } from "./clock.ts";
 
 /** One device setup's figures. */
 export interface DevicesBench {
@@ -39,8 +38,8 @@ export async function benchDevices(
   repeats: number,
 ): Promise<DevicesBench[]> {
   const two = (parallel: Parallelism, overlap = true) => () =>
-    ParallelNetwork.create(config, { init: "he", parallel, overlap });
-  const setups: { setup: string; create: () => Promise<Model> }[] = [
+    createAlexNet({ model: config, init: "he", devices: 2, parallel, overlap });
+  const setups: { setup: string; create: () => Promise<Network> }[] = [
     { setup: "1 device", create: () => createAlexNet({ model: config, init: "he" }) },
     { setup: "2 devices, model parallel", create: two("model") },
     { setup: "  the same, no overlap", create: two("model", false) },
@@ -55,14 +54,13 @@ export async function benchDevices(
       const seconds = (step: () => Promise<unknown>) => secondsPerCall(step, repeats);
       const inference = batch / await seconds(() => net.forward(input, batch));
       await net.trainStep(input, labels); // compile the backward kernels
-      const exchanged = () => net instanceof ParallelNetwork ? net.stats.exchangeMs : 0;
-      const before = exchanged();
+      const before = net.stats.exchangeMs;
       const step = await seconds(() => net.trainStep(input, labels));
       results.push({
         setup,
         inference,
         training: batch / step,
-        exchangeMs: net instanceof ParallelNetwork ? (exchanged() - before) / repeats : null,
+        exchangeMs: net.parallel ? (net.stats.exchangeMs - before) / repeats : null,
         stepMs: 1000 * step,
       });
     } finally {

@@ -10,8 +10,9 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
-import type { ModelConfig } from "../layers/network.ts";
-import { type BenchResult, secondsPerCall } from "./bench.ts";
+import type { ModelConfig } from "../layers/models.ts";
+import type { BenchResult } from "./bench.ts";
+import { secondsPerCall } from "./clock.ts";
 
 /** One peer's figures (images per second; null where the backend cannot do it). */
 export interface PeerBench {

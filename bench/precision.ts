@@ -5,9 +5,10 @@
  *
  * @module
  */
-import { Gpu, type Precision } from "../gpu/device.ts";
-import { type ModelConfig, Network } from "../layers/network.ts";
-import { secondsPerCall } from "./bench.ts";
+import type { Precision } from "../gpu/device.ts";
+import type { ModelConfig } from "../layers/models.ts";
+import { Network } from "../layers/network.ts";
+import { secondsPerCall } from "./clock.ts";
 
 /** One precision's figures. */
 export interface PrecisionBench {
@@ -48,15 +49,14 @@ export async function benchPrecision(
   const runs: PrecisionBench[] = [];
   const logits: Float32Array[] = [];
   for (const precision of ["f32", "f16"] as const) {
-    const gpu = await Gpu.create({ precision });
-    const net = Network.create(gpu, config, { seed: 1, init: "he", ownsDevice: true });
+    const net = await Network.create(config, { seed: 1, init: "he", precision });
     try {
       logits.push(await net.forward(input, batch)); // before any step: the same weights
       const inference = batch / await secondsPerCall(() => net.forward(input, batch), repeats);
       const training = batch / await secondsPerCall(() => net.trainStep(input, labels), repeats);
       runs.push({ precision, inference, training });
     } finally {
-      net.destroy();
+      await net.destroy();
     }
   }
   let error = 0, scale = 0;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ModelConfig } from "../layers/network.ts";
+import type { ModelConfig } from "../layers/models.ts";
 import type { PeerBench } from "./peers.ts";
 
 /** The Python that has PyTorch here (Debian's, not whatever `python3` is first on the PATH). */

@@ -8,8 +8,8 @@ import { benchDevices, formatDevices } from "../bench/devices.ts";
 import { benchPrecision, formatPrecision } from "../bench/precision.ts";
 import { benchPyTorch } from "../bench/pytorch.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
+import { applyTuning, defaultTuningPath, readTuning } from "./tuning.ts";
 import {
-  applyTuning,
   type Command,
   modelName,
   number,
@@ -74,13 +74,15 @@ async function runBench(v: Values): Promise<void> {
   }
   const peerNames = new Set([...v.peers ? TFJS_PEERS : [], ...named]);
   const tfjs = TFJS_PEERS.filter((n) => peerNames.has(n));
+  const tuningPath = defaultTuningPath();
   const net = await createAlexNet({
     model,
     init: model === "alexnet" ? "paper" : "he",
     precision: precisionChoice(v),
+    tuning: await readTuning(tuningPath),
   });
   try {
-    await applyTuning(net, batch, v.tune === true);
+    await applyTuning(net, tuningPath, batch, v.tune === true);
     const result = await bench(net, batch, repeats);
     console.log(formatBench(result, net.config));
     let peers;
@@ -108,6 +110,6 @@ async function runBench(v: Values): Promise<void> {
       await Deno.writeTextFile(v.json, JSON.stringify(json, null, 2) + "\n");
     }
   } finally {
-    net.destroy();
+    await net.destroy();
   }
 }

@@ -12,9 +12,8 @@ import { openDataset, type OpenedDataset } from "../data/open.ts";
 import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { createAlexNet, MODELS } from "../mod.ts";
-import { defaultTuningPath, loadTuning, saveTuning } from "../kernels/gemm.ts";
-import { writeFileAtomic } from "../train/checkpoint.ts";
-import type { Network, Parallelism, Precision } from "../mod.ts";
+import { writeFileAtomic } from "../io/files.ts";
+import type { Parallelism, Precision } from "../mod.ts";
 import { interleave } from "../viz/grid.ts";
 
 /** The bundled default dataset: 5,000 + 1,000 Fashion-MNIST images (Zalando Research, MIT). */
@@ -136,9 +135,9 @@ export async function readWeights(v: Values, fallback: string) {
   }
   const net = await createAlexNet({ model, init: "none", precision: precisionChoice(v) });
   try {
-    net.setWeights(file.tensors);
+    await net.setWeights(file.tensors);
   } catch (e) {
-    net.destroy();
+    await net.destroy();
     throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
   }
   return { net, preprocess, path };
@@ -182,38 +181,6 @@ export async function readPictures(
     labels: new Int32Array(files.length),
     classes: [],
   };
-}
-
-/**
- * Adopts the GEMM tilings saved for this adapter by an earlier `--tune`; with `tune`, first
- * measures those not saved yet at `batch`, saves them, and reports each layer's on stderr.
- */
-export async function applyTuning(net: Network, batch: number, tune: boolean): Promise<void> {
-  const path = defaultTuningPath();
-  const saved = await loadTuning(net.gpu, path);
-  if (!tune) {
-    if (saved > 0) console.error(`using ${saved} GEMM tilings tuned for this adapter (${path})`);
-    return;
-  }
-  console.error(`tuning the GEMM tilings of ${net.config.name} at batch ${batch}...`);
-  const started = performance.now();
-  const tuned = await net.tune(batch);
-  const layers = [...new Set(tuned.map((t) => t.layer))];
-  for (const layer of layers) {
-    const mine = tuned.filter((t) => t.layer === layer);
-    const tiles = mine.map((t) =>
-      `${t.tile.kind} ` +
-      (t.tile.kind === "workgroup" ? `${t.tile.bm}x${t.tile.bn}` : `${t.tile.tm}x${t.tile.tn}`) +
-      (t.ms === null ? " (saved)" : "")
-    );
-    console.error(
-      `  ${layer}: forward ${tiles[0]}, input gradient ${tiles[1]}, weight gradient ${tiles[2]}`,
-    );
-  }
-  await saveTuning(net.gpu, path);
-  console.error(
-    `tuned in ${((performance.now() - started) / 1000).toFixed(0)} s; saved to ${path}`,
-  );
 }
 
 /**

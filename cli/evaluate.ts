@@ -5,7 +5,7 @@
  */
 import { cropPadding, makeBatch } from "../data/dataset.ts";
 import { storedSize } from "../data/open.ts";
-import { evaluateDataset } from "../train/trainer.ts";
+import { evaluateDataset } from "../train/evaluate.ts";
 import {
   BUNDLED_DATA,
   type Command,
@@ -98,7 +98,7 @@ async function runEval(v: Values): Promise<void> {
         `(${((data.test.count * views) / seconds).toFixed(1)} crops/s)`,
     );
   } finally {
-    net.destroy();
+    await net.destroy();
   }
 }
 
@@ -138,6 +138,6 @@ async function runPredict(v: Values, images: string[]): Promise<void> {
       }
     }
   } finally {
-    net.destroy();
+    await net.destroy();
   }
 }

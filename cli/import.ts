@@ -8,7 +8,6 @@ import { encodePreprocess } from "../data/preprocess.ts";
 import { parseSafetensors } from "../io/safetensors.ts";
 import { fromTorchvision, IMAGENET_NORMALISATION } from "../io/torchvision.ts";
 import { createAlexNet } from "../mod.ts";
-import { writeFileAtomic } from "../train/checkpoint.ts";
 import { type Command, UsageError, type Values } from "./common.ts";
 
 /** `import`. */
@@ -41,7 +40,7 @@ async function runImport(v: Values, files: string[]): Promise<void> {
   const net = await createAlexNet({ model: "torchvision", init: "none" });
   try {
     try {
-      net.setWeights(tensors);
+      await net.setWeights(tensors);
     } catch (e) {
       throw new UsageError(`${files[0]}: ${(e as Error).message}`);
     }
@@ -54,13 +53,13 @@ async function runImport(v: Values, files: string[]): Promise<void> {
       mean,
       std: [...IMAGENET_NORMALISATION.std],
     });
-    await writeFileAtomic(String(v.out), await net.weightsBytes({ preprocess }));
+    await net.saveWeights(String(v.out), { preprocess });
     console.error(
       `wrote ${v.out}: torchvision's AlexNet, ${
         net.parameterCount.toLocaleString("en-US")
       } parameters`,
     );
   } finally {
-    net.destroy();
+    await net.destroy();
   }
 }

@@ -3,8 +3,7 @@
  *
  * @module
  */
-import { Gpu } from "../gpu/device.ts";
-import { MODELS, Network } from "../mod.ts";
+import { createAlexNet, MODELS } from "../mod.ts";
 import { type Command, UsageError } from "./common.ts";
 
 /** `info`. */
@@ -21,13 +20,14 @@ async function info(model: string): Promise<void> {
   if (!config) {
     throw new UsageError(`unknown model "${model}" (known: ${Object.keys(MODELS).join(", ")})`);
   }
-  const gpu = await Gpu.create();
-  const net = Network.create(gpu, config, { init: "none" });
+  const net = await createAlexNet({ model: config, init: "none" });
   const count = (n: number) => n.toLocaleString("en-US");
-  const rows = net.layers.map((l) => {
-    const params = [...l.parameters.values()].reduce((n, t) => n + t.size, 0);
-    return [l.name, l.outputShape.join("x"), count(params), count(l.macs)];
-  });
+  const rows = net.layers.map((l) => [
+    l.name,
+    l.outputShape.join("x"),
+    count(l.parameters),
+    count(l.macs),
+  ]);
   const table = [["layer", "output", "parameters", "multiply-adds"], ...rows, [
     "total",
     "",
@@ -38,13 +38,12 @@ async function info(model: string): Promise<void> {
   console.log(
     `${config.name}: input ${
       config.input.join("x")
-    }, ${config.classes} classes (adapter: ${gpu.description})`,
+    }, ${config.classes} classes (adapter: ${net.description})`,
   );
   for (const row of table) {
     console.log(
       row.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  "),
     );
   }
-  net.destroy();
-  gpu.destroy();
+  await net.destroy();
 }

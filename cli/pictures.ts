@@ -5,7 +5,7 @@
  */
 import { type Dataset, makeBatch } from "../data/dataset.ts";
 import type { Network } from "../mod.ts";
-import { writeFileAtomic } from "../train/checkpoint.ts";
+import { writeFileAtomic } from "../io/files.ts";
 import { filterGrid } from "../viz/filters.ts";
 import { nearestNeighbours, neighbourGrid } from "../viz/neighbors.ts";
 import { plotMetrics } from "../viz/plot.ts";
@@ -81,7 +81,7 @@ async function runFilters(v: Values): Promise<void> {
         `from ${path} (${picture.width}x${picture.height})`,
     );
   } finally {
-    net.destroy();
+    await net.destroy();
   }
 }
 
@@ -157,6 +157,6 @@ async function runNeighbors(v: Values, images: string[]): Promise<void> {
     }
     console.error(`wrote ${out}`);
   } finally {
-    net.destroy();
+    await net.destroy();
   }
 }

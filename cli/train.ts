@@ -3,10 +3,10 @@
  *
  * @module
  */
-import { createAlexNet, MODELS, Network } from "../mod.ts";
+import { createAlexNet, MODELS } from "../mod.ts";
 import { DivergedError, type Progress, train } from "../train/trainer.ts";
+import { applyTuning, defaultTuningPath, readTuning } from "./tuning.ts";
 import {
-  applyTuning,
   BUNDLED_DATA,
   type Command,
   deviceChoice,
@@ -43,8 +43,8 @@ export const trainCommand: Command = {
   --resume             continue from DIR/checkpoint.safetensors
   --max-steps N        stop after N steps, with a checkpoint
   --tune               first time every candidate GEMM tiling on this adapter and keep the
-                       fastest (takes a while: each candidate compiles; one device); the
-                       choices are saved (~/.cache/alexnet-webgpu) and later runs use them
+                       fastest (takes a while: each candidate compiles); the choices are
+                       saved (~/.cache/alexnet-webgpu) and later runs use them
   --devices 1|2        GPU devices (default 1); 2 splits the network over two, each driven
                        from its own worker (two adapters where there are two)
   --parallel model|data  with two devices: the paper's towers (default) or replicas each
@@ -135,7 +135,6 @@ async function runTrain(v: Values): Promise<void> {
   }
   const { devices, parallel } = deviceChoice(v);
   const precision = precisionChoice(v);
-  if (v.tune && devices === 2) throw new UsageError("--tune runs on one device (--devices 1)");
   const dataDir = String(v.data ?? BUNDLED_DATA);
   const out = String(v.out ?? `runs/${model}`);
   const data = await openData(dataDir, config.input, v.strict === true);
@@ -154,10 +153,17 @@ async function runTrain(v: Values): Promise<void> {
     throw new UsageError(`--out ${out}: cannot write there (${(e as Error).message})`);
   }
 
-  const net = devices === 2
-    ? await createAlexNet({ model, seed, init, devices, parallel, precision })
-    : await createAlexNet({ model, seed, init, precision });
-  if (net instanceof Network) await applyTuning(net, batch, v.tune === true);
+  const tuningPath = defaultTuningPath();
+  const tuning = await readTuning(tuningPath);
+  const net = await createAlexNet({
+    model,
+    seed,
+    init,
+    precision,
+    tuning,
+    ...devices === 2 ? { devices, parallel } : {},
+  });
+  await applyTuning(net, tuningPath, batch, v.tune === true);
   const stop = new AbortController();
   const onSignal = () => {
     console.error("\nstopping after this step (a checkpoint follows)...");

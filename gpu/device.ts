@@ -1,10 +1,24 @@
 /**
- * The WebGPU device every kernel runs on: acquisition with the limits AlexNet needs, a pipeline
- * cache, and error capture so that validation errors, out-of-memory and device loss surface as
- * clear exceptions at the next readback instead of silently producing zeros or hanging.
+ * The WebGPU device every kernel runs on: buffers, a pipeline cache, recorded launches, submits
+ * and readbacks, with errors captured (`errors.ts`) so that validation errors, out-of-memory and
+ * device loss surface as clear exceptions at the next readback instead of zeros or a hang.
+ * Acquisition is in `acquire.ts`, what a launch is in `launch.ts`.
  *
  * @module
  */
+import { acquireDevice, type Precision } from "./acquire.ts";
+import { ErrorCapture, GpuError } from "./errors.ts";
+import {
+  type BindingKind,
+  type Dispatch,
+  encodeDispatches,
+  type Launch,
+  layoutEntries,
+  type Pipeline,
+  type Resource,
+} from "./launch.ts";
+
+export type { Precision } from "./acquire.ts";
 
 /** Options for {@linkcode Gpu.create}. */
 export interface GpuOptions {
@@ -22,91 +36,6 @@ export interface GpuOptions {
    * memory. Needs the adapter feature `shader-f16`.
    */
   precision?: Precision;
-}
-
-/** The precision of the GEMM core's operands (see {@linkcode GpuOptions.precision}). */
-export type Precision = "f32" | "f16";
-
-/**
- * One binding of a kernel, in binding order: a storage buffer read or written, a uniform buffer,
- * a sampled float texture ("texture") or a write-only rgba32float storage texture.
- */
-export type BindingKind = "read" | "read_write" | "uniform" | "texture" | "storage_texture";
-
-/** What a dispatch binds: a buffer (whole or a slice) or a texture view. */
-export type Resource = GPUBuffer | GPUBufferBinding | GPUTextureView;
-
-/** A compiled compute kernel: its pipeline and the explicit layout its bind groups follow. */
-export interface Pipeline {
-  /** The cache key (kernel name and compile-time parameters). */
-  readonly key: string;
-  /** The compute pipeline. */
-  readonly pipeline: GPUComputePipeline;
-  /** The bind group layout of group 0. */
-  readonly layout: GPUBindGroupLayout;
-}
-
-/** One recorded kernel launch: replayed into a compute pass as often as needed. */
-export interface Dispatch {
-  /** What the launch computes, for error messages and profiles. */
-  readonly label: string;
-  /** The kernel. */
-  readonly pipeline: Pipeline;
-  /** Its resources. */
-  readonly bindGroup: GPUBindGroup;
-  /** Workgroup counts in x and y (x at most the adapter's per-dimension limit). */
-  readonly workgroups: readonly [number, number];
-}
-
-/** The launches of one operation and the buffers they own: uniforms, saved indices. */
-export interface Launch {
-  /** Kernel launches, in order. */
-  readonly dispatches: Dispatch[];
-  /** Buffers the launches own; destroy them when the launches are dropped. */
-  readonly buffers: GPUBuffer[];
-}
-
-/** The limits requested up to what the adapter offers: AlexNet's tensors are large. */
-const WANTED_LIMITS = [
-  "maxStorageBufferBindingSize",
-  "maxBufferSize",
-  "maxComputeWorkgroupStorageSize",
-  "maxComputeInvocationsPerWorkgroup",
-  "maxComputeWorkgroupSizeX",
-  "maxStorageBuffersPerShaderStage",
-  "maxTextureDimension2D",
-] as const;
-
-/**
- * Error thrown for any failure of the WebGPU device: validation, memory, loss, missing adapter.
- *
- * @example
- * ```ts
- * import { Gpu, GpuError } from "./device.ts";
- * const gpu = await Gpu.create();
- * gpu.destroy();
- * try {
- *   gpu.buffer(4, "after destroy");
- * } catch (e) {
- *   console.log(e instanceof GpuError); // true
- * }
- * ```
- */
-export class GpuError extends Error {
-  /**
-   * Wraps a message.
-   *
-   * @example
-   * ```ts
-   * import { GpuError } from "./device.ts";
-   * const e = new GpuError("device lost");
-   * console.assert(e.name === "GpuError");
-   * ```
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "GpuError";
-  }
 }
 
 /**
@@ -131,40 +60,30 @@ export class Gpu {
   readonly limits: GPUSupportedLimits;
   /** The precision of the GEMM core's operands on this device (`GpuOptions.precision`). */
   readonly precision: Precision;
-  #pipelines = new Map<string, Pipeline>();
+  /** The WebGPU backend Deno was asked for (`DENO_WEBGPU_BACKEND`), or "default". */
+  readonly backend: string;
+  readonly #pipelines = new Map<string, Pipeline>();
+  readonly #kept = new Map<string, unknown>();
+  readonly #errors: ErrorCapture;
   #live = { buffers: 0, bytes: 0 };
   #staging: GPUBuffer[] = [];
-  #scopes: Promise<GPUError | null>[] = [];
-  #uncaptured: string[] = [];
-  #lost: string | null = null;
-  #lostPromise: Promise<never>;
   #destroyed = false;
 
   private constructor(
-    device: GPUDevice,
-    description: string,
-    cpu: boolean,
+    found: { device: GPUDevice; description: string; cpu: boolean; backend: string },
     caps: GpuOptions["limits"] = {},
     precision: Precision = "f32",
   ) {
-    this.device = device;
-    this.description = description;
-    this.cpu = cpu;
+    this.device = found.device;
+    this.description = found.description;
+    this.cpu = found.cpu;
+    this.backend = found.backend;
     this.precision = precision;
     const capped: Record<string, number | undefined> = caps;
-    this.limits = new Proxy(device.limits, {
+    this.limits = new Proxy(found.device.limits, {
       get: (target, key) => capped[key as string] ?? target[key as keyof GPUSupportedLimits],
     });
-    device.addEventListener("uncapturederror", (event) => {
-      this.#uncaptured.push((event as GPUUncapturedErrorEvent).error.message);
-    });
-    this.#lostPromise = device.lost.then((info) => {
-      this.#lost = info.message || String(info.reason);
-      throw new GpuError(
-        this.#destroyed ? "the GPU device was destroyed" : `the GPU device was lost: ${this.#lost}`,
-      );
-    });
-    this.#lostPromise.catch(() => {}); // observed through guard(); never an unhandled rejection
+    this.#errors = new ErrorCapture(found.device, () => this.#destroyed);
   }
 
   /**
@@ -180,43 +99,11 @@ export class Gpu {
    * ```
    */
   static async create(options: GpuOptions = {}): Promise<Gpu> {
-    const hint = "WebGPU runs on any machine through Mesa's CPU rasteriser: install " +
-      "`mesa-vulkan-drivers` (lavapipe) and set DENO_WEBGPU_BACKEND=vulkan, or use " +
-      "DENO_WEBGPU_BACKEND=gl (llvmpipe through EGL).";
-    if (!("gpu" in navigator) || !navigator.gpu) {
-      throw new GpuError(`navigator.gpu is missing: this runtime has no WebGPU. ${hint}`);
-    }
-    const adapter = await navigator.gpu.requestAdapter({
-      powerPreference: options.powerPreference,
-    });
-    if (!adapter) {
-      throw new GpuError(
-        `no WebGPU adapter found (DENO_WEBGPU_BACKEND=${backendSetting()}). ${hint}`,
-      );
-    }
     const precision = options.precision ?? "f32";
     if (precision !== "f32" && precision !== "f16") {
       throw new RangeError(`precision must be "f32" or "f16", got ${JSON.stringify(precision)}`);
     }
-    if (precision === "f16" && !adapter.features.has("shader-f16")) {
-      throw new GpuError(
-        `precision f16 needs the adapter feature shader-f16, which ${
-          adapter.info.description || "this adapter"
-        } lacks: use f32`,
-      );
-    }
-    const requiredLimits: Record<string, number> = {};
-    for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
-    // Timestamp queries, where the adapter has them, give the benchmark GPU time.
-    const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query")
-      ? ["timestamp-query"]
-      : [];
-    if (precision === "f16") requiredFeatures.push("shader-f16");
-    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-    const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
-    const cpu = adapter.info.isFallbackAdapter ||
-      /llvmpipe|lavapipe|swiftshader/i.test(description);
-    return new Gpu(device, description, cpu, options.limits, precision);
+    return new Gpu(await acquireDevice(options, precision), options.limits, precision);
   }
 
   /**
@@ -239,34 +126,16 @@ export class Gpu {
     this.#assertUsable();
     const layout = this.device.createBindGroupLayout({
       label: key,
-      entries: bindings.map((kind, binding): GPUBindGroupLayoutEntry => {
-        const visibility = GPUShaderStage.COMPUTE;
-        if (kind === "texture") {
-          return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
-        }
-        if (kind === "storage_texture") {
-          return {
-            binding,
-            visibility,
-            storageTexture: { access: "write-only", format: "rgba32float" },
-          };
-        }
-        const type = kind === "uniform"
-          ? "uniform"
-          : kind === "read"
-          ? "read-only-storage"
-          : "storage";
-        return { binding, visibility, buffer: { type } };
-      }),
+      entries: layoutEntries(bindings),
     });
-    const pipeline = this.#scoped(() =>
+    const pipeline = this.#errors.scoped(() =>
       this.device.createComputePipeline({
         label: key,
         layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module: this.device.createShaderModule({ label: key, code: wgsl }) },
       })
     );
-    const compiled = { key, pipeline, layout };
+    const compiled = { key, wgsl, pipeline, layout };
     this.#pipelines.set(key, compiled);
     return compiled;
   }
@@ -277,7 +146,8 @@ export class Gpu {
    *
    * @example
    * ```ts
-   * import { Gpu, WORKGROUP_INDEX_WGSL } from "./device.ts";
+   * import { Gpu } from "./device.ts";
+   * import { WORKGROUP_INDEX_WGSL } from "./launch.ts";
    * const gpu = await Gpu.create();
    * const wgsl = `@group(0) @binding(0) var<storage, read_write> a: array<f32>;
    *   ${WORKGROUP_INDEX_WGSL}
@@ -301,7 +171,7 @@ export class Gpu {
     const x = Math.min(Math.max(workgroups, 1), maxX);
     const y = Math.ceil(Math.max(workgroups, 1) / x);
     if (y > maxX) throw new GpuError(`${label}: ${workgroups} workgroups is too many to dispatch`);
-    const bindGroup = this.#scoped(() =>
+    const bindGroup = this.#errors.scoped(() =>
       this.device.createBindGroup({
         label,
         layout: pipeline.layout,
@@ -321,7 +191,8 @@ export class Gpu {
    *
    * @example
    * ```ts
-   * import { Gpu, WORKGROUP_INDEX_WGSL } from "./device.ts";
+   * import { Gpu } from "./device.ts";
+   * import { WORKGROUP_INDEX_WGSL } from "./launch.ts";
    * const gpu = await Gpu.create();
    * const wgsl = `@group(0) @binding(0) var<storage, read_write> a: array<f32>;
    *   @group(0) @binding(1) var<uniform> count: vec4u;
@@ -373,7 +244,7 @@ export class Gpu {
           `(${this.limits.maxBufferSize}); use a smaller batch`,
       );
     }
-    const buffer = this.#scoped(() =>
+    const buffer = this.#errors.scoped(() =>
       this.device.createBuffer({
         label,
         size,
@@ -412,7 +283,7 @@ export class Gpu {
    */
   scratchTexture(width: number, height: number, label: string): GPUTexture {
     this.#assertUsable();
-    return this.#scoped(() =>
+    return this.#errors.scoped(() =>
       this.device.createTexture({
         label,
         size: [width, height],
@@ -422,7 +293,28 @@ export class Gpu {
     );
   }
 
-  /** Buffers allocated through {@linkcode Gpu.buffer} and not yet destroyed, and their bytes. */
+  /**
+   * A value kept for the device's lifetime (a kernel's scratch textures), made by `make` at the
+   * first call with `key`.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./device.ts";
+   * const gpu = await Gpu.create();
+   * const made = gpu.keep("answer", () => ({ value: 42 }));
+   * console.log(gpu.keep("answer", () => ({ value: 0 })) === made); // true
+   * gpu.destroy();
+   * ```
+   */
+  keep<T>(key: string, make: () => T): T {
+    if (!this.#kept.has(key)) this.#kept.set(key, make());
+    return this.#kept.get(key) as T;
+  }
+
+  /**
+   * Buffers allocated through {@linkcode Gpu.buffer} and not yet destroyed, and their bytes (the
+   * readback pool and scratch textures, which the device keeps for its lifetime, are not counted).
+   */
   get live(): { buffers: number; bytes: number } {
     return { ...this.#live };
   }
@@ -452,7 +344,8 @@ export class Gpu {
   }
 
   /**
-   * Encodes `dispatches` into one compute pass, then `after` (copies), and submits once.
+   * Encodes `dispatches` into one compute pass (described by `descriptor`, e.g. its timestamp writes),
+   * then `after` (copies), and submits once.
    *
    * @example
    * ```ts
@@ -462,74 +355,22 @@ export class Gpu {
    * gpu.destroy();
    * ```
    */
-  run(dispatches: readonly Dispatch[], after?: (encoder: GPUCommandEncoder) => void): void {
+  run(
+    dispatches: readonly Dispatch[],
+    after?: (encoder: GPUCommandEncoder) => void,
+    descriptor?: GPUComputePassDescriptor,
+  ): void {
     this.#assertUsable();
-    this.#scoped(() => {
+    this.#errors.scoped(() => {
       const encoder = this.device.createCommandEncoder();
-      if (dispatches.length > 0) {
-        const pass = encoder.beginComputePass();
-        for (const d of dispatches) {
-          pass.setPipeline(d.pipeline.pipeline);
-          pass.setBindGroup(0, d.bindGroup);
-          pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
-        }
+      if (dispatches.length > 0 || descriptor) {
+        const pass = encoder.beginComputePass(descriptor);
+        encodeDispatches(pass, dispatches);
         pass.end();
       }
       after?.(encoder);
       this.device.queue.submit([encoder.finish()]);
     });
-  }
-
-  /**
-   * GPU milliseconds of one compute pass of `dispatches`, from timestamp queries at its start and
-   * end; null where the device has no timestamp queries, or is a CPU adapter (measure wall time
-   * instead): lavapipe's timestamps go wrong once a pass has read textures (a later pass of
-   * 450 ms read 0.1 ms), and there the wall clock measures the same work.
-   *
-   * @example
-   * ```ts
-   * import { Gpu } from "./device.ts";
-   * const gpu = await Gpu.create();
-   * const ms = await gpu.timePass([]);
-   * console.log(ms === null || ms >= 0); // true
-   * gpu.destroy();
-   * ```
-   */
-  async timePass(dispatches: readonly Dispatch[]): Promise<number | null> {
-    this.#assertUsable();
-    if (!this.timestamps) return null;
-    const querySet = this.device.createQuerySet({ type: "timestamp", count: 2 });
-    const resolved = this.buffer(
-      16,
-      "timestamps",
-      GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    );
-    try {
-      this.#scoped(() => {
-        const encoder = this.device.createCommandEncoder();
-        const pass = encoder.beginComputePass({
-          timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
-        });
-        for (const d of dispatches) {
-          pass.setPipeline(d.pipeline.pipeline);
-          pass.setBindGroup(0, d.bindGroup);
-          pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
-        }
-        pass.end();
-        encoder.resolveQuerySet(querySet, 0, 2, resolved, 0);
-        this.device.queue.submit([encoder.finish()]);
-      });
-      const [start, end] = new BigUint64Array((await this.read(resolved)).buffer);
-      return Number(end - start) / 1e6; // nanoseconds
-    } finally {
-      querySet.destroy();
-      resolved.destroy();
-    }
-  }
-
-  /** Whether {@linkcode Gpu.timePass} measures GPU time here (else callers use the wall clock). */
-  get timestamps(): boolean {
-    return this.device.features.has("timestamp-query") && !this.cpu;
   }
 
   /**
@@ -547,7 +388,9 @@ export class Gpu {
    */
   write(buffer: GPUBuffer, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
     this.#assertUsable();
-    this.#scoped(() => this.device.queue.writeBuffer(buffer, byteOffset, data as BufferSource));
+    this.#errors.scoped(() =>
+      this.device.queue.writeBuffer(buffer, byteOffset, data as BufferSource)
+    );
   }
 
   /**
@@ -571,18 +414,23 @@ export class Gpu {
     this.#assertUsable();
     // Staging buffers are pooled: a training loop reads every step and allocates nothing.
     const index = this.#staging.findIndex((b) => b.size >= byteLength);
-    const staging = index >= 0 ? this.#staging.splice(index, 1)[0] : this.buffer(
-      byteLength,
-      "readback",
-      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    );
+    // Pooled staging buffers are the device's own, like its scratch: not counted in `live`.
+    const staging = index >= 0
+      ? this.#staging.splice(index, 1)[0]
+      : this.#errors.scoped(() =>
+        this.device.createBuffer({
+          label: "readback",
+          size: Math.max(4, Math.ceil(byteLength / 4) * 4),
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        })
+      );
     let reusable = false;
     try {
       this.run(
         [],
         (encoder) => encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, byteLength),
       );
-      await this.#guard(staging.mapAsync(GPUMapMode.READ, 0, byteLength));
+      await this.#errors.guard(staging.mapAsync(GPUMapMode.READ, 0, byteLength));
       await this.check();
       const data = new Float32Array(staging.getMappedRange(0, byteLength).slice(0));
       staging.unmap(); // the mapped range must not outlive the mapping
@@ -608,18 +456,13 @@ export class Gpu {
    * gpu.destroy();
    * ```
    */
-  async check(): Promise<void> {
-    const scopes = this.#scopes;
-    this.#scopes = [];
-    const errors = await this.#guard(Promise.all(scopes));
-    const messages = errors.filter((e) => e !== null).map((e) => e!.message);
-    messages.push(...this.#uncaptured.splice(0));
-    if (messages.length > 0) throw new GpuError(`WebGPU error: ${messages.join("\n")}`);
+  check(): Promise<void> {
+    return this.#errors.check();
   }
 
   /** True once the device was lost or destroyed. */
   get lost(): boolean {
-    return this.#lost !== null || this.#destroyed;
+    return this.#errors.lost !== null || this.#destroyed;
   }
 
   /**
@@ -637,45 +480,14 @@ export class Gpu {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#pipelines.clear();
+    this.#kept.clear();
     for (const staging of this.#staging.splice(0)) staging.destroy();
     this.device.destroy();
   }
 
-  /** Runs `body` inside validation, out-of-memory and internal error scopes, popped lazily. */
-  #scoped<T>(body: () => T): T {
-    this.device.pushErrorScope("internal");
-    this.device.pushErrorScope("out-of-memory");
-    this.device.pushErrorScope("validation");
-    try {
-      return body();
-    } finally {
-      for (let i = 0; i < 3; i++) this.#scopes.push(this.device.popErrorScope());
-    }
-  }
-
-  /** Races `promise` with device loss, so that no wait hangs on a lost device. */
-  #guard<T>(promise: Promise<T>): Promise<T> {
-    return Promise.race([promise, this.#lostPromise]);
-  }
-
   #assertUsable(): void {
     if (this.#destroyed) throw new GpuError("the GPU device was destroyed");
-    if (this.#lost !== null) throw new GpuError(`the GPU device was lost: ${this.#lost}`);
+    const lost = this.#errors.lost;
+    if (lost !== null) throw new GpuError(`the GPU device was lost: ${lost}`);
   }
 }
-
-/** The backend variable where the environment may be read without a prompt, for messages. */
-function backendSetting(): string {
-  const variable = "DENO_WEBGPU_BACKEND";
-  const state = Deno.permissions.querySync?.({ name: "env", variable }).state;
-  return state === "granted" ? Deno.env.get(variable) ?? "unset" : "unknown";
-}
-
-/**
- * WGSL helper shared by every kernel: the linear workgroup index of a launch that
- * {@linkcode Gpu.dispatch} folded into two dimensions (dispatches are limited to 65,535 per axis).
- */
-export const WORKGROUP_INDEX_WGSL = /* wgsl */ `
-fn workgroupIndex(id: vec3u, count: vec3u) -> u32 {
-  return id.x + id.y * count.x;
-}`;

@@ -5,9 +5,13 @@
  * no atomics, no scatter). A fused ReLU's mask is applied to dY beforehand
  * (kernels/relu_backward.ts). Launches over slices of a large weight add into dX.
  *
+ * Reference test: tests/kernels/conv2d_test.ts; timed by
+ * `deno task bench:kernels --kernel conv2d_backward_input`.
+ *
  * @module
  */
-import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { Launch } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import {
   conv2dConstantsWgsl,
@@ -16,7 +20,9 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { recordGemm } from "./gemm/record.ts";
+import type { GemmTile } from "./gemm/tiles.ts";
+import { tileFor, type Tuning } from "./gemm/tuning.ts";
 import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
@@ -116,9 +122,12 @@ export function conv2dBackwardInput(
     dy: Tensor;
     weight: Tensor;
     dx: Tensor;
+    /** Tiling; chosen from the shape (and `tuning`) when omitted. */
     tile?: GemmTile;
+    /** The autotuner's choices to prefer (see `gemm/tuning.ts`). */
+    tuning?: Tuning;
   },
-): Launch & { problem: string } {
+): Launch & { problem: string; tile: GemmTile } {
   const g = args.geometry;
   validateConv2d(g);
   const [oh, ow] = conv2dOutputSize(g);
@@ -126,7 +135,8 @@ export function conv2dBackwardInput(
   const mgKhw = (g.outChannels / g.groups) * g.kernelH * g.kernelW; // the deepest launch's depth
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_backward_input:${Object.values(g)}:${args.batch}`;
-  const tile = args.tile ?? gemmTile(gpu, problem, g.inChannels / g.groups, cols, mgKhw);
+  const tile = args.tile ??
+    tileFor(gpu, args.tuning, problem, g.inChannels / g.groups, cols, mgKhw);
   const buffers: GPUBuffer[] = [];
   const mg = g.outChannels / g.groups;
   const slices = weightLaunches(gpu, g, args.weight);
@@ -154,5 +164,5 @@ export function conv2dBackwardInput(
     calls,
     gatherB: gathered ? packTransposed(gpu, { x: args.dy, view }) : undefined,
   });
-  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

@@ -5,9 +5,13 @@
  * A fused ReLU's mask is applied to dY beforehand (kernels/relu_backward.ts).
  * With `accumulate`, gradients add to what is there (micro-batches of one batch).
  *
+ * Reference test: tests/kernels/conv2d_test.ts; timed by
+ * `deno task bench:kernels --kernel conv2d_backward_weight`.
+ *
  * @module
  */
-import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { Launch } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import {
   conv2dConstantsWgsl,
@@ -17,7 +21,9 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { recordGemm } from "./gemm/record.ts";
+import type { GemmTile } from "./gemm/tiles.ts";
+import { tileFor, type Tuning } from "./gemm/tuning.ts";
 import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
@@ -120,9 +126,12 @@ export function conv2dBackwardWeight(
     dWeight: Tensor;
     dBias: Tensor;
     accumulate: boolean;
+    /** Tiling; chosen from the shape (and `tuning`) when omitted. */
     tile?: GemmTile;
+    /** The autotuner's choices to prefer (see `gemm/tuning.ts`). */
+    tuning?: Tuning;
   },
-): Launch & { problem: string } {
+): Launch & { problem: string; tile: GemmTile } {
   const g = args.geometry;
   validateConv2d(g);
   const kg = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
@@ -130,7 +139,7 @@ export function conv2dBackwardWeight(
   const problem = `conv2d_backward_weight:${Object.values(g)}:${args.batch}`;
   const [oh, ow] = conv2dOutputSize(g);
   const tile = args.tile ??
-    gemmTile(gpu, problem, g.outChannels / g.groups, kg + 1, args.batch * oh * ow);
+    tileFor(gpu, args.tuning, problem, g.outChannels / g.groups, kg + 1, args.batch * oh * ow);
   const view = { outer: 1, rows: args.batch, cols: g.inChannels * g.height * g.width }; // images last
   const gathered = canGather(gpu, tile, view);
   const depth = gathered ? oh * ow * Math.ceil(args.batch / 4) * 4 : args.batch * oh * ow;
@@ -156,5 +165,5 @@ export function conv2dBackwardWeight(
     calls,
     gatherB: gathered ? packTransposed(gpu, { x: args.x, view }) : undefined,
   });
-  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

@@ -7,9 +7,13 @@
  * One kernel serves all five convolutions and the three dense layers: a dense layer is a 1x1
  * convolution over its flattened input, and PyTorch's [out, in] weight is the same memory.
  *
+ * Reference test: tests/kernels/conv2d_test.ts; timed by
+ * `deno task bench:kernels --kernel conv2d_forward`.
+ *
  * @module
  */
-import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { Launch } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import {
   conv2dConstantsWgsl,
@@ -19,7 +23,9 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { type GemmTile, gemmTile, recordGemm } from "./gemm.ts";
+import { recordGemm } from "./gemm/record.ts";
+import type { GemmTile } from "./gemm/tiles.ts";
+import { tileFor, type Tuning } from "./gemm/tuning.ts";
 import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
@@ -152,8 +158,10 @@ export interface Conv2dForwardArgs {
   y: Tensor;
   /** Apply ReLU in the epilogue. */
   relu: boolean;
-  /** Tiling; chosen from the shape when omitted. */
+  /** Tiling; chosen from the shape (and `tuning`) when omitted. */
   tile?: GemmTile;
+  /** The autotuner's choices to prefer (see `gemm/tuning.ts`). */
+  tuning?: Tuning;
 }
 
 /**
@@ -178,7 +186,10 @@ export interface Conv2dForwardArgs {
  * gpu.destroy();
  * ```
  */
-export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { problem: string } {
+export function conv2dForward(
+  gpu: Gpu,
+  args: Conv2dForwardArgs,
+): Launch & { problem: string; tile: GemmTile } {
   const g = args.geometry;
   validateConv2d(g);
   const [oh, ow] = conv2dOutputSize(g);
@@ -190,7 +201,7 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
   // A weight slice starts on a vec4 where rows are whole vec4s, unless a capped alignment forbids.
   const vectors = readsVectors(g) && weights.every((l) => l.wOffset % 4 === 0);
   const tile = args.tile ??
-    gemmTile(gpu, problem, g.outChannels / g.groups, cols, kg, vectors);
+    tileFor(gpu, args.tuning, problem, g.outChannels / g.groups, cols, kg, vectors);
   const view = { outer: args.batch, rows: g.inChannels, cols: g.height * g.width }; // channels last
   const input: ForwardInput = vectors
     ? "vectors"
@@ -221,5 +232,5 @@ export function conv2dForward(gpu: Gpu, args: Conv2dForwardArgs): Launch & { pro
     gatherB: input === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
     vectorK: vectors,
   });
-  return { ...launch, buffers: [...buffers, ...launch.buffers], problem };
+  return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

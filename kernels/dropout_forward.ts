@@ -6,9 +6,13 @@
  * the same mask to the gradient (by running this kernel on the gradient with the same seed).
  * Works in place.
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * `deno task bench:kernels --kernel dropout_forward`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { RANDOM_WGSL } from "./random.ts";
 

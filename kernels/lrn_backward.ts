@@ -8,9 +8,13 @@
  * Windows are symmetric (i's window holds j exactly when j's holds i, groups included), so the
  * sum runs over j's own window. b is the layer's output and d was saved by the forward pass.
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * `deno task bench:kernels --kernel lrn_backward`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { type LrnParams, lrnSizesWgsl } from "./lrn_forward.ts";
 

@@ -5,9 +5,13 @@
  * size (PyTorch's `LocalResponseNorm` divides it, so parity there needs alpha * size).
  * Groups keep each tower's maps apart, as each of the paper's GPUs normalised only its own maps.
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * `deno task bench:kernels --kernel lrn_forward`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 /** Constants of local response normalisation. */

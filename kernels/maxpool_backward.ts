@@ -2,9 +2,13 @@
  * The gradient of max-pooling, gathered: each input element sums the output gradients of the
  * windows whose saved argmax it is. No atomics, deterministic, ties as in the forward pass.
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * `deno task bench:kernels --kernel maxpool_backward`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { maxPoolOutputSize } from "./maxpool_forward.ts";
 

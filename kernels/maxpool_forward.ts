@@ -4,9 +4,13 @@
  * Ties keep the first maximum in row-major window order. In training, each window's argmax
  * (its offset within the map) is saved for the backward pass.
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * `deno task bench:kernels --kernel maxpool_forward`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 const WORKGROUP = 256;

@@ -8,11 +8,18 @@
  * texels in place, four k per fetch, instead of packing the im2col matrix: the tensor is written
  * once, not once per kernel tap (25 times for a 5x5 kernel).
  *
+ * Reference test: tests/kernels/conv2d_test.ts (packed operands gather B from it); timed by
+ * `deno task bench:kernels --kernel conv2d_forward` (its packed variants).
+ *
  * @module
  */
-import { type Gpu, type Launch, type Precision, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu, Precision } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { enableWgsl, gemmScratch, type GemmTile, PACKED_TEXEL_WGSL, roundTexel } from "./gemm.ts";
+import { enableWgsl } from "./gemm/core.ts";
+import { PACKED_TEXEL_WGSL, roundTexel } from "./gemm/pack_wgsl.ts";
+import { gemmScratch } from "./gemm/record.ts";
+import type { GemmTile } from "./gemm/tiles.ts";
 
 const WORKGROUP = 64;
 
@@ -46,7 +53,7 @@ export function transposedTexels(view: TransposedView): number {
  * @example
  * ```ts
  * import { Gpu } from "../gpu/device.ts";
- * import { GEMM_TILES } from "./gemm.ts";
+ * import { GEMM_TILES } from "./gemm/tiles.ts";
  * import { canGather } from "./pack_transposed.ts";
  * const gpu = await Gpu.create();
  * console.log(canGather(gpu, GEMM_TILES.packed, { outer: 2, rows: 8, cols: 9 })); // true

@@ -3,9 +3,13 @@
  * the two backward GEMMs of a convolution or dense layer with fused ReLU, so that each reads one
  * buffer instead of masking every element it loads.
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * `deno task bench:kernels --kernel relu_backward`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 const WORKGROUP = 256;

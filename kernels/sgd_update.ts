@@ -3,9 +3,13 @@
  *   v <- momentum * v - weightDecay * lr * w - lr * grad,   w <- w + v
  * Tensors larger than one storage binding (fc6's weight) are updated in slices, one launch each.
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * the whole-network figures of `deno task bench`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 const WORKGROUP = 256;

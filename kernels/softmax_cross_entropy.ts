@@ -6,9 +6,13 @@
  * get zero loss and zero gradient. Each row's top-1 hit (1 or 0) follows the losses, for the
  * running accuracy of a training epoch.
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * `deno task bench:kernels --kernel softmax_cross_entropy`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { softmaxRowWgsl } from "./softmax_forward.ts";
 

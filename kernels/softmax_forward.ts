@@ -2,9 +2,13 @@
  * Row-wise softmax of a [rows, classes] matrix, numerically stable (the row maximum is
  * subtracted before exponentiating). One invocation per row: rows are few (the batch).
  *
+ * Reference test: tests/kernels/elementwise_test.ts; timed by
+ * the whole-network figures of `deno task bench`.
+ *
  * @module
  */
-import { type Gpu, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 const WORKGROUP = 64;

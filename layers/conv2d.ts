@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { Launch } from "../gpu/launch.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
@@ -15,8 +16,8 @@ import {
   conv2dOutputSize,
   validateConv2d,
 } from "../kernels/conv2d_geometry.ts";
-import { autotuneGemm } from "../kernels/gemm.ts";
-import type { BackwardArgs, GemmTuning, Layer, Shape } from "./layer.ts";
+import { autotuneGemm, type TunedGemm, Tuning } from "../kernels/gemm/tuning.ts";
+import type { BackwardArgs, Layer, Shape } from "./layer.ts";
 
 /** Options of a convolution layer. */
 export interface Conv2dOptions {
@@ -32,6 +33,8 @@ export interface Conv2dOptions {
   groups?: number;
   /** Fused ReLU (default true). */
   relu?: boolean;
+  /** The autotuner's choices the layer's kernels use and `tune` adds to (default: its own). */
+  tuning?: Tuning;
 }
 
 /**
@@ -64,6 +67,8 @@ export class Conv2d implements Layer {
   readonly geometry: Conv2dGeometry;
   /** Whether ReLU is fused. */
   readonly relu: boolean;
+  /** The autotuner's choices its kernels use. */
+  readonly tuning: Tuning;
   readonly #gpu: Gpu;
   #gradients: Map<string, Tensor> | undefined;
 
@@ -79,6 +84,7 @@ export class Conv2d implements Layer {
     as?: { geometryInput: Shape; weightShape: number[] },
   ) {
     const { out, kernel, stride = 1, pad = 0, groups = 1, relu = true } = options;
+    this.tuning = options.tuning ?? new Tuning();
     const [c, h, w] = as?.geometryInput ?? input;
     this.geometry = {
       inChannels: c,
@@ -141,6 +147,7 @@ export class Conv2d implements Layer {
       bias: this.parameters.get(`${this.name}.bias`)!,
       y,
       relu: this.relu,
+      tuning: this.tuning,
     });
   }
 
@@ -175,7 +182,7 @@ export class Conv2d implements Layer {
     const mask = this.relu
       ? [reluBackward(gpu, { y: args.y, dy: args.dy, count: args.dy.size })]
       : [];
-    const common = { geometry: this.geometry, batch: args.batch, dy: args.dy };
+    const common = { geometry: this.geometry, batch: args.batch, dy: args.dy, tuning: this.tuning };
     const weight = this.parameters.get(`${this.name}.weight`)!;
     const input = args.dx ? [conv2dBackwardInput(gpu, { ...common, weight, dx: args.dx })] : [];
     const weights = conv2dBackwardWeight(gpu, {
@@ -194,7 +201,8 @@ export class Conv2d implements Layer {
 
   /**
    * Times the candidate tilings of the layer's three GEMMs (forward, input gradient, weight
-   * gradient) at `batch` on scratch tensors, and keeps the fastest for launches recorded later.
+   * gradient) at `batch` on scratch tensors, and keeps the fastest in {@linkcode Conv2d.tuning} for
+   * launches recorded later.
    *
    * @example
    * ```ts
@@ -207,7 +215,7 @@ export class Conv2d implements Layer {
    * gpu.destroy();
    * ```
    */
-  async tune(batch: number): Promise<GemmTuning[]> {
+  async tune(batch: number): Promise<TunedGemm[]> {
     const gpu = this.#gpu, geometry = this.geometry;
     const { inChannels: c, height: h, width: w } = geometry;
     const x = Tensor.zeros(gpu, [batch, c, h, w], `${this.name} tuning x`);
@@ -223,14 +231,17 @@ export class Conv2d implements Layer {
       return [
         await autotuneGemm(
           gpu,
+          this.tuning,
           (tile) => conv2dForward(gpu, { ...common, x, weight, bias, y, relu: this.relu, tile }),
         ),
         await autotuneGemm(
           gpu,
+          this.tuning,
           (tile) => conv2dBackwardInput(gpu, { ...common, dy, weight, dx, tile }),
         ),
         await autotuneGemm(
           gpu,
+          this.tuning,
           (tile) =>
             conv2dBackwardWeight(gpu, {
               ...common,
@@ -282,9 +293,14 @@ export class Conv2d implements Layer {
  */
 export class Dense extends Conv2d {
   /** Allocates a dense layer of `out` neurons over inputs of shape `input`. */
-  constructor(gpu: Gpu, name: string, input: Shape, options: { out: number; relu?: boolean }) {
+  constructor(
+    gpu: Gpu,
+    name: string,
+    input: Shape,
+    options: { out: number; relu?: boolean; tuning?: Tuning },
+  ) {
     const features = input[0] * input[1] * input[2];
-    super(gpu, name, input, { out: options.out, kernel: 1, relu: options.relu }, {
+    super(gpu, name, input, { ...options, kernel: 1 }, {
       geometryInput: [features, 1, 1],
       weightShape: [options.out, features],
     });

@@ -3,13 +3,14 @@
  *
  * @module
  */
-import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, NO_LAUNCH } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { dropoutForward, type DropoutLaunch } from "../kernels/dropout_forward.ts";
+import { tensorSeed } from "./init.ts";
 import {
   type BackwardArgs,
   type Layer,
-  NO_LAUNCH,
   ParameterFreeLayer,
   type Shape,
   shapeSize,
@@ -64,4 +65,26 @@ export class Dropout extends ParameterFreeLayer implements Layer {
     const count = batch * shapeSize(this.inputShape);
     return dropoutForward(this.#gpu, { x: dy, count, p: this.p, params: forward.buffers[0] });
   }
+}
+
+/**
+ * The seed of the dropout masks of layer `layer` (its index in the whole table) at `step`: the
+ * same on one device and on data-parallel replicas, so that they train alike; each model-parallel
+ * tower (`tower` 0 or 1) draws its own. A mask element is then a hash of the seed and the
+ * element's index in the whole batch, so splitting a batch does not change it.
+ *
+ * @example
+ * ```ts
+ * import { dropoutSeed } from "./dropout.ts";
+ * console.assert(dropoutSeed(1, 0, 5, null) !== dropoutSeed(1, 1, 5, null));
+ * console.assert(dropoutSeed(1, 0, 5, 0) !== dropoutSeed(1, 0, 5, 1));
+ * ```
+ */
+export function dropoutSeed(
+  seed: number,
+  step: number,
+  layer: number,
+  tower: number | null,
+): number {
+  return tensorSeed(seed, `dropout ${step} ${layer}${tower === null ? "" : ` tower ${tower}`}`);
 }

@@ -6,7 +6,9 @@
  *
  * @module
  */
+import type { NamedTensor } from "../io/safetensors.ts";
 import { uniformAt } from "../kernels/random.ts";
+import type { ModelConfig } from "./models.ts";
 
 /** How parameters are initialised ("none" leaves them zero, for weights loaded next). */
 export type InitScheme = "paper" | "he" | "none";
@@ -71,4 +73,34 @@ export function initialValues(
   const weight = normalSamples(out * fanIn, std, tensorSeed(seed, `${name}.weight`));
   const bias = new Float32Array(out).fill(scheme === "paper" ? paperBias : 0);
   return { weight, bias };
+}
+
+/**
+ * The initial parameters of `config` by `scheme` from `seed`, for parameters of `shapes` (by
+ * name): the same values whichever devices hold them.
+ *
+ * @example
+ * ```ts
+ * import { initialWeights } from "./init.ts";
+ * const config = { name: "t", input: [2, 1, 1] as const, classes: 1,
+ *   layers: [{ kind: "dense" as const, name: "fc", out: 1, bias: 1 }] };
+ * const w = initialWeights(config, new Map([["fc.weight", [1, 2]], ["fc.bias", [1]]]), "paper", 1);
+ * console.log(w.get("fc.bias")?.data); // Float32Array [1]
+ * ```
+ */
+export function initialWeights(
+  config: ModelConfig,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  scheme: Exclude<InitScheme, "none">,
+  seed: number,
+): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const spec of config.layers) {
+    if (spec.kind !== "conv" && spec.kind !== "dense") continue;
+    const shape = shapes.get(`${spec.name}.weight`)!;
+    const values = initialValues(scheme, spec.name, shape, spec.bias ?? 0, seed);
+    out.set(`${spec.name}.weight`, { shape: [...shape], data: values.weight });
+    out.set(`${spec.name}.bias`, { shape: [shape[0]], data: values.bias });
+  }
+  return out;
 }

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { Launch } from "../gpu/device.ts";
+import type { Launch } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import type { GemmTile } from "../kernels/gemm.ts";
+import type { TunedGemm } from "../kernels/gemm/tuning.ts";
 
 /** The shape of one example: [channels, height, width]. */
 export type Shape = readonly [number, number, number];
@@ -28,16 +28,6 @@ export interface BackwardArgs {
   accumulate: boolean;
   /** This layer's forward launch in the same plan (dropout reuses its seed). */
   forward: Launch;
-}
-
-/** One GEMM problem's tuning: the tiling measured fastest and its milliseconds. */
-export interface GemmTuning {
-  /** The kernel, its geometry and batch. */
-  problem: string;
-  /** The fastest tiling. */
-  tile: GemmTile;
-  /** Its time per launch, or null where an earlier tuning (this run's or a saved one) chose. */
-  ms: number | null;
 }
 
 /**
@@ -63,8 +53,11 @@ export interface Layer {
   forward(x: Tensor, y: Tensor, batch: number, training: boolean): Launch;
   /** Records the backward launches: `dx` and the parameter gradients from `dy`. */
   backward(args: BackwardArgs): Launch;
-  /** Measures the candidate GEMM tilings of the layer's kernels at `batch` (layers that multiply). */
-  tune?(batch: number): Promise<GemmTuning[]>;
+  /**
+   * Measures the candidate GEMM tilings of the layer's kernels at `batch` and records the fastest
+   * in the tuning the layer was built with (layers that multiply).
+   */
+  tune?(batch: number): Promise<TunedGemm[]>;
   /** Frees the parameters and gradients. */
   destroy(): void;
 }
@@ -81,9 +74,6 @@ export interface Layer {
 export function shapeSize(shape: Shape): number {
   return shape[0] * shape[1] * shape[2];
 }
-
-/** The empty launch of a layer with nothing to do. */
-export const NO_LAUNCH: Launch = Object.freeze({ dispatches: [], buffers: [] });
 
 /** What every layer without parameters shares: no parameters, no gradients, no multiply-adds. */
 export abstract class ParameterFreeLayer {

@@ -3,17 +3,12 @@
  *
  * @module
  */
-import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, NO_LAUNCH } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { lrnForward, type LrnLaunch, type LrnParams } from "../kernels/lrn_forward.ts";
-import {
-  type BackwardArgs,
-  type Layer,
-  NO_LAUNCH,
-  ParameterFreeLayer,
-  type Shape,
-} from "./layer.ts";
+import { type BackwardArgs, type Layer, ParameterFreeLayer, type Shape } from "./layer.ts";
 
 /**
  * Local response normalisation across channels.

@@ -3,17 +3,12 @@
  *
  * @module
  */
-import type { Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Launch, NO_LAUNCH } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
 import { maxPoolForward, maxPoolOutputSize, type PoolLaunch } from "../kernels/maxpool_forward.ts";
-import {
-  type BackwardArgs,
-  type Layer,
-  NO_LAUNCH,
-  ParameterFreeLayer,
-  type Shape,
-} from "./layer.ts";
+import { type BackwardArgs, type Layer, ParameterFreeLayer, type Shape } from "./layer.ts";
 
 /**
  * Max-pooling over `size` x `size` windows at `stride`.

@@ -1,68 +1,71 @@
 /**
- * A feed-forward network of layers on one device: builds the layers from a configuration, records
- * each batch size's launches once (a plan) and replays them with one submit per micro-batch, and
- * loads and saves its parameters as safetensors with PyTorch's names and layouts.
+ * The network: one engine for one device or two. It runs its layer table on towers (`tower.ts`):
+ * one tower holding the whole table on one device; a replica on each of two devices (data
+ * parallelism); or the paper's two towers, each half of every layer, exchanging activations at
+ * the split points (model parallelism, `parallel/split.ts`). Whatever the devices, the same calls
+ * take the same inputs and give the same outputs, errors and weights files.
  *
  * @module
  */
-import type { Gpu } from "../gpu/device.ts";
-import { Tensor } from "../gpu/tensor.ts";
-import { type NamedTensor, parseSafetensors, serializeSafetensors } from "../io/safetensors.ts";
-import type { LrnParams } from "../kernels/lrn_forward.ts";
-import { Conv2d, Dense } from "./conv2d.ts";
-import { Dropout } from "./dropout.ts";
-import { initialValues, type InitScheme, tensorSeed } from "./init.ts";
-import { type GemmTuning, type Layer, type Shape, shapeSize } from "./layer.ts";
-import { Lrn } from "./lrn.ts";
-import { MaxPool } from "./maxpool.ts";
+import { Gpu, type Precision } from "../gpu/device.ts";
+import { readBytes, writeFileAtomic } from "../io/files.ts";
+import { type NamedTensor, parseSafetensors } from "../io/safetensors.ts";
+import { type TunedGemm, Tuning } from "../kernels/gemm/tuning.ts";
 import {
-  destroyPlan,
-  type InferencePlan,
-  recordInference,
-  recordTraining,
-  type TrainingPlan,
-} from "./plan.ts";
-import { Sgd, type SgdHyper } from "./sgd.ts";
+  eachChunk,
+  type ExchangeStats,
+  modelBackward,
+  modelForward,
+  onAll,
+  sumGradients,
+} from "../parallel/exchange.ts";
+import { localTower, type TowerHandle } from "../parallel/protocol.ts";
+import { splitTowers, towerRows } from "../parallel/split.ts";
+import { workerTower } from "../parallel/worker_tower.ts";
+import { initialWeights, type InitScheme } from "./init.ts";
+import { shapeSize } from "./layer.ts";
+import { type ModelConfig, resolveModel } from "./models.ts";
+import { crossEntropy, type Evaluation, scoreLogits, softmaxRows } from "./scoring.ts";
+import type { SgdHyper } from "./sgd.ts";
+import { type LayerInfo, Tower, type TowerSpec } from "./tower.ts";
+import { checkBatch, checkWeights, weightsFile } from "./weights.ts";
 
-/** One row of a configuration's layer table. */
-export type LayerSpec =
-  | {
-    kind: "conv";
-    name: string;
-    out: number;
-    kernel: number;
-    stride?: number;
-    pad?: number;
-    groups?: number;
-    relu?: boolean;
-    /** The bias the paper's initialisation gives this layer (0 or 1). */
-    bias?: number;
-  }
-  | { kind: "dense"; name: string; out: number; relu?: boolean; bias?: number }
-  | { kind: "lrn"; name: string; params: LrnParams }
-  | { kind: "maxpool"; name: string; size: number; stride: number }
-  | { kind: "dropout"; name: string; p: number };
+/** How two devices divide the work: the paper's towers, or replicas on half the batch each. */
+export type Parallelism = "model" | "data";
 
-/** A whole network: its input, its classes and its layer table. */
-export interface ModelConfig {
-  /** The configuration's name (`alexnet`, `alexnet-small`, or your own). */
-  name: string;
-  /** One example's input shape [channels, height, width]. */
-  input: Shape;
-  /** Number of classes: the last layer's output channels. */
-  classes: number;
-  /** The layers in order. */
-  layers: LayerSpec[];
-}
-
-/** Options of {@linkcode Network.create}. */
+/** Options of {@linkcode Network.create} and {@linkcode createAlexNet}. */
 export interface NetworkOptions {
-  /** Seed of the initial parameters (default 1). */
+  /** GPU devices to run on (default 1); 2 runs each in its own Worker, as `parallel` says. */
+  devices?: 1 | 2;
+  /** With two devices: `model` (the paper's towers, default) or `data` (replicas). */
+  parallel?: Parallelism;
+  /** Seed of the initial parameters and the dropout masks (default 1). */
   seed?: number;
-  /** Initialisation scheme (default "paper"). */
+  /** Initialisation scheme (default "paper"; "none" leaves zeros, for weights loaded next). */
   init?: InitScheme;
-  /** Destroy the device with the network (default false). */
-  ownsDevice?: boolean;
+  /**
+   * One device to build on (tests and benchmarks share one); by default devices are acquired
+   * and destroyed with the network.
+   *
+   * @ignore
+   */
+  gpu?: Gpu;
+  /**
+   * What the GEMM core multiplies on the devices acquired (default "f32"): "f16" rounds operands
+   * to half precision and sums in f32 (adapters with `shader-f16`). A `gpu` given brings its own.
+   */
+  precision?: Precision;
+  /** Caps on the devices' limits (how tests exercise micro-batching). */
+  limits?: Partial<GPUSupportedLimits>;
+  /**
+   * The autotuner's choices the kernels use and `tune` adds to (default: the network's own; the
+   * command line keeps them on disk, `cli/tuning.ts`).
+   *
+   * @ignore
+   */
+  tuning?: Tuning;
+  /** Model parallelism: keep two chunks of a batch in flight (default true). */
+  overlap?: boolean;
 }
 
 /** Options of {@linkcode Network.forward}. */
@@ -82,184 +85,154 @@ export interface TrainStepOptions extends Partial<SgdHyper> {
   dropout?: boolean;
 }
 
-/** Accuracy of a network on labelled examples. */
-export interface Evaluation {
-  /** Fraction whose label is the top class. */
-  top1: number;
-  /** Fraction whose label is among the five top classes. */
-  top5: number;
-  /** Mean cross-entropy. */
-  loss: number;
-}
-
 /**
- * What a trainer and the commands need of a network, on one device ({@linkcode Network}) or
- * split over two (`ParallelNetwork`): same inputs, same outputs, the same weights files.
- */
-export interface Model {
-  /** The configuration the network was built from. */
-  readonly config: ModelConfig;
-  /** The device or devices it runs on, in words. */
-  readonly description: string;
-  /** The number of learned values. */
-  readonly parameterCount: number;
-  /** Steps taken (dropout masks derive from it); settable to resume. */
-  step: number;
-  /** Logits (or probabilities) of `batch` examples, [batch, classes]. */
-  forward(input: Float32Array, batch: number, options?: ForwardOptions): Promise<Float32Array>;
-  /** One SGD step on a labelled batch: its mean loss and top-1 accuracy before the update. */
-  trainStep(
-    input: Float32Array,
-    labels: Int32Array,
-    options?: TrainStepOptions,
-  ): Promise<{ loss: number; accuracy: number }>;
-  /** Top-1, top-5 and loss on labelled examples. */
-  evaluate(input: Float32Array, labels: Int32Array): Promise<Evaluation>;
-  /** Every parameter, by PyTorch name. */
-  weights(): Promise<Map<string, NamedTensor>>;
-  /** Replaces every parameter (exactly this network's tensors and shapes). */
-  setWeights(tensors: ReadonlyMap<string, NamedTensor>): void | Promise<void>;
-  /** The parameters as safetensors bytes, with `metadata` in the header. */
-  weightsBytes(metadata?: Record<string, string>): Promise<Uint8Array>;
-  /** The SGD velocities by parameter name (empty before the first step where unbuilt). */
-  optimizerState(): Promise<Map<string, NamedTensor>>;
-  /** Restores the velocities {@linkcode Model.optimizerState} gave. */
-  loadOptimizerState(state: ReadonlyMap<string, NamedTensor>): void | Promise<void>;
-  /** Frees everything the network holds. */
-  destroy(): void | Promise<void>;
-}
-
-const MAX_PLANS = 3;
-
-/**
- * A network of layers on one device.
+ * A network of layers on one device or two.
  *
  * @example
  * ```ts
- * import { Gpu } from "../gpu/device.ts";
  * import { Network } from "./network.ts";
- * const gpu = await Gpu.create();
- * const net = Network.create(gpu, {
+ * const net = await Network.create({
  *   name: "tiny", input: [1, 4, 4], classes: 3,
  *   layers: [{ kind: "conv", name: "conv1", out: 2, kernel: 3, pad: 1 },
  *     { kind: "dense", name: "fc", out: 3, relu: false }],
  * });
  * console.log(await net.forward(new Float32Array(16), 1)); // three logits
- * net.destroy();
- * gpu.destroy();
+ * await net.destroy();
  * ```
  */
-export class Network implements Model {
-  /** The device. */
-  readonly gpu: Gpu;
+export class Network {
   /** The configuration the network was built from. */
   readonly config: ModelConfig;
-  /** The layers, in order. */
-  readonly layers: readonly Layer[];
-  /** Examples per launch: the largest batch whose every activation fits one storage binding. */
+  /** How two devices divide the work, or null on one device. */
+  readonly parallel: Parallelism | null;
+  /** Each device's adapter, in words. */
+  readonly adapters: readonly string[];
+  /** What the devices' GEMM core multiplies. */
+  readonly precision: Precision;
+  /** Examples per launch on every device. */
   readonly maxMicroBatch: number;
-  #plans = new Map<string, InferencePlan | TrainingPlan>();
-  #sgd: Sgd | undefined;
-  #gathered: Tensor | undefined;
-  #seed: number;
-  #step = 0;
+  /** The layers in order, with their whole-network output shapes, parameters and multiply-adds. */
+  readonly layers: readonly LayerInfo[];
+  /**
+   * The autotuner's choices the kernels use ({@linkcode Network.tune} adds to it).
+   *
+   * @ignore
+   */
+  readonly tuning: Tuning;
+  /**
+   * Calls and exchange time between devices so far (reset it to measure a stretch).
+   *
+   * @ignore
+   */
+  stats: ExchangeStats = { calls: 0, exchangeMs: 0, computeMs: 0 };
+  /** Steps taken (dropout masks derive from it); settable to resume. */
+  step = 0;
+  readonly #towers: TowerHandle[];
+  readonly #stages: number;
+  readonly #overlap: boolean;
+  /** Each parameter's shape in the whole network. */
+  readonly #shapes: Map<string, number[]>;
+  readonly #ownedGpu: Gpu | undefined;
   #destroyed = false;
-  #ownsDevice: boolean;
 
   private constructor(
-    gpu: Gpu,
     config: ModelConfig,
-    layers: Layer[],
-    ownsDevice: boolean,
-    seed: number,
+    parallel: Parallelism | null,
+    towers: TowerHandle[],
+    parts: { stages: number; overlap: boolean; tuning: Tuning; ownedGpu?: Gpu },
   ) {
-    this.gpu = gpu;
-    this.#seed = seed;
-    this.#ownsDevice = ownsDevice;
     this.config = config;
-    this.layers = layers;
-    this.maxMicroBatch = microBatchLimit(gpu, config.name, [
-      config.input,
-      ...layers.map((l) => l.outputShape),
-    ]);
+    this.parallel = parallel;
+    this.#towers = towers;
+    this.#stages = parts.stages;
+    this.#overlap = parts.overlap;
+    this.#ownedGpu = parts.ownedGpu;
+    this.tuning = parts.tuning;
+    const infos = towers.map((t) => t.info);
+    this.adapters = infos.map((i) => i.description);
+    this.precision = infos[0].precision;
+    this.maxMicroBatch = Math.min(...infos.map((i) => i.maxMicroBatch));
+    const model = parallel === "model";
+    this.#shapes = new Map(
+      [...infos[0].shapes].map(([name, s]) => [name, model ? [2 * s[0], ...s.slice(1)] : s]),
+    );
+    this.layers = model ? joinLayers(config, infos[0].layers, infos[1].layers) : infos[0].layers;
   }
 
   /**
-   * Builds the layers of `config` on `gpu` and initialises their parameters from the seed.
+   * Builds `config` on its devices and initialises its parameters from the seed: the same
+   * parameters, bit for bit, whatever the device count.
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 2, 2], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 2, 2], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] }, { seed: 3 });
    * console.log(net.parameterCount); // 10
-   * net.destroy();
-   * gpu.destroy();
+   * await net.destroy();
    * ```
    */
-  static create(gpu: Gpu, config: ModelConfig, options: NetworkOptions = {}): Network {
-    const layers: Layer[] = [];
-    let shape = config.input;
-    try {
-      for (const spec of config.layers) {
-        const layer = buildLayer(gpu, spec, shape);
-        layers.push(layer);
-        shape = layer.outputShape;
+  static async create(config: ModelConfig, options: NetworkOptions = {}): Promise<Network> {
+    const { devices = 1, seed = 1, init = "paper" } = options;
+    const parallel = checkPlacement(options);
+    const tuning = options.tuning ?? new Tuning();
+    const stages = parallel === "model" ? splitTowers(config) : [config.layers];
+    const spec = (t: number): TowerSpec => ({
+      name: config.name,
+      input: config.input,
+      stages,
+      seed,
+      tower: parallel === "model" ? t : null,
+    });
+    const { limits, precision } = options;
+    let towers: TowerHandle[], ownedGpu: Gpu | undefined;
+    if (devices === 1) {
+      const gpu = options.gpu ?? (ownedGpu = await Gpu.create({ limits, precision }));
+      try {
+        towers = [localTower(Tower.create(gpu, spec(0), tuning))];
+      } catch (e) {
+        ownedGpu?.destroy();
+        throw e;
       }
-      if (shape[0] !== config.classes || shape[1] !== 1 || shape[2] !== 1) {
+    } else {
+      towers = await allOrNone(
+        [0, 1].map((t) => workerTower(spec(t), { limits, precision }, tuning.toJSON())),
+      );
+    }
+    const net = new Network(config, parallel, towers, {
+      stages: stages.length,
+      overlap: options.overlap ?? true,
+      tuning,
+      ownedGpu,
+    });
+    try {
+      const [c, h, w] = net.layers.at(-1)?.outputShape ?? config.input;
+      if (c !== config.classes || h !== 1 || w !== 1) {
         throw new RangeError(
-          `${config.name}: the last layer gives [${shape}] per example, not [${config.classes}, 1, 1]`,
+          `${config.name}: the last layer gives [${[
+            c,
+            h,
+            w,
+          ]}] per example, not [${config.classes}, 1, 1]`,
         );
       }
-      const net = new Network(gpu, config, layers, options.ownsDevice ?? false, options.seed ?? 1);
-      net.initialize(options.init ?? "paper", options.seed ?? 1);
+      if (init !== "none") await net.setWeights(initialWeights(config, net.#shapes, init, seed));
       return net;
     } catch (e) {
-      for (const layer of layers) layer.destroy();
+      await net.destroy();
       throw e;
     }
   }
 
-  /**
-   * Re-initialises every parameter from `seed` with `scheme`.
-   *
-   * @example
-   * ```ts
-   * import { Gpu } from "../gpu/device.ts";
-   * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
-   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
-   * net.initialize("he", 5);
-   * net.destroy();
-   * gpu.destroy();
-   * ```
-   */
-  initialize(scheme: InitScheme, seed: number): void {
-    this.#assertUsable();
-    if (scheme === "none") return;
-    const params = this.parameters;
-    const shapes = new Map([...params].map(([name, t]) => [name, t.shape]));
-    for (const [name, t] of initialWeights(this.config, shapes, scheme, seed)) {
-      params.get(name)!.write(t.data);
-    }
-  }
-
-  /** Every learned tensor by its PyTorch name, in layer order. */
-  get parameters(): Map<string, Tensor> {
-    return new Map(this.layers.flatMap((l) => [...l.parameters]));
+  /** The device or devices, in words. */
+  get description(): string {
+    if (this.parallel === null) return this.adapters[0];
+    return `2 devices (${this.parallel} parallel): ${this.adapters.join("; ")}`;
   }
 
   /** The number of learned values. */
   get parameterCount(): number {
-    return [...this.parameters.values()].reduce((n, t) => n + t.size, 0);
-  }
-
-  /** The adapter, in words. */
-  get description(): string {
-    return this.gpu.description;
+    return this.layers.reduce((n, l) => n + l.parameters, 0);
   }
 
   /** Multiply-adds per example in the forward pass. */
@@ -268,21 +241,27 @@ export class Network implements Model {
   }
 
   /**
-   * Runs the network on `batch` examples laid out NCHW in `input` and returns their logits
-   * (or, with `softmax`, probabilities) as a [batch, classes] row-major array. Batches larger
-   * than {@linkcode Network.maxMicroBatch} run as several launches with one readback.
+   * The tower, where the network runs on one device in this thread (benchmarks time its layers).
+   *
+   * @ignore
+   */
+  get tower(): Tower | undefined {
+    return this.#towers.length === 1 ? this.#towers[0].local : undefined;
+  }
+
+  /**
+   * Runs the network on `batch` examples laid out NCHW in `input` and returns their logits (or,
+   * with `softmax`, probabilities; with `upTo`, that layer's output) as a [batch, ...] row-major
+   * array. Large batches run in micro-batches.
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
    * const p = await net.forward(new Float32Array([1, 2]), 2, { softmax: true });
    * console.log(p.length); // 4
-   * net.destroy();
-   * gpu.destroy();
+   * await net.destroy();
    * ```
    */
   async forward(
@@ -291,65 +270,33 @@ export class Network implements Model {
     options: ForwardOptions = {},
   ): Promise<Float32Array> {
     this.#assertUsable();
-    this.#assertUsable();
     checkBatch(this.config, "forward", input, batch);
-    const perExample = shapeSize(this.config.input);
-    const chunks = Math.ceil(batch / this.maxMicroBatch);
-    const plan = this.#plan("inference", Math.ceil(batch / chunks)) as InferencePlan;
-    let width = this.config.classes;
-    let result = options.softmax ? plan.probabilities : plan.logits;
-    let dispatches = options.softmax ? [...plan.forward, ...plan.softmax] : plan.forward;
-    if (options.upTo !== undefined) {
-      const at = this.layers.findIndex((l) => l.name === options.upTo);
-      if (at < 0) {
-        throw new RangeError(`forward: no layer "${options.upTo}" in ${this.config.name}`);
-      }
-      width = shapeSize(this.layers[at].outputShape);
-      result = plan.outputs[at];
-      dispatches = plan.forward.slice(0, plan.ends[at]);
+    const upTo = options.upTo === undefined ? undefined : this.#layerIndex(options.upTo);
+    if (this.parallel === "model") {
+      const out = await this.#modelForward(input, batch, upTo);
+      return options.softmax && upTo === undefined ? softmaxRows(out, this.config.classes) : out;
     }
-    if (chunks === 1) {
-      plan.input.write(input);
-      this.gpu.run(dispatches);
-      return await this.gpu.read(result.buffer, 0, batch * width * 4);
-    }
-    const gathered = this.#gather(batch * width);
-    for (let first = 0; first < batch; first += plan.batch) {
-      const rows = Math.min(plan.batch, batch - first);
-      plan.input.write(input.subarray(first * perExample, (first + rows) * perExample));
-      this.gpu.run(
-        dispatches,
-        (encoder) =>
-          encoder.copyBufferToBuffer(
-            result.buffer,
-            0,
-            gathered.buffer,
-            first * width * 4,
-            rows * width * 4,
-          ),
-      );
-    }
-    return await this.gpu.read(gathered.buffer, 0, batch * width * 4);
+    const shares = this.#shares(batch);
+    const outs = await onAll(this.#towers.slice(0, shares.length), this.stats, "infer", (t) => {
+      const [first, rows] = shares[t];
+      return [this.#examples(input, first, rows), rows, { softmax: options.softmax, upTo }];
+    });
+    return concat(outs);
   }
 
   /**
-   * One step of stochastic gradient descent on `batch` labelled examples: forward (with
-   * dropout), softmax cross-entropy averaged over the batch, backward, and the paper's update.
-   * Batches past {@linkcode Network.maxMicroBatch} run as micro-batches whose gradients add up
-   * to the whole batch's. One submit per micro-batch and one readback per step: the mean loss
-   * and the fraction of examples whose label scored highest (before the update).
+   * One step of stochastic gradient descent on a labelled batch: forward (with dropout), softmax
+   * cross-entropy averaged over the batch, backward, and the paper's update. Returns the mean loss
+   * and the fraction of examples whose label scored highest, before the update.
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
    * const { loss } = await net.trainStep(new Float32Array([1]), new Int32Array([0]), { lr: 0.1 });
    * console.log(loss); // 0.693... (two equal logits)
-   * net.destroy();
-   * gpu.destroy();
+   * await net.destroy();
    * ```
    */
   async trainStep(
@@ -361,154 +308,86 @@ export class Network implements Model {
     this.#assertUsable();
     checkBatch(this.config, "trainStep", input, batch, labels);
     const { lr = 0.01, momentum = 0.9, weightDecay = 5e-4, dropout = true } = options;
-    const perExample = shapeSize(this.config.input);
-    const chunks = Math.ceil(batch / this.maxMicroBatch);
-    const plan = this.#plan("training", Math.ceil(batch / chunks)) as TrainingPlan;
-    const sgd = this.#sgd ??= new Sgd(this.gpu, this.parameters, this.gradients);
-    const gather = this.#gather(2 * batch);
-    const active = (i: number) => dropout || !plan.dropouts.has(i);
-    const forward = plan.forward.flatMap((l, i) => active(i) ? l.dispatches : []);
-    for (let first = 0; first < batch; first += plan.batch) {
-      const rows = Math.min(plan.batch, batch - first);
-      plan.input.write(input.subarray(first * perExample, (first + rows) * perExample));
-      this.gpu.write(plan.labels, labels.subarray(first, first + rows));
-      plan.loss.set(rows, 1 / batch);
-      for (const [i, launch] of plan.dropouts) {
-        // The mask depends on the step and the example, not on how the batch was split.
-        const seed = tensorSeed(this.#seed, `dropout ${this.#step} ${i}`);
-        launch.setSeed(seed, first * shapeSize(this.layers[i].inputShape));
-      }
-      const backward = (first === 0 ? plan.backwardFirst : plan.backwardRest).toReversed()
-        .flatMap((l, r) => active(plan.forward.length - 1 - r) ? l.dispatches : []);
-      this.gpu.run(
-        [...forward, ...plan.loss.dispatches, ...backward],
-        (encoder) => {
-          const [losses, hits] = [0, plan.batch * 4];
-          encoder.copyBufferToBuffer(
-            plan.losses.buffer,
-            losses,
-            gather.buffer,
-            first * 4,
-            rows * 4,
-          );
-          encoder.copyBufferToBuffer(
-            plan.losses.buffer,
-            hits,
-            gather.buffer,
-            (batch + first) * 4,
-            rows * 4,
-          );
+    const hyper = { lr, momentum, weightDecay };
+    let sums;
+    if (this.parallel === "model") {
+      sums = await this.#modelStep(input, labels, dropout);
+      await onAll(this.#towers, this.stats, "update", () => [hyper]);
+    } else {
+      const shares = this.#shares(batch), alone = this.parallel === null;
+      const results = await onAll(
+        this.#towers.slice(0, shares.length),
+        this.stats,
+        "learn",
+        (t) => {
+          const [first, rows] = shares[t];
+          const update = alone ? hyper : undefined, scale = 1 / batch, step = this.step;
+          return [
+            this.#examples(input, first, rows),
+            labels.subarray(first, first + rows),
+            { first, scale, step, dropout, update },
+          ];
         },
       );
+      if (!alone) {
+        await sumGradients(this.#towers, shares.map((_, t) => t), this.stats);
+        await onAll(this.#towers, this.stats, "update", () => [hyper]);
+      }
+      sums = results.reduce((a, b) => ({ loss: a.loss + b.loss, hits: a.hits + b.hits }));
     }
-    sgd.setHyper({ lr, momentum, weightDecay });
-    this.gpu.run(sgd.dispatches);
-    this.#step++;
-    const results = await this.gpu.read(gather.buffer, 0, 2 * batch * 4);
-    const sum = (from: number) => results.subarray(from, from + batch).reduce((a, b) => a + b, 0);
-    return { loss: sum(0) / batch, accuracy: sum(batch) / batch };
+    this.step++;
+    return { loss: sums.loss / batch, accuracy: sums.hits / batch };
   }
 
   /**
-   * Top-1 and top-5 accuracy and mean cross-entropy on labelled examples (inference: no dropout).
+   * Top-1 and top-5 accuracy and mean cross-entropy on labelled examples (no dropout).
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
    * console.log(await net.evaluate(new Float32Array([1, 2]), new Int32Array([0, 1])));
-   * net.destroy();
-   * gpu.destroy();
+   * await net.destroy();
    * ```
    */
   async evaluate(input: Float32Array, labels: Int32Array): Promise<Evaluation> {
-    const logits = await this.forward(input, labels.length);
-    return scoreLogits(logits, labels, this.config.classes);
-  }
-
-  /** Steps taken by {@linkcode Network.trainStep} (dropout masks derive from it); settable to resume. */
-  get step(): number {
-    return this.#step;
-  }
-  set step(value: number) {
-    this.#step = value;
-  }
-
-  /** The parameters' gradients of the last step, by parameter name (empty before training). */
-  get gradients(): Map<string, Tensor> {
-    return new Map(this.layers.flatMap((l) => [...l.gradients]));
+    return scoreLogits(await this.forward(input, labels.length), labels, this.config.classes);
   }
 
   /**
-   * The optimizer's state (one velocity per parameter), by parameter name; empty before the
-   * first step.
+   * Every parameter by PyTorch name, in layer order, joined from the devices.
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
-   * console.log((await net.optimizerState()).size); // 0
-   * net.destroy();
-   * gpu.destroy();
+   * console.log([...(await net.weights()).keys()]); // ["fc.weight", "fc.bias"]
+   * await net.destroy();
    * ```
    */
-  async optimizerState(): Promise<Map<string, NamedTensor>> {
-    return this.#sgd ? await this.#sgd.state() : new Map();
+  async weights(): Promise<Map<string, NamedTensor>> {
+    this.#assertUsable();
+    return this.#gather(await onAll(this.#towers, this.stats, "weights", () => []));
   }
 
   /**
-   * Restores the optimizer's state saved by {@linkcode Network.optimizerState}.
+   * The parameters' gradients of the last step (summed over replicas), by parameter name.
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
    * await net.trainStep(new Float32Array([1]), new Int32Array([0]));
-   * net.loadOptimizerState(await net.optimizerState());
-   * net.destroy();
-   * gpu.destroy();
+   * console.log((await net.gradients()).get("fc.bias")?.data); // Float32Array [-0.5, 0.5]
+   * await net.destroy();
    * ```
    */
-  loadOptimizerState(state: ReadonlyMap<string, NamedTensor>): void {
+  async gradients(): Promise<Map<string, NamedTensor>> {
     this.#assertUsable();
-    if (!this.#sgd) {
-      this.#plan("training", 1);
-      this.#sgd = new Sgd(this.gpu, this.parameters, this.gradients);
-    }
-    this.#sgd.load(state);
-  }
-
-  /**
-   * Replaces every parameter with the tensors of a safetensors file (a path, a URL or its
-   * bytes). The file must hold exactly this network's tensors with the same shapes.
-   *
-   * @example
-   * ```ts
-   * import { Gpu } from "../gpu/device.ts";
-   * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const config = { name: "t", input: [1, 1, 1] as const, classes: 2,
-   *   layers: [{ kind: "dense" as const, name: "fc", out: 2, relu: false }] };
-   * const a = Network.create(gpu, config, { seed: 1 }), b = Network.create(gpu, config, { seed: 2 });
-   * await b.loadWeights(await a.weightsBytes());
-   * a.destroy();
-   * b.destroy();
-   * gpu.destroy();
-   * ```
-   */
-  async loadWeights(source: string | URL | Uint8Array): Promise<void> {
-    this.#assertUsable();
-    const bytes = source instanceof Uint8Array ? source : await Deno.readFile(source);
-    this.setWeights(parseSafetensors(bytes).tensors);
+    return this.#gather(await onAll(this.#towers, this.stats, "gradients", () => []));
   }
 
   /**
@@ -517,45 +396,37 @@ export class Network implements Model {
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
-   * net.setWeights(await net.weights());
-   * net.destroy();
-   * gpu.destroy();
+   * await net.setWeights(await net.weights());
+   * await net.destroy();
    * ```
    */
-  setWeights(tensors: ReadonlyMap<string, NamedTensor>): void {
+  async setWeights(tensors: ReadonlyMap<string, NamedTensor>): Promise<void> {
     this.#assertUsable();
-    const params = this.parameters;
-    checkWeights(this.config.name, new Map([...params].map(([n, t]) => [n, t.shape])), tensors);
-    for (const [name, t] of params) t.write(tensors.get(name)!.data);
+    checkWeights(this.config.name, this.#shapes, tensors);
+    await onAll(this.#towers, this.stats, "setWeights", (t) => [this.#scatter(tensors, t)]);
   }
 
   /**
-   * Reads every parameter back from the device, by PyTorch name.
+   * Replaces every parameter with the tensors of a safetensors file: a path, a URL (`file:`,
+   * `http:` or `https:`) or its bytes.
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
-   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
-   * console.log([...(await net.weights()).keys()]); // ["fc.weight", "fc.bias"]
-   * net.destroy();
-   * gpu.destroy();
+   * const config = { name: "t", input: [1, 1, 1] as const, classes: 2,
+   *   layers: [{ kind: "dense" as const, name: "fc", out: 2, relu: false }] };
+   * const a = await Network.create(config, { seed: 1 }), b = await Network.create(config, { seed: 2 });
+   * await b.loadWeights(await a.weightsBytes());
+   * await a.destroy();
+   * await b.destroy();
    * ```
    */
-  async weights(): Promise<Map<string, NamedTensor>> {
+  async loadWeights(source: string | URL | Uint8Array): Promise<void> {
     this.#assertUsable();
-    const out = new Map<string, NamedTensor>();
-    for (const [name, t] of this.parameters) {
-      out.set(name, { shape: [...t.shape], data: await t.read() });
-    }
-    return out;
+    await this.setWeights(parseSafetensors(await readBytes(source)).tensors);
   }
 
   /**
@@ -563,14 +434,11 @@ export class Network implements Model {
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
-   * console.log((await net.weightsBytes()).length > 24); // true
-   * net.destroy();
-   * gpu.destroy();
+   * console.log((await net.weightsBytes({ note: "mine" })).length > 24); // true
+   * await net.destroy();
    * ```
    */
   async weightsBytes(metadata: Record<string, string> = {}): Promise<Uint8Array> {
@@ -578,329 +446,289 @@ export class Network implements Model {
   }
 
   /**
-   * Writes the parameters to `path` as safetensors, atomically (a temporary file, then rename):
-   * a crash mid-write never leaves a half-written file under `path`.
+   * Writes the parameters to `path` as safetensors, durably and atomically (a synced temporary
+   * file, then rename): a crash mid-write never leaves a half-written file under `path`.
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
-   * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
-   * await net.saveWeights(path);
-   * net.destroy();
-   * gpu.destroy();
+   * await net.saveWeights(await Deno.makeTempFile({ suffix: ".safetensors" }));
+   * await net.destroy();
    * ```
    */
-  async saveWeights(path: string): Promise<void> {
-    const bytes = await this.weightsBytes();
-    const temporary = `${path}.${Deno.pid}.tmp`;
-    try {
-      await Deno.writeFile(temporary, bytes);
-      await Deno.rename(temporary, path);
-    } catch (e) {
-      await Deno.remove(temporary).catch(() => {});
-      throw e;
+  async saveWeights(path: string, metadata: Record<string, string> = {}): Promise<void> {
+    await writeFileAtomic(path, await this.weightsBytes(metadata));
+  }
+
+  /**
+   * The optimizer's state, one SGD velocity per parameter by name (zero before the first step).
+   *
+   * @example
+   * ```ts
+   * import { Network } from "./network.ts";
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
+   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * console.log((await net.optimizerState()).get("fc.bias")?.data); // Float32Array [0, 0]
+   * await net.destroy();
+   * ```
+   */
+  async optimizerState(): Promise<Map<string, NamedTensor>> {
+    this.#assertUsable();
+    return this.#gather(await onAll(this.#towers, this.stats, "optimizerState", () => []));
+  }
+
+  /**
+   * Restores the velocities {@linkcode Network.optimizerState} gave (on any device count).
+   *
+   * @example
+   * ```ts
+   * import { Network } from "./network.ts";
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
+   *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * await net.loadOptimizerState(await net.optimizerState());
+   * await net.destroy();
+   * ```
+   */
+  async loadOptimizerState(state: ReadonlyMap<string, NamedTensor>): Promise<void> {
+    this.#assertUsable();
+    for (const [name, shape] of this.#shapes) {
+      if (state.get(name)?.data.length !== shape.reduce((a, b) => a * b, 1)) {
+        throw new RangeError(`optimizer state: no velocity of [${shape}] for ${name}`);
+      }
     }
+    await onAll(this.#towers, this.stats, "loadOptimizerState", (t) => [this.#scatter(state, t)]);
   }
 
   /**
    * Measures, for the micro-batch a batch of `batch` runs as, every candidate tiling of every
-   * layer's GEMMs on this adapter, and keeps the fastest: plans recorded afterwards use them.
-   * Returns each layer's choices. Kernels compile for every candidate, so it takes a while once;
-   * problems chosen before (earlier in this run, or adopted by `loadTuning`) are not measured
-   * again (their `ms` is null).
+   * layer's GEMMs and keeps the fastest in {@linkcode Network.tuning}; later launches use them.
+   * Returns each layer's choices (the first device's; a second of the same adapter adopts them).
+   * Problems the tuning had a choice for are not measured again (their `ms` is null).
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [4, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [4, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
    * const tuned = await net.tune(8);
    * console.log(tuned.map((t) => t.layer)); // ["fc", "fc", "fc"]
-   * net.destroy();
-   * gpu.destroy();
+   * await net.destroy();
    * ```
    */
-  async tune(batch: number): Promise<(GemmTuning & { layer: string })[]> {
+  async tune(batch: number): Promise<(TunedGemm & { layer: string })[]> {
     this.#assertUsable();
-    const micro = Math.ceil(batch / Math.ceil(batch / this.maxMicroBatch));
-    const results: (GemmTuning & { layer: string })[] = [];
-    for (const layer of this.layers) {
-      for (const t of (await layer.tune?.(micro)) ?? []) results.push({ layer: layer.name, ...t });
+    const micro = this.#microBatch(batch);
+    const results = [];
+    for (const [t, tower] of this.#towers.entries()) {
+      const { result } = await tower.call("tune", micro, this.tuning.toJSON());
+      for (const r of result) this.tuning.set(r.adapter, r.problem, r.tile);
+      if (t === 0) results.push(...result.map(({ adapter: _, ...r }) => r));
     }
-    // Plans recorded before the tuning keep their tilings: record them again.
-    for (const plan of this.#plans.values()) destroyPlan(plan);
-    this.#plans.clear();
     return results;
   }
 
   /**
-   * Frees every buffer of the network, and the device if the network acquired it. Later calls
-   * throw.
+   * Frees everything the network holds: its towers, their workers, and the device it acquired.
+   * Later calls throw.
    *
    * @example
    * ```ts
-   * import { Gpu } from "../gpu/device.ts";
    * import { Network } from "./network.ts";
-   * const gpu = await Gpu.create();
-   * const net = Network.create(gpu, { name: "t", input: [1, 1, 1], classes: 2,
+   * const net = await Network.create({ name: "t", input: [1, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
-   * net.destroy();
-   * gpu.destroy();
+   * await net.destroy();
    * ```
    */
-  destroy(): void {
+  async destroy(): Promise<void> {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    for (const plan of this.#plans.values()) destroyPlan(plan);
-    this.#plans.clear();
-    this.#sgd?.destroy();
-    this.#gathered?.destroy();
-    for (const layer of this.layers) layer.destroy();
-    if (this.#ownsDevice) this.gpu.destroy();
+    await Promise.allSettled(this.#towers.map((t) => t.close()));
+    this.#ownedGpu?.destroy();
   }
 
-  /**
-   * The recorded launches of `kind` for micro-batches of `batch`, built once and kept (the few
-   * most recently used). A kept plan up to twice as large serves too, its extra rows ignored: an
-   * epoch's last, partial batch reuses the full batches' plan instead of recording another.
-   */
-  #plan(kind: "inference" | "training", batch: number): InferencePlan | TrainingPlan {
-    for (const [key, plan] of this.#plans) {
-      if (key.startsWith(kind) && plan.batch >= batch && plan.batch <= 2 * batch) {
-        this.#plans.delete(key); // re-inserted below: most recently used last
-        this.#plans.set(key, plan);
-        return plan;
-      }
-    }
-    if (this.#plans.size >= MAX_PLANS) {
-      const [oldest] = this.#plans.keys();
-      destroyPlan(this.#plans.get(oldest)!);
-      this.#plans.delete(oldest);
-    }
-    const plan = kind === "inference"
-      ? recordInference(this.gpu, this.layers, this.config.input, batch)
-      : recordTraining(this.gpu, this.layers, this.config.input, batch);
-    this.#plans.set(`${kind} ${batch}`, plan);
-    return plan;
+  /** Model parallelism: the logits (or layer `upTo`'s outputs) of a batch, chunk by chunk. */
+  async #modelForward(input: Float32Array, batch: number, upTo?: number): Promise<Float32Array> {
+    const where = upTo === undefined ? undefined : this.#stageOf(upTo);
+    const parts: Float32Array[] = [];
+    await eachChunk(batch, this.#chunk(batch), this.#overlap, async (first, rows, slot) => {
+      const call = { dropout: false, step: this.step, first, slot };
+      const x = this.#examples(input, first, rows);
+      parts[first] = await modelForward(
+        this.#towers,
+        this.#stages,
+        x,
+        rows,
+        call,
+        this.stats,
+        where,
+      );
+    });
+    return concat(parts.filter((p) => p));
   }
 
-  /** A buffer of at least `size` floats where several launches' results meet for one readback. */
-  #gather(size: number): Tensor {
-    if (!this.#gathered || this.#gathered.size < size) {
-      this.#gathered?.destroy();
-      this.#gathered = Tensor.zeros(this.gpu, [size], "gathered results");
+  /** Model parallelism: forward, the loss on the joined logits (float64), backward; sums. */
+  async #modelStep(input: Float32Array, labels: Int32Array, dropout: boolean) {
+    const batch = labels.length, classes = this.config.classes;
+    let loss = 0, hits = 0;
+    const begun = new Set<number>(); // stages whose gradients this step has written
+    await eachChunk(batch, this.#chunk(batch), this.#overlap, async (first, rows, slot) => {
+      const call = { dropout, step: this.step, first, slot };
+      const x = this.#examples(input, first, rows), towers = this.#towers;
+      const z = await modelForward(towers, this.#stages, x, rows, call, this.stats);
+      const scored = crossEntropy(z, labels.subarray(first, first + rows), classes, 1 / batch);
+      loss += scored.loss;
+      hits += scored.hits;
+      const options = { dropout, slot };
+      await modelBackward(towers, this.#stages, scored.gradient, rows, options, begun, this.stats);
+    });
+    return { loss, hits };
+  }
+
+  /** Data parallelism: each replica's [first, rows] of a batch (the second may be empty); else one. */
+  #shares(batch: number): [number, number][] {
+    if (this.parallel !== "data") return [[0, batch]];
+    const half = Math.ceil(batch / 2);
+    return half < batch ? [[0, half], [half, batch - half]] : [[0, batch]];
+  }
+
+  /** Model parallelism: examples a chunk holds (half the batch in flight at once, at most). */
+  #chunk(batch: number): number {
+    return Math.min(this.maxMicroBatch, this.#overlap ? Math.ceil(batch / 2) : batch);
+  }
+
+  /** The micro-batch the towers record a batch of `batch` as (what tuning measures). */
+  #microBatch(batch: number): number {
+    if (this.parallel === "model") return this.#chunk(batch);
+    const share = this.#shares(batch)[0][1];
+    return Math.ceil(share / Math.ceil(share / this.maxMicroBatch));
+  }
+
+  #layerIndex(name: string): number {
+    const at = this.layers.findIndex((l) => l.name === name);
+    if (at < 0) throw new RangeError(`forward: no layer "${name}" in ${this.config.name}`);
+    return at;
+  }
+
+  /** Which stage holds layer `index`, its index there, and whether the towers split its output. */
+  #stageOf(index: number): { stage: number; layer: number; split: boolean } {
+    const stages = splitTowers(this.config);
+    let first = 0, stage = 0;
+    while (index >= first + stages[stage].length) first += stages[stage++].length;
+    const split = this.config.layers.slice(0, index + 1)
+      .some((l) => l.kind === "conv" || l.kind === "dense");
+    return { stage, layer: index - first, split };
+  }
+
+  #examples(input: Float32Array, first: number, rows: number): Float32Array {
+    const per = shapeSize(this.config.input);
+    return input.subarray(first * per, (first + rows) * per);
+  }
+
+  /** Whole-network tensors from each device's (rows joined, or a replica's as they are). */
+  #gather(parts: Map<string, Float32Array>[]): Map<string, NamedTensor> {
+    const out = new Map<string, NamedTensor>();
+    for (const [name, shape] of this.#shapes) {
+      const data = this.parallel === "model"
+        ? concat(parts.map((p) => p.get(name)!))
+        : parts[0].get(name)!;
+      out.set(name, { shape, data });
     }
-    return this.#gathered;
+    return out;
+  }
+
+  /** Device `tower`'s share of whole-network tensors. */
+  #scatter(tensors: ReadonlyMap<string, NamedTensor>, tower: number): Map<string, Float32Array> {
+    return new Map(
+      [...this.#shapes.keys()].map((name) => {
+        const data = tensors.get(name)!.data;
+        return [name, this.parallel === "model" ? towerRows(data, tower) : data];
+      }),
+    );
   }
 
   #assertUsable(): void {
     if (this.#destroyed) throw new Error(`${this.config.name}: the network was destroyed`);
-    if (this.gpu.lost) throw new Error(`${this.config.name}: its GPU device is gone`);
   }
 }
 
 /**
- * Examples per launch on `gpu`: the largest batch whose every activation (one example's of each
- * of `shapes`) fits one storage binding. Throws when not even one example fits.
+ * Acquires a device (or two) and builds a network on it, initialised from the seed: the same
+ * parameters whatever the device count. `model` names a configuration (`alexnet`, the default;
+ * `alexnet-small`; `torchvision`) or is your own table.
  *
  * @example
  * ```ts
- * import { Gpu } from "../gpu/device.ts";
- * import { microBatchLimit } from "./network.ts";
- * const gpu = await Gpu.create({ limits: { maxStorageBufferBindingSize: 4096 } });
- * console.log(microBatchLimit(gpu, "t", [[1, 8, 8], [4, 8, 8]])); // 4
- * gpu.destroy();
+ * import { createAlexNet } from "./network.ts";
+ * const net = await createAlexNet({ model: "alexnet-small", seed: 1 });
+ * console.log(net.parameterCount); // 1132810
+ * await net.destroy();
+ * const two = await createAlexNet({ model: "alexnet-small", seed: 1, devices: 2 });
+ * console.log(two.description); // "2 devices (model parallel): ..."
+ * await two.destroy();
  * ```
  */
-export function microBatchLimit(gpu: Gpu, model: string, shapes: readonly Shape[]): number {
-  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  const largest = Math.max(...shapes.map(shapeSize));
-  const examples = Math.floor(limit / (largest * 4));
-  if (examples < 1) {
-    throw new RangeError(
-      `${model}: one example's activations (${largest * 4} bytes) exceed this adapter's ` +
-        `storage binding limit (${limit} bytes)`,
-    );
-  }
-  return examples;
+export async function createAlexNet(
+  options: NetworkOptions & { model?: string | ModelConfig } = {},
+): Promise<Network> {
+  return await Network.create(resolveModel(options.model ?? "alexnet"), options);
 }
 
-/**
- * A weights file's bytes: `tensors` by PyTorch name, the model's name and `metadata` in its
- * header (what every network's `weightsBytes` writes, on one device or two).
- *
- * @example
- * ```ts
- * import { weightsFile } from "./network.ts";
- * const t = new Map([["fc.bias", { shape: [1], data: new Float32Array([1]) }]]);
- * console.log(weightsFile("t", t).length > 8); // true
- * ```
- */
-export function weightsFile(
-  model: string,
-  tensors: Map<string, NamedTensor>,
-  metadata: Record<string, string> = {},
-): Uint8Array {
-  return serializeSafetensors(tensors, { ...metadata, format: "pt", model });
-}
-
-/**
- * Throws a clear error unless `input` holds `batch` examples of `config`'s input shape (and
- * `labels`, where given, are classes of it): the checks every network's entry points share.
- *
- * @example
- * ```ts
- * import { ALEXNET_SMALL } from "../mod.ts";
- * import { checkBatch } from "./network.ts";
- * checkBatch(ALEXNET_SMALL, "forward", new Float32Array(784), 1, new Int32Array([9]));
- * ```
- */
-export function checkBatch(
-  config: ModelConfig,
-  what: string,
-  input: Float32Array,
-  batch: number,
-  labels?: Int32Array,
-): void {
-  const perExample = shapeSize(config.input);
-  if (!Number.isInteger(batch) || batch < 1) {
-    throw new RangeError(`${what}: batch must be a positive integer, got ${batch}`);
+/** The parallelism `options` ask for (null on one device), or a clear error. */
+function checkPlacement(options: NetworkOptions): Parallelism | null {
+  const devices = options.devices ?? 1;
+  if (devices !== 1 && devices !== 2) {
+    throw new RangeError(`devices must be 1 or 2, got ${devices}`);
   }
-  if (input.length !== batch * perExample) {
-    throw new RangeError(
-      `${what}: input has ${input.length} values; ${batch} examples of [${config.input}] ` +
-        `need ${batch * perExample}`,
-    );
-  }
-  labels?.forEach((label, i) => {
-    if (!(label >= 0 && label < config.classes)) {
-      throw new RangeError(
-        `${what}: label ${label} at ${i} is not a class of 0..${config.classes - 1}`,
-      );
+  if (devices === 1) {
+    if (options.parallel !== undefined) throw new RangeError("parallel needs devices: 2");
+    if (options.gpu && options.precision && options.precision !== options.gpu.precision) {
+      throw new RangeError(`precision ${options.precision} differs from the given gpu's`);
     }
+    return null;
+  }
+  if (options.gpu) throw new RangeError("devices: 2 acquires its own devices; leave out gpu");
+  const parallel = options.parallel ?? "model";
+  if (parallel !== "model" && parallel !== "data") {
+    throw new RangeError(`parallel must be "model" or "data", got "${parallel}"`);
+  }
+  return parallel;
+}
+
+/** Every promise's value, or (where one fails) the first failure after closing the others. */
+async function allOrNone(made: Promise<TowerHandle>[]): Promise<TowerHandle[]> {
+  const settled = await Promise.allSettled(made);
+  const failed = settled.find((s) => s.status === "rejected");
+  if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<TowerHandle>).value);
+  await Promise.all(settled.map((s) => s.status === "fulfilled" ? s.value.close() : undefined));
+  throw failed.reason;
+}
+
+/**
+ * The whole network's layers from the two towers' halves: where a layer's output is split (from
+ * the first convolution or dense layer on), channels, parameters and multiply-adds add up.
+ */
+function joinLayers(config: ModelConfig, a: LayerInfo[], b: LayerInfo[]): LayerInfo[] {
+  let split = false;
+  return a.map((l, i) => {
+    const kind = config.layers[i].kind;
+    split ||= kind === "conv" || kind === "dense";
+    if (!split) return l;
+    const [c, h, w] = l.outputShape;
+    return {
+      name: l.name,
+      outputShape: [c + b[i].outputShape[0], h, w],
+      parameters: l.parameters + b[i].parameters,
+      macs: l.macs + b[i].macs,
+    };
   });
 }
 
-/**
- * Throws a clear error unless `tensors` holds exactly the parameters `shapes` names, with those
- * shapes: the first missing, extra or misshapen tensor is named.
- *
- * @example
- * ```ts
- * import { checkWeights } from "./network.ts";
- * const shapes = new Map([["fc.bias", [2]]]);
- * checkWeights("t", shapes, new Map([["fc.bias", { shape: [2], data: new Float32Array(2) }]]));
- * ```
- */
-export function checkWeights(
-  model: string,
-  shapes: ReadonlyMap<string, readonly number[]>,
-  tensors: ReadonlyMap<string, NamedTensor>,
-): void {
-  const missing = [...shapes.keys()].filter((name) => !tensors.has(name));
-  if (missing.length > 0) {
-    throw new RangeError(`weights for ${model}: missing tensor(s) ${missing.join(", ")}`);
-  }
-  const extra = [...tensors.keys()].filter((name) => !shapes.has(name));
-  if (extra.length > 0) {
-    throw new RangeError(
-      `weights for ${model}: tensor(s) ${extra.join(", ")} are not in this model`,
-    );
-  }
-  for (const [name, shape] of shapes) {
-    const loaded = tensors.get(name)!;
-    if (loaded.shape.join() !== shape.join()) {
-      throw new RangeError(
-        `weights for ${model}: tensor ${name} has shape [${loaded.shape}], the model needs [${shape}]`,
-      );
-    }
-  }
-}
-
-/**
- * The initial parameters of `config` by `scheme` from `seed`, for parameters of `shapes` (by
- * name): the same values whichever devices hold them.
- *
- * @example
- * ```ts
- * import { initialWeights } from "./network.ts";
- * const config = { name: "t", input: [2, 1, 1] as const, classes: 1,
- *   layers: [{ kind: "dense" as const, name: "fc", out: 1, bias: 1 }] };
- * const w = initialWeights(config, new Map([["fc.weight", [1, 2]], ["fc.bias", [1]]]), "paper", 1);
- * console.log(w.get("fc.bias")?.data); // Float32Array [1]
- * ```
- */
-export function initialWeights(
-  config: ModelConfig,
-  shapes: ReadonlyMap<string, readonly number[]>,
-  scheme: Exclude<InitScheme, "none">,
-  seed: number,
-): Map<string, NamedTensor> {
-  const out = new Map<string, NamedTensor>();
-  for (const spec of config.layers) {
-    if (spec.kind !== "conv" && spec.kind !== "dense") continue;
-    const shape = shapes.get(`${spec.name}.weight`)!;
-    const values = initialValues(scheme, spec.name, shape, spec.bias ?? 0, seed);
-    out.set(`${spec.name}.weight`, { shape: [...shape], data: values.weight });
-    out.set(`${spec.name}.bias`, { shape: [shape[0]], data: values.bias });
-  }
+function concat(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, (at += p.length) - p.length);
   return out;
-}
-
-/**
- * Top-1 and top-5 accuracy and mean cross-entropy of [rows, classes] logits against labels.
- *
- * @example
- * ```ts
- * import { scoreLogits } from "./network.ts";
- * console.log(scoreLogits(new Float32Array([2, 1, 0, 5]), new Int32Array([0, 0]), 2).top1); // 0.5
- * ```
- */
-export function scoreLogits(logits: Float32Array, labels: Int32Array, classes: number): Evaluation {
-  let top1 = 0, top5 = 0, loss = 0;
-  for (let r = 0; r < labels.length; r++) {
-    const row = logits.subarray(r * classes, (r + 1) * classes);
-    const label = labels[r];
-    const above = row.reduce((n, v) => n + (v > row[label] ? 1 : 0), 0);
-    if (above === 0) top1++;
-    if (above < 5) top5++;
-    const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
-    loss += max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) - row[label];
-  }
-  const n = labels.length;
-  return { top1: top1 / n, top5: top5 / n, loss: loss / n };
-}
-
-/**
- * Builds the layer a table row describes, for inputs of `input` shape.
- *
- * @example
- * ```ts
- * import { Gpu } from "../gpu/device.ts";
- * import { buildLayer } from "./network.ts";
- * const gpu = await Gpu.create();
- * const pool = buildLayer(gpu, { kind: "maxpool", name: "pool1", size: 3, stride: 2 }, [96, 55, 55]);
- * console.log(pool.outputShape); // [96, 27, 27]
- * gpu.destroy();
- * ```
- */
-export function buildLayer(gpu: Gpu, spec: LayerSpec, input: Shape): Layer {
-  switch (spec.kind) {
-    case "conv":
-      return new Conv2d(gpu, spec.name, input, spec);
-    case "dense":
-      return new Dense(gpu, spec.name, input, spec);
-    case "lrn":
-      return new Lrn(gpu, spec.name, input, spec.params);
-    case "maxpool":
-      return new MaxPool(gpu, spec.name, input, spec.size, spec.stride);
-    case "dropout":
-      return new Dropout(gpu, spec.name, input, spec.p);
-  }
 }

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { Dispatch, Gpu, Launch } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Dispatch, joinLaunches, type Launch } from "../gpu/launch.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { DropoutLaunch } from "../kernels/dropout_forward.ts";
 import { type CrossEntropyLaunch, softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
@@ -57,6 +58,8 @@ export interface StagePlan {
   outputGradient: Tensor;
   /** The loss gradient with respect to `input`, where it was asked for. */
   inputGradient: Tensor | null;
+  /** Each layer's output, by layer index (in-place layers share their input's). */
+  outputs: Tensor[];
   /** The dropout launches, by layer index (set their seeds per run). */
   dropouts: Map<number, DropoutLaunch>;
   /** Layer launches forward, by layer index. */
@@ -103,13 +106,6 @@ function activations(
   return acts;
 }
 
-function flatten(launches: readonly Launch[]): { dispatches: Dispatch[]; buffers: GPUBuffer[] } {
-  return {
-    dispatches: launches.flatMap((l) => l.dispatches),
-    buffers: launches.flatMap((l) => l.buffers),
-  };
-}
-
 /**
  * Records the inference plan of `layers` for micro-batches of `batch`.
  *
@@ -137,7 +133,7 @@ export function recordInference(
   owned.push(x);
   const acts = activations(gpu, layers, x, batch, owned);
   const launches = layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, false));
-  const forward = flatten(launches);
+  const forward = joinLaunches(launches);
   let total = 0;
   const ends = launches.map((l) => (total += l.dispatches.length));
   const last = acts[acts.length - 1];
@@ -228,12 +224,13 @@ export function recordStage(
     output: acts[acts.length - 1],
     outputGradient: grads[grads.length - 1]!,
     inputGradient: grads[0],
+    outputs: acts.slice(1),
     dropouts,
     forward,
     backwardFirst,
     backwardRest,
     owned,
-    buffers: flatten([...forward, ...backwardFirst, ...backwardRest]).buffers,
+    buffers: joinLaunches([...forward, ...backwardFirst, ...backwardRest]).buffers,
   };
 }
 

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import type { Dispatch, Gpu } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { Dispatch } from "../gpu/launch.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { NamedTensor } from "../io/safetensors.ts";
 import { sgdUpdate } from "../kernels/sgd_update.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { LayerSpec, ModelConfig } from "../layers/network.ts";
+import type { LayerSpec, ModelConfig } from "../layers/models.ts";
 
 /**
  * Splits a configuration into stages (runs of layers between two exchanges) each of two towers
@@ -16,7 +16,7 @@ import type { LayerSpec, ModelConfig } from "../layers/network.ts";
  *
  * @example
  * ```ts
- * import { ALEXNET } from "../mod.ts";
+ * import { ALEXNET } from "../layers/models.ts";
  * import { splitTowers } from "./split.ts";
  * const stages = splitTowers(ALEXNET);
  * console.log(stages.map((s) => s[0].name)); // ["conv1", "conv3", "fc6", "fc7", "fc8"]

@@ -1,8 +1,12 @@
-/** Shared test helpers: a device with error capture, seeded data, and tolerance checks. */
+/**
+ * Shared test helpers: the device every test of a process shares, seeded data, tolerance checks,
+ * the one tiny test network and the one way to run a subprocess.
+ */
 import { Gpu, type Precision } from "../gpu/device.ts";
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
-import { GEMM_TILES, type GemmTile } from "../kernels/gemm.ts";
-import type { ModelConfig } from "../layers/network.ts";
+import { GEMM_TILES, type GemmTile } from "../kernels/gemm/tiles.ts";
+import type { ModelConfig } from "../layers/models.ts";
+import { Network, type NetworkOptions } from "../layers/network.ts";
 
 const shared = new Map<Precision, Gpu>();
 
@@ -117,7 +121,9 @@ export const TILINGS: [string, GemmTile | undefined][] = [
 /**
  * The convolution shapes every convolution kernel is tested on: none a multiple of a tile;
  * batch 1 and more; stride, padding, groups, rectangles; a dense layer as a 1x1 convolution.
- * Each is [name, geometry, batch, fused ReLU].
+ * Each is [name, geometry, batch, fused ReLU]. Each runs with the tiling the adapter picks and with
+ * packed operands (whose gathered operands depend most on the geometry); the cases of
+ * {@linkcode EVERY_TILING} with every tiling.
  */
 export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
   ["1x1 kernel, batch 1", convGeometry({ kernelH: 1, kernelW: 1 }), 1, false],
@@ -217,7 +223,29 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
   ],
 ];
 
-/** A small network with every kind of layer and both towers' shapes (grouped conv2, LRN groups). */
+/**
+ * The cases run with every tiling: together they take each tiling through every way its operands
+ * are read (im2col, a gathered input padded to whole texels, gathered output gradients, vec4 loads
+ * in groups) and across every tile boundary (rows, columns and depth none a multiple of a tile,
+ * several tiles each way). The operands' WGSL does not depend on the tiling, so the other cases
+ * need only the adapter's own and packed operands.
+ */
+export const EVERY_TILING: ReadonlySet<string> = new Set([
+  "stride 4, 11x11 (conv1-like)",
+  "8 and 4 channels a group (packed operands gather B), stride 2, pad 2, 5x5, batch 1",
+  "dense in 2 groups of 36 channels read four a load, batch 11",
+  "many output channels and columns (several tiles each way)",
+]);
+
+/** The tilings a convolution case runs with (see {@linkcode EVERY_TILING}). */
+export function tilingsOf(name: string): [string, GemmTile | undefined][] {
+  return EVERY_TILING.has(name) ? TILINGS : [["chosen", undefined], ["packed", GEMM_TILES.packed]];
+}
+
+/**
+ * The tiny test network: every kind of layer, and both towers' shapes (a grouped conv2, LRN in
+ * two groups), so that it splits over two devices.
+ */
 export const TINY: ModelConfig = {
   name: "tiny",
   input: [1, 8, 8],
@@ -231,6 +259,17 @@ export const TINY: ModelConfig = {
     { kind: "dropout", name: "drop1", p: 0.5 },
     { kind: "dense", name: "fc2", out: 4, relu: false },
   ],
+};
+
+/**
+ * Two of the tiny network's layers, conv2 and fc1 (a grouped convolution and a dense layer read
+ * four channels a load): what autotuning tests tune, half the kernels to compile per candidate.
+ */
+export const TUNED: ModelConfig = {
+  name: "tuned",
+  input: [6, 3, 3],
+  classes: 16,
+  layers: TINY.layers.filter((l) => l.name === "conv2" || l.name === "fc1"),
 };
 
 /** Four classes of 8x8 images for {@linkcode TINY}: a bright quadrant, plus noise. */
@@ -247,4 +286,54 @@ export function quadrants(n: number, seed: number): { input: Float32Array; label
     }
   }
   return { input, labels };
+}
+
+/**
+ * `config` (by default {@linkcode TINY}) built on the test process's device of the precision asked
+ * (f32 by default), and destroyed after `body`.
+ */
+export function withNetwork(
+  body: (net: Network, gpu: Gpu) => Promise<void>,
+  options: NetworkOptions & { config?: ModelConfig } = {},
+): Promise<void> {
+  const { config = TINY, precision, ...rest } = options;
+  return withGpu(async (gpu) => {
+    const net = await Network.create(config, { ...rest, gpu });
+    try {
+      await body(net, gpu);
+    } finally {
+      await net.destroy();
+    }
+  }, precision);
+}
+
+/** What a subprocess printed, and how it ended. */
+export interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno` with `args` (and `options`) to the end and decodes what it printed. */
+export async function deno(
+  args: string[],
+  options: Omit<Deno.CommandOptions, "args"> = {},
+): Promise<Output> {
+  return await run(Deno.execPath(), args, options);
+}
+
+/** Runs `command` with `args` to the end and decodes what it printed. */
+export async function run(
+  command: string | URL,
+  args: string[],
+  options: Omit<Deno.CommandOptions, "args"> = {},
+): Promise<Output> {
+  const out = await new Deno.Command(command, { ...options, args }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** `deno run -A main.ts ...args`: the command line as a user runs it. */
+export function cli(...args: string[]): Promise<Output> {
+  return deno(["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...args]);
 }

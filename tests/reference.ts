@@ -3,7 +3,7 @@
  * clarity, no tiling, no shared code with the kernels beyond the geometry types.
  */
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
-import type { ModelConfig } from "../layers/network.ts";
+import type { ModelConfig } from "../layers/models.ts";
 
 /** Direct convolution: y[b, o, i, j] = bias[o] + sum over the group's c, kh, kw. */
 export function conv2dRef(

@@ -8,7 +8,8 @@
  * Prints one JSON line per sample, then the growth between the first sample after warm-up (the
  * first epoch, whose validation records the inference plan) and the last.
  */
-import { createAlexNet, loadIdxDirectory, train } from "../mod.ts";
+import { loadIdxDirectory } from "../data/dataset.ts";
+import { createAlexNet, train } from "../mod.ts";
 
 const [steps = 20000, batch = 8, every = 500] = Deno.args.map(Number);
 const data = await loadIdxDirectory(
@@ -41,7 +42,7 @@ try {
   }, {
     progress() {
       if (net.step % every !== 0) return;
-      const m = Deno.memoryUsage(), live = net.gpu.live;
+      const m = Deno.memoryUsage(), live = net.tower!.gpu.live;
       const sample = {
         step: net.step,
         rssMiB: Math.round(m.rss / 2 ** 20),
@@ -58,7 +59,7 @@ try {
     message() {},
   });
 } finally {
-  net.destroy();
+  await net.destroy();
   await Deno.remove(out, { recursive: true });
 }
 // Warm-up ends after the first epoch, whose validation records the inference plan once.

@@ -7,6 +7,7 @@
  * @module
  */
 import type { NamedTensor } from "../io/safetensors.ts";
+import { writeFileAtomic } from "../io/files.ts";
 import { parseSafetensors, serializeSafetensors } from "../io/safetensors.ts";
 
 /** A checkpoint's contents. */
@@ -20,34 +21,6 @@ export interface Checkpoint<State> {
 }
 
 const PREFIX = "velocity.";
-
-/**
- * Writes `bytes` to `path` durably and atomically: temporary file, fsync, rename.
- *
- * @example
- * ```ts
- * import { writeFileAtomic } from "./checkpoint.ts";
- * const path = await Deno.makeTempFile();
- * await writeFileAtomic(path, new Uint8Array([1, 2, 3]));
- * console.log(await Deno.readFile(path)); // Uint8Array [1, 2, 3]
- * ```
- */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const temporary = `${path}.${Deno.pid}.tmp`;
-  try {
-    const file = await Deno.open(temporary, { write: true, create: true, truncate: true });
-    try {
-      for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
-      await file.syncData();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(temporary, path);
-  } catch (e) {
-    await Deno.remove(temporary).catch(() => {});
-    throw e;
-  }
-}
 
 /**
  * Saves a checkpoint to `path`.

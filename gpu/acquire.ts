@@ -1,0 +1,95 @@
+/**
+ * Acquiring a WebGPU device: an adapter, then a device with the largest limits the adapter offers
+ * (AlexNet's tensors are large), the features it needs, and clear errors where there is none.
+ *
+ * @module
+ */
+import { GpuError } from "./errors.ts";
+
+/** The precision of the GEMM core's operands (see `GpuOptions.precision`). */
+export type Precision = "f32" | "f16";
+
+/** What {@linkcode acquireDevice} found. */
+export interface Acquired {
+  /** The device. */
+  device: GPUDevice;
+  /** The adapter in words. */
+  description: string;
+  /** A CPU adapter (llvmpipe, lavapipe, SwiftShader): kernels pick CPU tilings. */
+  cpu: boolean;
+  /** The WebGPU backend Deno was asked for (`DENO_WEBGPU_BACKEND`), or "default". */
+  backend: string;
+}
+
+/** The limits requested up to what the adapter offers. */
+const WANTED_LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxStorageBuffersPerShaderStage",
+  "maxTextureDimension2D",
+] as const;
+
+const HINT = "WebGPU runs on any machine through Mesa's CPU rasteriser: install " +
+  "`mesa-vulkan-drivers` (lavapipe) and set DENO_WEBGPU_BACKEND=vulkan, or use " +
+  "DENO_WEBGPU_BACKEND=gl (llvmpipe through EGL).";
+
+/**
+ * Requests an adapter and a device from it, with timestamp queries where the adapter has them
+ * and `shader-f16` for f16 precision. Each call requests a fresh adapter: in Deno an adapter is
+ * spent once a device is requested.
+ *
+ * @example
+ * ```ts
+ * import { acquireDevice } from "./acquire.ts";
+ * const { device, description } = await acquireDevice({}, "f32");
+ * console.log(description);
+ * device.destroy();
+ * ```
+ */
+export async function acquireDevice(
+  options: { powerPreference?: GPUPowerPreference },
+  precision: Precision,
+): Promise<Acquired> {
+  if (!("gpu" in navigator) || !navigator.gpu) {
+    throw new GpuError(`navigator.gpu is missing: this runtime has no WebGPU. ${HINT}`);
+  }
+  const adapter = await navigator.gpu.requestAdapter({
+    powerPreference: options.powerPreference,
+  });
+  const backend = backendSetting();
+  if (!adapter) {
+    throw new GpuError(`no WebGPU adapter found (DENO_WEBGPU_BACKEND=${backend}). ${HINT}`);
+  }
+  const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
+  if (precision === "f16" && !adapter.features.has("shader-f16")) {
+    throw new GpuError(
+      `precision f16 needs the adapter feature shader-f16, which ${description} lacks: use f32`,
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  // Timestamp queries, where the adapter has them, give the benchmark GPU time.
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query")
+    ? ["timestamp-query"]
+    : [];
+  if (precision === "f16") requiredFeatures.push("shader-f16");
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const cpu = adapter.info.isFallbackAdapter ||
+    /llvmpipe|lavapipe|swiftshader/i.test(description);
+  return {
+    device,
+    description,
+    cpu,
+    backend: /^(unset|unknown)$/.test(backend) ? "default" : backend,
+  };
+}
+
+/** The backend variable where the environment may be read without a prompt. */
+function backendSetting(): string {
+  const variable = "DENO_WEBGPU_BACKEND";
+  const state = Deno.permissions.querySync?.({ name: "env", variable }).state;
+  return state === "granted" ? Deno.env.get(variable) ?? "unset" : "unknown";
+}

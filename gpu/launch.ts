@@ -1,0 +1,137 @@
+/**
+ * What a recorded kernel launch is: a compiled pipeline, its bindings and workgroup counts, and
+ * the small buffers a launch owns. Kernels record launches once; plans replay them every step.
+ *
+ * @module
+ */
+
+/**
+ * One binding of a kernel, in binding order: a storage buffer read or written, a uniform buffer,
+ * a sampled float texture ("texture") or a write-only rgba32float storage texture.
+ */
+export type BindingKind = "read" | "read_write" | "uniform" | "texture" | "storage_texture";
+
+/** What a dispatch binds: a buffer (whole or a slice) or a texture view. */
+export type Resource = GPUBuffer | GPUBufferBinding | GPUTextureView;
+
+/** A compiled compute kernel: its pipeline and the explicit layout its bind groups follow. */
+export interface Pipeline {
+  /** The cache key (kernel name and compile-time parameters). */
+  readonly key: string;
+  /** Its WGSL source (what `deno task wgsl` prints). */
+  readonly wgsl: string;
+  /** The compute pipeline. */
+  readonly pipeline: GPUComputePipeline;
+  /** The bind group layout of group 0. */
+  readonly layout: GPUBindGroupLayout;
+}
+
+/** One recorded kernel launch: replayed into a compute pass as often as needed. */
+export interface Dispatch {
+  /** What the launch computes, for error messages and profiles. */
+  readonly label: string;
+  /** The kernel. */
+  readonly pipeline: Pipeline;
+  /** Its resources. */
+  readonly bindGroup: GPUBindGroup;
+  /** Workgroup counts in x and y (x at most the adapter's per-dimension limit). */
+  readonly workgroups: readonly [number, number];
+}
+
+/** The launches of one operation and the buffers they own: uniforms, saved indices. */
+export interface Launch {
+  /** Kernel launches, in order. */
+  readonly dispatches: Dispatch[];
+  /** Buffers the launches own; destroy them when the launches are dropped. */
+  readonly buffers: GPUBuffer[];
+}
+
+/**
+ * The empty launch of a layer with nothing to do.
+ *
+ * @example
+ * ```ts
+ * import { NO_LAUNCH } from "./launch.ts";
+ * console.log(NO_LAUNCH.dispatches.length); // 0
+ * ```
+ */
+export const NO_LAUNCH: Launch = Object.freeze({ dispatches: [], buffers: [] });
+
+/**
+ * The launches of `launches` as one: their dispatches in order, and every buffer they own.
+ *
+ * @example
+ * ```ts
+ * import { joinLaunches, NO_LAUNCH } from "./launch.ts";
+ * console.log(joinLaunches([NO_LAUNCH, NO_LAUNCH]).dispatches.length); // 0
+ * ```
+ */
+export function joinLaunches(launches: readonly Launch[]): Launch {
+  return {
+    dispatches: launches.flatMap((l) => l.dispatches),
+    buffers: launches.flatMap((l) => l.buffers),
+  };
+}
+
+/**
+ * The layout entries of a kernel's bindings, in binding order, all visible to compute.
+ *
+ * @example
+ * ```ts
+ * import { layoutEntries } from "./launch.ts";
+ * console.log(layoutEntries(["read", "uniform"])[1].buffer?.type); // "uniform"
+ * ```
+ */
+export function layoutEntries(bindings: readonly BindingKind[]): GPUBindGroupLayoutEntry[] {
+  return bindings.map((kind, binding): GPUBindGroupLayoutEntry => {
+    const visibility = GPUShaderStage.COMPUTE;
+    if (kind === "texture") {
+      return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
+    }
+    if (kind === "storage_texture") {
+      return {
+        binding,
+        visibility,
+        storageTexture: { access: "write-only", format: "rgba32float" },
+      };
+    }
+    const type = kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage";
+    return { binding, visibility, buffer: { type } };
+  });
+}
+
+/**
+ * Encodes `dispatches` into a compute pass, in order.
+ *
+ * @example
+ * ```ts ignore
+ * const pass = encoder.beginComputePass();
+ * encodeDispatches(pass, plan.forward);
+ * pass.end();
+ * ```
+ */
+export function encodeDispatches(
+  pass: GPUComputePassEncoder,
+  dispatches: readonly Dispatch[],
+): void {
+  for (const d of dispatches) {
+    pass.setPipeline(d.pipeline.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
+  }
+}
+
+/**
+ * WGSL helper shared by every kernel: the linear workgroup index of a launch that `Gpu.dispatch`
+ * folded into two dimensions (dispatches are limited to 65,535 workgroups per axis).
+ *
+ * @example
+ * ```ts
+ * import { WORKGROUP_INDEX_WGSL } from "./launch.ts";
+ * console.assert(WORKGROUP_INDEX_WGSL.includes("fn workgroupIndex"));
+ * ```
+ */
+export const WORKGROUP_INDEX_WGSL = /* wgsl */ `
+fn workgroupIndex(id: vec3u, count: vec3u) -> u32 {
+  return id.x + id.y * count.x;
+}`;

@@ -1,0 +1,82 @@
+/**
+ * The GEMM core every matrix kernel shares: C[m, n] = sum over k of A[m, k] * B[k, n], tiled.
+ *
+ * The caller's WGSL defines what the matrices are, which is how one core serves the
+ * convolution forward (A = weights, B = im2col of the input), its input gradient
+ * (A = transposed weights, B = the output gradient gathered) and its weight gradient
+ * (A = the output gradient, B = im2col transposed), with no matrix materialised in buffers:
+ *
+ * - `fn gemmRows() -> u32`, `fn gemmCols() -> u32`, `fn gemmDepth() -> u32`: the sizes;
+ * - `fn loadA(m: u32, k: u32) -> f32` and `fn loadB(k: u32, n: u32) -> f32`: elements, called
+ *   only in range;
+ * - `fn storeC(m: u32, n: u32, value: f32)`: the epilogue, called only in range;
+ * - with packed operands and B gathered in place (`gatheredB`), `fn texelOfB(k4: u32, n: u32) ->
+ *   u32` instead of `loadB`: the texel of the scratch texture B that holds B[4 k4 .. 4 k4 + 3, n];
+ * - where both operands are contiguous along k (`vectorK`, a dense layer), `fn loadA4(m: u32, k4:
+ *   u32) -> vec4f` and `fn loadB4(k4: u32, n: u32) -> vec4f` instead of `loadA` and `loadB`: four
+ *   consecutive k, 4 k4 .. 4 k4 + 3, in one storage-buffer load (the depth a multiple of 4).
+ *
+ * The generators: `workgroup_wgsl.ts` (GPU tiles), `block_wgsl.ts` (register blocks, packed or
+ * not), `pack_wgsl.ts` (packing into textures); `record.ts` records a kernel's launches,
+ * `tiles.ts` and `tuning.ts` choose the tiling. Reference test: tests/kernels/conv2d_test.ts (every
+ * tiling); timed by `deno task bench:kernels --kernel conv2d_forward` (each tiling side by side).
+ *
+ * @module
+ */
+import type { Precision } from "../../gpu/device.ts";
+import { blockGemmWgsl } from "./block_wgsl.ts";
+import type { GemmTile } from "./tiles.ts";
+import { workgroupGemmWgsl } from "./workgroup_wgsl.ts";
+
+/** What the core's WGSL depends on besides the tiling (see {@linkcode gemmWgsl}). */
+export interface GemmVariant {
+  /** The first binding after the operands' (packed operands only; default 0). */
+  binding?: number;
+  /** B gathered from texels the operands' `texelOfB` names (packed operands only). */
+  gatheredB?: boolean;
+  /**
+   * The operands define `loadA4` and `loadB4` (four consecutive k) instead of `loadA` and `loadB`:
+   * register blocks read four k a load, workgroup tiles through scalar loaders derived from them.
+   */
+  vectorK?: boolean;
+  /**
+   * "f16": the workgroup tiles hold half-precision values and register blocks round what they load
+   * (the module must start with {@linkcode enableWgsl}'s directive); packed operands are rounded
+   * when packed, so it changes nothing for them (default "f32").
+   */
+  precision?: Precision;
+}
+
+/**
+ * The WGSL of the core's entry point `main` for `tile`; concatenate it after the definitions of
+ * the sizes, loaders and epilogue. With packed operands ("textures") it reads the chunk's uniform
+ * and `packedA` and `packedB` at bindings `binding`, `binding + 1` and `binding + 2` instead of the
+ * loaders (see `record.ts`); with `gatheredB` it reads B's four k at (k / 4, n) from the texel
+ * that the operands' `fn texelOfB(k4: u32, n: u32) -> u32` names, B being left in place by the
+ * caller rather than packed.
+ *
+ * @example
+ * ```ts
+ * import { gemmWgsl } from "./core.ts";
+ * import { GEMM_TILES } from "./tiles.ts";
+ * console.assert(gemmWgsl(GEMM_TILES.wide).includes("workgroupBarrier"));
+ * console.assert(!gemmWgsl(GEMM_TILES.blocks).includes("workgroupBarrier"));
+ * ```
+ */
+export function gemmWgsl(t: GemmTile, variant: GemmVariant = {}): string {
+  return t.kind === "workgroup" ? workgroupGemmWgsl(t, variant) : blockGemmWgsl(t, variant);
+}
+
+/**
+ * The directive a module whose WGSL rounds to `precision` starts with: `enable f16;` for "f16"
+ * (half-precision types need the extension, declared before anything else), else nothing.
+ *
+ * @example
+ * ```ts
+ * import { enableWgsl } from "./core.ts";
+ * console.log(enableWgsl("f16")); // "enable f16;\n"
+ * ```
+ */
+export function enableWgsl(precision?: Precision): string {
+  return precision === "f16" ? "enable f16;\n" : "";
+}

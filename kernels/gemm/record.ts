@@ -1,0 +1,187 @@
+/**
+ * Records a GEMM kernel's launches for any tiling, in the device's precision: the operands' WGSL
+ * joined to the core's, one launch per call, or with packed operands the pack and multiply
+ * launches of each chunk that fits the device's scratch textures.
+ *
+ * @module
+ */
+import type { Gpu } from "../../gpu/device.ts";
+import type { BindingKind, Launch, Resource } from "../../gpu/launch.ts";
+import { enableWgsl, gemmWgsl } from "./core.ts";
+import { gemmPackWgsl, PACKED_HEIGHT, PACKED_WIDTH } from "./pack_wgsl.ts";
+import { type GemmTile, gemmWorkgroups } from "./tiles.ts";
+
+/** One launch of a GEMM kernel: its label, its resources (the kernel's bindings, in order) and
+ * the sizes its `gemmRows`, `gemmCols` and `gemmDepth` return for them. */
+export interface GemmCall {
+  /** What the launch computes, for errors and profiles. */
+  label: string;
+  /** The kernel's bindings. */
+  resources: Resource[];
+  /** Rows of C. */
+  rows: number;
+  /** Columns of C. */
+  cols: number;
+  /** The depth k. */
+  depth: number;
+}
+
+/**
+ * Records a GEMM kernel's launches with `tile`: `operands` is its WGSL before the core (bindings,
+ * sizes, loaders, epilogue), `bindings` their kinds, `key` names the kernel and its compile-time
+ * parameters. With packed operands each call becomes, per chunk of rows and columns that fits the
+ * device's scratch textures, up to three launches (pack A, pack B, multiply); the launches of a
+ * device share its scratch, which is safe because a queue runs them in order. With `gatherB`
+ * (packed operands only), B is not packed: `gatherB`'s launches, recorded first, write texels to
+ * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it
+ * (see `core.ts`); the columns are still taken in chunks, the rows too. With `vectorK`
+ * the operands define the vector loaders (see `GemmVariant`). The device's precision
+ * ({@linkcode Gpu.precision}) decides what the core multiplies.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../../gpu/device.ts";
+ * import { recordGemm } from "./record.ts";
+ * import { GEMM_TILES } from "./tiles.ts";
+ * const gpu = await Gpu.create();
+ * const c = gpu.buffer(4 * 6, "c"); // C = A B with A = [[1, 2], [3, 4]], B = [[1, 0, 1], [0, 1, 1]]
+ * const operands = `@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+ *   fn gemmRows() -> u32 { return 2u; } fn gemmCols() -> u32 { return 3u; }
+ *   fn gemmDepth() -> u32 { return 2u; }
+ *   fn loadA(m: u32, k: u32) -> f32 { return f32(m * 2u + k + 1u); }
+ *   fn loadB(k: u32, n: u32) -> f32 { return select(0.0, 1.0, n == k || n == 2u); }
+ *   fn storeC(m: u32, n: u32, v: f32) { c[m * 3u + n] = v; }`;
+ * const launch = recordGemm(gpu, { key: "example", operands, bindings: ["read_write"],
+ *   tile: GEMM_TILES.packed, calls: [{ label: "c", resources: [c], rows: 2, cols: 3, depth: 2 }] });
+ * gpu.run(launch.dispatches);
+ * console.log(await gpu.read(c)); // Float32Array [1, 2, 3, 3, 4, 7]
+ * for (const b of launch.buffers) b.destroy();
+ * gpu.destroy();
+ * ```
+ */
+export function recordGemm(
+  gpu: Gpu,
+  args: {
+    key: string;
+    operands: string;
+    bindings: readonly BindingKind[];
+    tile: GemmTile;
+    calls: readonly GemmCall[];
+    gatherB?: Launch;
+    vectorK?: boolean;
+  },
+): Launch {
+  const { key, operands, bindings, tile, calls, gatherB, vectorK } = args;
+  const gathered = gatherB !== undefined;
+  if (gathered && tile.kind !== "textures") {
+    throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
+  }
+  const gemmKey = `${key}:${Object.values(tile)}`;
+  const { precision } = gpu;
+  const enable = enableWgsl(precision);
+  if (tile.kind !== "textures") {
+    const wgsl = enable + operands + gemmWgsl(tile, { precision, vectorK });
+    const pipeline = gpu.pipeline(gemmKey, wgsl, bindings);
+    return {
+      dispatches: calls.map((c) =>
+        gpu.dispatch(c.label, pipeline, c.resources, gemmWorkgroups(c.rows, c.cols, tile))
+      ),
+      buffers: [],
+    };
+  }
+  const n = bindings.length;
+  const pack = (operand: "A" | "B") =>
+    gpu.pipeline(
+      `${key}:pack${operand}`,
+      enable + operands + gemmPackWgsl(operand, n, precision, vectorK),
+      [
+        ...bindings,
+        "uniform",
+        "storage_texture",
+      ],
+    );
+  const packA = pack("A"), packB = gathered ? undefined : pack("B");
+  const core = gemmWgsl(tile, { binding: n, gatheredB: gathered }); // packing rounded
+  const gemm = gpu.pipeline(`${gemmKey}:${gathered}`, operands + core, [
+    ...bindings,
+    "uniform",
+    "texture",
+    "texture",
+  ]);
+  const { a, b, texels: capacity } = gemmScratch(gpu);
+  const launch: Launch = {
+    dispatches: [...gatherB?.dispatches ?? []],
+    buffers: [...gatherB?.buffers ?? []],
+  };
+  for (const c of calls) {
+    const steps = Math.ceil(c.depth / 4);
+    if (steps > capacity) {
+      throw new PackedTooLarge(`${c.label}: a depth of ${c.depth} is too deep to pack`);
+    }
+    // As many rows (columns) as the scratch holds, whole blocks where there are several chunks.
+    const per = (count: number, block: number) => {
+      const fit = Math.floor(capacity / steps);
+      return count <= fit ? count : Math.max(1, fit - fit % block);
+    };
+    const rowsPer = per(c.rows, tile.tm), colsPer = per(c.cols, tile.tn);
+    for (let c0 = 0; c0 < c.cols; c0 += colsPer) {
+      for (let r0 = 0; r0 < c.rows; r0 += rowsPer) {
+        const nr = Math.min(rowsPer, c.rows - r0), nc = Math.min(colsPer, c.cols - c0);
+        const chunk = gpu.uniform([r0, nr, c0, nc], `${c.label} chunk`);
+        launch.buffers.push(chunk);
+        const label = `${c.label} rows ${r0}+${nr} columns ${c0}+${nc}`;
+        const texels = (count: number) => Math.ceil(count * steps / 64);
+        if (c0 === 0 || rowsPer < c.rows) { // A is packed once unless it takes several chunks
+          launch.dispatches.push(
+            gpu.dispatch(`${label} pack A`, packA, [...c.resources, chunk, a], texels(nr)),
+          );
+        }
+        if (packB && r0 === 0) {
+          launch.dispatches.push(
+            gpu.dispatch(`${label} pack B`, packB, [...c.resources, chunk, b], texels(nc)),
+          );
+        }
+        launch.dispatches.push(
+          gpu.dispatch(label, gemm, [...c.resources, chunk, a, b], gemmWorkgroups(nr, nc, tile)),
+        );
+      }
+    }
+  }
+  return launch;
+}
+
+/**
+ * The device's scratch textures for packed A and B (allocated once, freed with the device) and
+ * how many texels each holds: 4096 x 2048, or fewer rows where the limits the code plans for are
+ * lowered (how tests make small GEMMs run in chunks). Texel i is at ({@linkcode PACKED_TEXEL_WGSL}'s
+ * `packedTexel(i)`).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../../gpu/device.ts";
+ * import { gemmScratch } from "./record.ts";
+ * const gpu = await Gpu.create();
+ * console.log(gemmScratch(gpu).texels); // 8388608
+ * gpu.destroy();
+ * ```
+ */
+export function gemmScratch(gpu: Gpu): { a: GPUTextureView; b: GPUTextureView; texels: number } {
+  return gpu.keep("gemm scratch", () => {
+    const height = Math.min(PACKED_HEIGHT, gpu.limits.maxTextureDimension2D);
+    const view = (operand: string) =>
+      gpu.scratchTexture(PACKED_WIDTH, height, `packed GEMM operand ${operand}`).createView();
+    return { a: view("A"), b: view("B"), texels: PACKED_WIDTH * height };
+  });
+}
+
+/**
+ * Thrown by {@linkcode recordGemm} for an operand too deep to pack into a scratch texture: the
+ * autotuner skips such a candidate.
+ *
+ * @example
+ * ```ts
+ * import { PackedTooLarge } from "./record.ts";
+ * console.log(new PackedTooLarge("too deep") instanceof RangeError); // true
+ * ```
+ */
+export class PackedTooLarge extends RangeError {}

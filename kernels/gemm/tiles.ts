@@ -1,0 +1,124 @@
+/**
+ * The GEMM core's tilings: what a tiling is, the ones the kernels pick from, the adapter-dependent
+ * default choice, and how many workgroups a launch needs. The tuned choice is in `tuning.ts`.
+ *
+ * @module
+ */
+
+/**
+ * The tiling of a GEMM launch, a parameter of the generator. Three strategies:
+ * - "workgroup": a workgroup stages BM x BK and BK x BN tiles in workgroup memory behind
+ *   barriers and each invocation accumulates TM x TN of its BM x BN tile (the classic GPU GEMM);
+ * - "registers": no workgroup memory, no barriers; each invocation reads its operands straight
+ *   from the buffers and accumulates a TM x TN block. On CPU adapters (llvmpipe), where barriers
+ *   are expensive and FMAs per load decide, this is several times faster;
+ * - "textures": the same blocks, but the operands are first packed into rgba32float textures,
+ *   four consecutive k per texel (A by rows, B by columns), and read with `textureLoad`. llvmpipe
+ *   fetches a texel for eight invocations in a few vector instructions, where each storage-buffer
+ *   element costs a bounds-checked scalar load per invocation: two to three times faster there.
+ */
+export type GemmTile =
+  | { kind: "workgroup"; bm: number; bn: number; bk: number; tm: number; tn: number }
+  | { kind: "registers" | "textures"; tm: number; tn: number; threads: number };
+
+/**
+ * The tilings {@linkcode chooseTile} picks from: each is checked by the same tests.
+ *
+ * @example
+ * ```ts
+ * import { GEMM_TILES } from "./tiles.ts";
+ * console.log(GEMM_TILES.packed.kind); // "textures"
+ * ```
+ */
+export const GEMM_TILES = {
+  wide: { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+  tall: { kind: "workgroup", bm: 128, bn: 16, bk: 16, tm: 4, tn: 2 },
+  flat: { kind: "workgroup", bm: 16, bn: 128, bk: 16, tm: 2, tn: 4 },
+  blocks: { kind: "registers", tm: 16, tn: 16, threads: 64 },
+  narrowBlocks: { kind: "registers", tm: 16, tn: 8, threads: 64 },
+  thinBlocks: { kind: "registers", tm: 16, tn: 4, threads: 64 },
+  packed: { kind: "textures", tm: 16, tn: 16, threads: 64 },
+} as const satisfies Record<string, GemmTile>;
+
+/**
+ * The tilings the autotuner times, by kind of adapter. Larger register blocks are left out on
+ * llvmpipe: their unrolled kernels take minutes to compile (see docs/performance.md).
+ *
+ * @example
+ * ```ts
+ * import { GEMM_CANDIDATES } from "./tiles.ts";
+ * console.log(GEMM_CANDIDATES.cpu.length); // 4
+ * ```
+ */
+export const GEMM_CANDIDATES: { cpu: readonly GemmTile[]; gpu: readonly GemmTile[] } = {
+  cpu: [GEMM_TILES.packed, GEMM_TILES.blocks, GEMM_TILES.narrowBlocks, GEMM_TILES.thinBlocks],
+  gpu: [GEMM_TILES.wide, GEMM_TILES.tall, GEMM_TILES.flat],
+};
+
+/**
+ * Picks the tiling for `rows` x `cols` x `depth` on an adapter. On CPU adapters: packed operands
+ * for GEMMs of at least 2^25 multiply-adds, register blocks below (packing pays for its two passes
+ * and its kernels' compile time only on large GEMMs) and where the operands load four k at a time
+ * (`vectorK`: as fast as texels, with nothing to pack), narrow register blocks for eight columns or
+ * fewer and thin ones for four or fewer (dense layers at small batches). On GPUs, wide workgroup
+ * tiles by default, tall narrow ones when there are few columns (dense layers at small batch,
+ * where the columns are the batch) and flat ones when there are few rows.
+ *
+ * @example
+ * ```ts
+ * import { chooseTile } from "./tiles.ts";
+ * console.log(chooseTile(96, 3025, 363, false).kind); // "workgroup"
+ * console.log(chooseTile(96, 3025, 363, true).kind); // "textures"
+ * ```
+ */
+export function chooseTile(
+  rows: number,
+  cols: number,
+  depth: number,
+  cpu: boolean,
+  vectorK = false,
+): GemmTile {
+  if (cpu) {
+    if (cols <= 8) return cols <= 4 ? GEMM_TILES.thinBlocks : GEMM_TILES.narrowBlocks;
+    return rows * cols * depth >= 2 ** 25 && !vectorK ? GEMM_TILES.packed : GEMM_TILES.blocks;
+  }
+  if (cols <= 16 && rows >= 64) return GEMM_TILES.tall;
+  if (rows <= 16 && cols >= 64) return GEMM_TILES.flat;
+  return GEMM_TILES.wide;
+}
+
+/**
+ * The number of workgroups a launch of `rows` x `cols` needs with `tile`.
+ *
+ * @example
+ * ```ts
+ * import { gemmWorkgroups } from "./tiles.ts";
+ * const tile = { kind: "workgroup", bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 } as const;
+ * console.log(gemmWorkgroups(100, 100, tile)); // 4
+ * ```
+ */
+export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): number {
+  if (tile.kind !== "workgroup") {
+    return Math.ceil(Math.ceil(rows / tile.tm) * Math.ceil(cols / tile.tn) / tile.threads);
+  }
+  return Math.ceil(rows / tile.bm) * Math.ceil(cols / tile.bn);
+}
+
+/**
+ * Whether a value (read from a file) is a tiling the generator accepts.
+ *
+ * @example
+ * ```ts
+ * import { isTile } from "./tiles.ts";
+ * console.log(isTile({ kind: "registers", tm: 0, tn: 4, threads: 64 })); // false
+ * ```
+ */
+export function isTile(t: unknown): t is GemmTile {
+  if (typeof t !== "object" || t === null) return false;
+  const v = t as Record<string, unknown>;
+  const whole = (...keys: string[]) =>
+    keys.every((k) => Number.isInteger(v[k]) && (v[k] as number) > 0);
+  if (v.kind === "registers" || v.kind === "textures") return whole("tm", "tn", "threads");
+  return v.kind === "workgroup" && whole("bm", "bn", "bk", "tm", "tn") &&
+    (v.bm as number) % (v.tm as number) === 0 && (v.bn as number) % (v.tn as number) === 0;
+}

@@ -1,0 +1,56 @@
+// The benchmark (bench/) runs and reports every layer; its figures are measurements, never
+// asserted beyond being positive and finite.
+import { deepStrictEqual, ok as assert, rejects } from "node:assert";
+import { bench, formatBench } from "../../bench/bench.ts";
+import { benchPyTorch } from "../../bench/pytorch.ts";
+import { Gpu } from "../../gpu/device.ts";
+import { Network } from "../../layers/network.ts";
+import { TINY, withNetwork } from "../helpers.ts";
+
+const positive = (v: number) => v > 0 && Number.isFinite(v);
+
+Deno.test("bench reports every layer, the whole network and the data pipeline", () =>
+  withNetwork(async (net) => {
+    const result = await bench(net, 4, 1);
+    deepStrictEqual(result.layers.map((l) => l.name), TINY.layers.map((l) => l.name));
+    // Every layer runs kernels forward (dropout too: the layers are timed as training runs them).
+    for (const l of result.layers) {
+      assert(positive(l.forwardMs), `${l.name} forward`);
+      assert(positive(l.backwardMs), `${l.name} backward`);
+      const multiplies = l.name.startsWith("conv") || l.name.startsWith("fc");
+      assert(multiplies ? positive(l.forwardGflops!) : l.forwardGflops === null, l.name);
+    }
+    assert(Object.values(result.network).every(positive));
+    assert(Object.values(result.loader).every(positive));
+    assert(positive(result.ceilingGflops));
+    assert(["gpu", "wall"].includes(result.setup.clock));
+    const table = formatBench(result);
+    for (const text of ["conv1", "images/s of augmented batches", "of ceiling"]) {
+      assert(table.includes(text), text);
+    }
+  }, { init: "he" }));
+
+Deno.test("bench times layers at the largest micro-batch that fits when the batch does not", async () => {
+  const small = await Gpu.create({ limits: { maxStorageBufferBindingSize: 8192 } });
+  try {
+    const net = await Network.create(TINY, { gpu: small, init: "he" });
+    assert(net.maxMicroBatch < 12, `micro-batch ${net.maxMicroBatch}`);
+    const result = await bench(net, 12, 1);
+    assert(result.setup.layerBatch === net.maxMicroBatch && result.setup.batch === 12);
+    assert(Object.values(result.network).every((v) => v > 0 && Number.isFinite(v)));
+    assert(formatBench(result).includes(`per layer at batch ${net.maxMicroBatch}`));
+    await net.destroy();
+    await small.check();
+  } finally {
+    small.destroy();
+  }
+});
+
+Deno.test("the PyTorch peer builds the same network (its parameter count) and times it", async () => {
+  // conv1 6 x 1 x 3 x 3, conv2 8 x 3 x 3 x 3 (two groups), fc1 16 x 72, fc2 4 x 16, and biases.
+  const parameters = (54 + 6) + (216 + 8) + (1152 + 16) + (64 + 4);
+  const torch = await benchPyTorch(TINY, 2, 1, parameters);
+  assert(torch.name.startsWith("PyTorch CPU"));
+  assert(torch.inference > 0 && torch.training !== null && torch.training > 0);
+  await rejects(benchPyTorch(TINY, 2, 1, parameters + 1), /not the same network/);
+});

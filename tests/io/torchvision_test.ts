@@ -1,0 +1,117 @@
+/**
+ * torchvision's AlexNet (Debian's python3-torchvision): its weights imported by `main.ts import`
+ * give its logits, and an image preprocessed here equals torchvision's Resize(256),
+ * CenterCrop(224), ToTensor and Normalize.
+ */
+import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
+import { fileURLToPath } from "node:url";
+import { makeBatch } from "../../data/dataset.ts";
+import { decodeImage, encodePng } from "../../data/image.ts";
+import { decodePreprocess } from "../../data/preprocess.ts";
+import { resizeAndCentreCrop } from "../../data/resize.ts";
+import { Network, parseSafetensors, TORCHVISION_ALEXNET } from "../../mod.ts";
+import { assertClose, rng, withGpu } from "../helpers.ts";
+
+const golden = fileURLToPath(new URL("../../tools/golden.py", import.meta.url));
+const main = fileURLToPath(new URL("../../main.ts", import.meta.url));
+
+async function run(command: string, args: string[]): Promise<string> {
+  const r = await new Deno.Command(command, { args }).output();
+  const text = new TextDecoder().decode(r.stdout);
+  if (!r.success) {
+    throw new Error(`${command} ${args[0]} failed:\n${new TextDecoder().decode(r.stderr)}`);
+  }
+  return text;
+}
+
+Deno.test("torchvision's AlexNet: imported weights give its logits; preprocessing matches", () =>
+  withGpu(async (gpu) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      // A 400x300 photo-like image: smooth colour gradients with texture.
+      const next = rng(21), w = 400, h = 300;
+      const px = new Uint8Array(w * h * 3);
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const at = 3 * (y * w + x);
+          px[at] = (x * 255) / w;
+          px[at + 1] = (y * 255) / h;
+          px[at + 2] = 128 + 100 * Math.sin(x / 9) * Math.cos(y / 7) * next();
+        }
+      }
+      const image = `${dir}/photo.png`;
+      await Deno.writeFile(image, encodePng(px, { width: w, height: h, channels: 3 }));
+      await run("/usr/bin/python3", [golden, "torchvision", image, dir]);
+      const stderr = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          main,
+          "import",
+          "--from",
+          "torchvision",
+          `${dir}/torchvision.safetensors`,
+          "--out",
+          `${dir}/w.safetensors`,
+        ],
+      }).output();
+      strictEqual(stderr.code, 0, new TextDecoder().decode(stderr.stderr));
+
+      const { tensors } = parseSafetensors(await Deno.readFile(`${dir}/golden.safetensors`));
+      const input = tensors.get("input")!, logits = tensors.get("logits")!;
+      const file = parseSafetensors(await Deno.readFile(`${dir}/w.safetensors`));
+      strictEqual(file.metadata.model, "torchvision");
+      const pre = decodePreprocess(file.metadata.preprocess);
+      deepStrictEqual([pre.classes.length, pre.classes[0], pre.shape], [1000, "tench", [
+        3,
+        256,
+        256,
+      ]]);
+
+      // Preprocessing: one grey level apart at most (Pillow's fixed-point resampling), scaled by 1/std.
+      const picture = resizeAndCentreCrop(decodeImage(await Deno.readFile(image), 3), 256);
+      const stored = {
+        count: 1,
+        shape: [3, 256, 256] as [number, number, number],
+        images: picture.data,
+        labels: new Int32Array(1),
+        classes: [],
+      };
+      const ours = makeBatch(stored, [0], { mean: pre.mean, std: pre.std, crop: [224, 224] }).input;
+      assertClose(ours, input.data, {
+        atol: 1.01 / 255 / 0.224,
+        rtol: 0,
+        what: "input vs torchvision",
+      });
+      const meanError = ours.reduce((s, v, i) => s + Math.abs(v - input.data[i]), 0) / ours.length;
+      ok(meanError < 0.005, `mean preprocessing difference ${meanError}`);
+
+      const net = await Network.create(TORCHVISION_ALEXNET, { gpu, init: "none" });
+      try {
+        await net.loadWeights(`${dir}/w.safetensors`);
+        const got = await net.forward(input.data, 1);
+        assertClose(got, logits.data, { atol: 1e-5, rtol: 1e-3, what: "logits vs torchvision" });
+      } finally {
+        await net.destroy();
+      }
+
+      const predicted = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        main,
+        "predict",
+        image,
+        "--weights",
+        `${dir}/w.safetensors`,
+        "--top",
+        "1",
+      ]);
+      const best = logits.data.indexOf(Math.max(...logits.data));
+      match(
+        predicted,
+        new RegExp(`photo.png\\n +[\\d.]+% {2}${pre.classes[best].replace(/[()]/g, ".")}\\n`),
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }));
