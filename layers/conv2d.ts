@@ -205,11 +205,12 @@ export class Conv2d implements Layer {
    * launches recorded later.
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * import { Gpu } from "../gpu/device.ts";
    * import { Conv2d } from "./conv2d.ts";
    * const gpu = await Gpu.create();
    * const conv = new Conv2d(gpu, "conv", [3, 9, 9], { out: 8, kernel: 3 });
+   * // Not run as a doc test: every candidate kernel compiles, seconds each on a CPU adapter.
    * console.log((await conv.tune(2)).length); // 3
    * conv.destroy();
    * gpu.destroy();

@@ -508,10 +508,11 @@ export class Network {
    * Problems the tuning had a choice for are not measured again (their `ms` is null).
    *
    * @example
-   * ```ts
+   * ```ts ignore
    * import { Network } from "./network.ts";
    * const net = await Network.create({ name: "t", input: [4, 1, 1], classes: 2,
    *   layers: [{ kind: "dense", name: "fc", out: 2, relu: false }] });
+   * // Not run as a doc test: every candidate kernel compiles, seconds each on a CPU adapter.
    * const tuned = await net.tune(8);
    * console.log(tuned.map((t) => t.layer)); // ["fc", "fc", "fc"]
    * await net.destroy();

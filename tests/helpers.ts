@@ -112,18 +112,10 @@ export function convGeometry(partial: Partial<Conv2dGeometry>): Conv2dGeometry {
   };
 }
 
-/** The GEMM tilings every matrix kernel is tested with: the adapter's pick, then each one forced. */
-export const TILINGS: [string, GemmTile | undefined][] = [
-  ["chosen", undefined],
-  ...Object.entries(GEMM_TILES),
-];
-
 /**
  * The convolution shapes every convolution kernel is tested on: none a multiple of a tile;
  * batch 1 and more; stride, padding, groups, rectangles; a dense layer as a 1x1 convolution.
- * Each is [name, geometry, batch, fused ReLU]. Each runs with the tiling the adapter picks and with
- * packed operands (whose gathered operands depend most on the geometry); the cases of
- * {@linkcode EVERY_TILING} with every tiling.
+ * Each is [name, geometry, batch, fused ReLU]; {@linkcode tilingsOf} says in which tilings.
  */
 export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
   ["1x1 kernel, batch 1", convGeometry({ kernelH: 1, kernelW: 1 }), 1, false],
@@ -224,23 +216,36 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
 ];
 
 /**
- * The cases run with every tiling: together they take each tiling through every way its operands
- * are read (im2col, a gathered input padded to whole texels, gathered output gradients, vec4 loads
- * in groups) and across every tile boundary (rows, columns and depth none a multiple of a tile,
- * several tiles each way). The operands' WGSL does not depend on the tiling, so the other cases
- * need only the adapter's own and packed operands.
+ * The tilings a convolution case runs with. Every case runs every workgroup tiling and the thin
+ * register blocks, which compile in about a second: the operands' WGSL (loaders and epilogue, the
+ * part that depends on the geometry) is the same whatever the tiling, so every geometry is checked
+ * through both kinds of core. The 16-row blocks and packed operands take 5 to 15 s a kernel to
+ * compile on llvmpipe, so they run on the cases that stress them: packed operands on every
+ * geometry whose operands they gather in place (a padded input, groups, stride and padding, a
+ * batch padded to whole texels, vec4 loads), the wider blocks across several blocks each way and
+ * with vec4 loads.
  */
-export const EVERY_TILING: ReadonlySet<string> = new Set([
+export function tilingsOf(name: string): [string, GemmTile][] {
+  const names: (keyof typeof GEMM_TILES)[] = ["wide", "tall", "flat", "thinBlocks"];
+  if (PACKED_CASES.has(name)) names.push("packed");
+  if (BLOCK_CASES.has(name)) names.push("blocks", "narrowBlocks");
+  return names.map((n) => [n, GEMM_TILES[n]]);
+}
+
+/** The cases run with packed operands (see {@linkcode tilingsOf}). */
+export const PACKED_CASES: ReadonlySet<string> = new Set([
   "stride 4, 11x11 (conv1-like)",
   "8 and 4 channels a group (packed operands gather B), stride 2, pad 2, 5x5, batch 1",
+  "batch 5, 4 -> 8 channels (packed operands gather B; images pad to 8 in the weight gradient)",
   "dense in 2 groups of 36 channels read four a load, batch 11",
   "many output channels and columns (several tiles each way)",
 ]);
 
-/** The tilings a convolution case runs with (see {@linkcode EVERY_TILING}). */
-export function tilingsOf(name: string): [string, GemmTile | undefined][] {
-  return EVERY_TILING.has(name) ? TILINGS : [["chosen", undefined], ["packed", GEMM_TILES.packed]];
-}
+/** The cases run with 16 x 16 and 16 x 8 register blocks (see {@linkcode tilingsOf}). */
+export const BLOCK_CASES: ReadonlySet<string> = new Set([
+  "dense in 2 groups of 36 channels read four a load, batch 11",
+  "many output channels and columns (several tiles each way)",
+]);
 
 /**
  * The tiny test network: every kind of layer, and both towers' shapes (a grouped conv2, LRN in

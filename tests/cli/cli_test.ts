@@ -26,7 +26,7 @@ async function writeDataset(dir: string, train: number, test: number): Promise<v
 Deno.test("train, stopped and resumed (also from two devices to one), ends with an uninterrupted run's parameters", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await writeDataset(dir, 40, 20);
+    await writeDataset(dir, 40, 16);
     const common = ["train", "--data", dir, "--epochs", "2", "--batch", "16", "--seed", "5"];
     const straight = await cli(...common, "--out", `${dir}/a`);
     assertEquals(straight.code, 0, straight.stderr);
@@ -85,7 +85,7 @@ Deno.test("train, stopped and resumed (also from two devices to one), ends with 
 Deno.test("a diverging loss stops training with the step named and the checkpoint kept", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await writeDataset(dir, 32, 10);
+    await writeDataset(dir, 32, 16);
     const run = await cli(
       "train",
       "--data",
@@ -157,7 +157,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.test(`${signal} finishes the step, writes a checkpoint and exits 0`, async () => {
     const dir = await Deno.makeTempDir();
     try {
-      await writeDataset(dir, 400, 10);
+      await writeDataset(dir, 400, 8);
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", main, "train", "--data", dir, "--batch", "8", "--out", `${dir}/o`],
         stdout: "piped",
