@@ -4,7 +4,7 @@
  * @module
  */
 import { createAlexNet, MODELS } from "../mod.ts";
-import { DivergedError, type Progress, train } from "../train/trainer.ts";
+import { DivergedError, type Progress, type Reporter, train } from "../train/trainer.ts";
 import { applyTuning, defaultTuningPath, readTuning } from "./tuning.ts";
 import {
   BUNDLED_DATA,
@@ -109,19 +109,9 @@ function progressPrinter(): (p: Progress) => void {
   };
 }
 
-async function runTrain(v: Values): Promise<void> {
+/** The flags of `train`, checked: what the loop, the network and the data need. */
+function trainFlags(v: Values) {
   const model = modelName(v, "alexnet-small");
-  const config = MODELS[model];
-  const epochs = number(v, "epochs", 10, { integer: true });
-  const batch = number(v, "batch", 128, { integer: true });
-  const lr = number(v, "lr", 0.01);
-  const seed = number(v, "seed", 1, { integer: true, inclusive: true });
-  const patience = number(v, "patience", 2, { integer: true });
-  const momentum = number(v, "momentum", 0.9, { inclusive: true });
-  const weightDecay = number(v, "weight-decay", 5e-4, { inclusive: true });
-  const maxSteps = v["max-steps"] === undefined
-    ? undefined
-    : number(v, "max-steps", 0, { integer: true });
   const lrSteps = v["lr-steps"] === undefined ? [] : String(v["lr-steps"]).split(",").map((s) => {
     const e = Number(s);
     if (!Number.isInteger(e) || e < 1) {
@@ -133,37 +123,69 @@ async function runTrain(v: Values): Promise<void> {
   if (init !== "paper" && init !== "he") {
     throw new UsageError(`--init must be paper or he, got "${init}"`);
   }
-  const { devices, parallel } = deviceChoice(v);
-  const precision = precisionChoice(v);
-  const dataDir = String(v.data ?? BUNDLED_DATA);
-  const out = String(v.out ?? `runs/${model}`);
-  const data = await openData(dataDir, config.input, v.strict === true);
-  if (data.train.classes.length > config.classes) {
-    throw new UsageError(
-      `${model} has ${config.classes} classes; ${dataDir} has ${data.train.classes.length}`,
-    );
-  }
+  const options = {
+    epochs: number(v, "epochs", 10, { integer: true }),
+    batch: number(v, "batch", 128, { integer: true }),
+    lr: number(v, "lr", 0.01),
+    lrSteps,
+    patience: number(v, "patience", 2, { integer: true }),
+    momentum: number(v, "momentum", 0.9, { inclusive: true }),
+    weightDecay: number(v, "weight-decay", 5e-4, { inclusive: true }),
+    seed: number(v, "seed", 1, { integer: true, inclusive: true }),
+    augment: !v["no-augment"],
+    out: String(v.out ?? `runs/${model}`),
+    resume: v.resume === true,
+    maxSteps: v["max-steps"] === undefined
+      ? undefined
+      : number(v, "max-steps", 0, { integer: true }),
+  };
+  const scheme: "paper" | "he" = init;
+  return { model, init: scheme, options, ...deviceChoice(v), precision: precisionChoice(v) };
+}
 
+/** Fails before any work when the output folder cannot be written. */
+async function checkWritable(out: string): Promise<void> {
   try {
-    // Fail before any work when the output folder cannot be written.
     await Deno.mkdir(out, { recursive: true });
     await Deno.writeFile(`${out}/.write-test`, new Uint8Array(1));
     await Deno.remove(`${out}/.write-test`);
   } catch (e) {
     throw new UsageError(`--out ${out}: cannot write there (${(e as Error).message})`);
   }
+}
 
+/** What the loop reports, on stdout (epochs) and stderr (progress and messages). */
+const REPORTER: Reporter = {
+  progress: progressPrinter(),
+  epoch: (m) =>
+    console.log(
+      `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, validation top-1 error ` +
+        `${(100 * m.top1Error).toFixed(2)}%, top-5 error ${(100 * m.top5Error).toFixed(2)}%, ` +
+        `${m.seconds.toFixed(0)} s, ${m.imagesPerSecond.toFixed(1)} img/s, lr ${m.lr}`,
+    ),
+  message: (text) => console.error(text),
+};
+
+async function runTrain(v: Values): Promise<void> {
+  const { model, init, options, devices, parallel, precision } = trainFlags(v);
+  const config = MODELS[model], dataDir = String(v.data ?? BUNDLED_DATA), out = options.out;
+  const data = await openData(dataDir, config.input, v.strict === true);
+  if (data.train.classes.length > config.classes) {
+    throw new UsageError(
+      `${model} has ${config.classes} classes; ${dataDir} has ${data.train.classes.length}`,
+    );
+  }
+  await checkWritable(out);
   const tuningPath = defaultTuningPath();
-  const tuning = await readTuning(tuningPath);
   const net = await createAlexNet({
     model,
-    seed,
+    seed: options.seed,
     init,
     precision,
-    tuning,
+    tuning: await readTuning(tuningPath),
     ...devices === 2 ? { devices, parallel } : {},
   });
-  await applyTuning(net, tuningPath, batch, v.tune === true);
+  await applyTuning(net, tuningPath, options.batch, v.tune === true);
   const stop = new AbortController();
   const onSignal = () => {
     console.error("\nstopping after this step (a checkpoint follows)...");
@@ -173,36 +195,18 @@ async function runTrain(v: Values): Promise<void> {
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   console.error(
     `training ${model} (${net.parameterCount.toLocaleString("en-US")} parameters) on ` +
-      `${data.description}: ` +
-      `${data.train.count} training and ${data.test.count} validation images, batch ${batch}, ` +
-      `${devices === 2 ? "" : "adapter "}${net.description}; writing ${out}/`,
+      `${data.description}: ${data.train.count} training and ${data.test.count} validation ` +
+      `images, batch ${options.batch}, ${devices === 2 ? "" : "adapter "}${net.description}; ` +
+      `writing ${out}/`,
   );
   try {
-    const result = await train(net, data, {
-      epochs,
-      batch,
-      lr,
-      lrSteps,
-      patience,
-      momentum,
-      weightDecay,
-      seed,
-      augment: !v["no-augment"],
-      out,
-      resume: v.resume === true,
-      data: v.data === undefined ? "the bundled sample" : dataDir,
-      signal: stop.signal,
-      maxSteps,
-    }, {
-      progress: progressPrinter(),
-      epoch: (m) =>
-        console.log(
-          `epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)}, validation top-1 error ` +
-            `${(100 * m.top1Error).toFixed(2)}%, top-5 error ${(100 * m.top5Error).toFixed(2)}%, ` +
-            `${m.seconds.toFixed(0)} s, ${m.imagesPerSecond.toFixed(1)} img/s, lr ${m.lr}`,
-        ),
-      message: (text) => console.error(text),
-    });
+    const named = v.data === undefined ? "the bundled sample" : dataDir;
+    const result = await train(
+      net,
+      data,
+      { ...options, data: named, signal: stop.signal },
+      REPORTER,
+    );
     if (!result.stopped) {
       console.error(`done: weights in ${out}/weights.safetensors, metrics in ${out}/metrics.jsonl`);
     }

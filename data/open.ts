@@ -103,7 +103,6 @@ function split(d: Dataset): { train: Dataset; test: Dataset } {
  * ```
  */
 export async function openDataset(path: string, options: OpenOptions): Promise<OpenedDataset> {
-  const [channels, h, w] = options.input;
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -111,35 +110,35 @@ export async function openDataset(path: string, options: OpenOptions): Promise<O
     throw new DataError(`cannot read ${path}: ${(e as Error).message}`);
   }
   if (!info.isDirectory) throw new DataError(`${path} is not a folder`);
+  const idx = await exists(join(path, idxFiles[0])) ||
+    await exists(join(path, `${idxFiles[0]}.gz`));
+  return idx ? await openIdx(path, options.input) : await openImageFolder(path, options);
+}
 
-  if (await exists(join(path, idxFiles[0])) || await exists(join(path, `${idxFiles[0]}.gz`))) {
-    const data = await loadIdxDirectory(path);
-    if (data.train.shape.join() !== [channels, h, w].join()) {
-      throw new DataError(
-        `the model takes ${channels}x${h}x${w} inputs; ${path} holds ${
-          data.train.shape.join("x")
-        } images`,
-      );
-    }
-    const files = [];
-    for (const f of idxFiles) {
-      files.push(await exists(join(path, f)) ? join(path, f) : join(path, `${f}.gz`));
-    }
-    const print = await fingerprint(files, "idx");
-    const { stats, cached } = await datasetStatistics(
-      data.train,
-      join(path, ".alexnet-statistics.json"),
-      print,
+/** An IDX folder, its images of the model's input shape, and their cached statistics. */
+async function openIdx(path: string, input: OpenOptions["input"]): Promise<OpenedDataset> {
+  const [channels, h, w] = input;
+  const data = await loadIdxDirectory(path);
+  if (data.train.shape.join() !== [channels, h, w].join()) {
+    throw new DataError(
+      `the model takes ${channels}x${h}x${w} inputs; ${path} holds ${
+        data.train.shape.join("x")
+      } images`,
     );
-    return {
-      ...data,
-      description: `IDX files in ${path}`,
-      skipped: [],
-      stats,
-      statsCached: cached,
-    };
   }
+  const files = [];
+  for (const f of idxFiles) {
+    files.push(await exists(join(path, f)) ? join(path, f) : join(path, `${f}.gz`));
+  }
+  const print = await fingerprint(files, "idx");
+  const cache = join(path, ".alexnet-statistics.json");
+  const { stats, cached } = await datasetStatistics(data.train, cache, print);
+  return { ...data, description: `IDX files in ${path}`, skipped: [], stats, statsCached: cached };
+}
 
+/** An image folder: train/ and val/ (or test/) halves, or every tenth image held out. */
+async function openImageFolder(path: string, options: OpenOptions): Promise<OpenedDataset> {
+  const [channels, h, w] = options.input;
   if (h !== w) throw new DataError(`image folders need a square model input, not ${h}x${w}`);
   const size = options.size ?? storedSize(h), c = channels as 1 | 3;
   if (c !== 1 && c !== 3) {

@@ -7,66 +7,30 @@
  *
  * @module
  */
-import { Gpu, type Precision } from "../gpu/device.ts";
+import type { Gpu, Precision } from "../gpu/device.ts";
 import { readBytes, writeFileAtomic } from "../io/files.ts";
 import { type NamedTensor, parseSafetensors } from "../io/safetensors.ts";
 import { type TunedGemm, Tuning } from "../kernels/gemm/tuning.ts";
 import {
-  eachChunk,
   type ExchangeStats,
-  modelBackward,
-  modelForward,
+  type ModelBatch,
+  modelInfer,
+  modelLearn,
   onAll,
   sumGradients,
 } from "../parallel/exchange.ts";
-import { localTower, type TowerHandle } from "../parallel/protocol.ts";
-import { splitTowers, towerRows } from "../parallel/split.ts";
-import { workerTower } from "../parallel/worker_tower.ts";
-import { initialWeights, type InitScheme } from "./init.ts";
+import type { TowerHandle } from "../parallel/protocol.ts";
+import { concat, joinLayers, joinTensors, stageOf, towerTensors } from "../parallel/split.ts";
+import { initialWeights } from "./init.ts";
 import { shapeSize } from "./layer.ts";
 import { type ModelConfig, resolveModel } from "./models.ts";
-import { crossEntropy, type Evaluation, scoreLogits, softmaxRows } from "./scoring.ts";
+import { type NetworkOptions, type Parallelism, placeTowers } from "./placement.ts";
+import { type Evaluation, scoreLogits, softmaxRows } from "./scoring.ts";
 import type { SgdHyper } from "./sgd.ts";
-import { type LayerInfo, Tower, type TowerSpec } from "./tower.ts";
+import type { LayerInfo, Tower } from "./tower.ts";
 import { checkBatch, checkWeights, weightsFile } from "./weights.ts";
 
-/** How two devices divide the work: the paper's towers, or replicas on half the batch each. */
-export type Parallelism = "model" | "data";
-
-/** Options of {@linkcode Network.create} and {@linkcode createAlexNet}. */
-export interface NetworkOptions {
-  /** GPU devices to run on (default 1); 2 runs each in its own Worker, as `parallel` says. */
-  devices?: 1 | 2;
-  /** With two devices: `model` (the paper's towers, default) or `data` (replicas). */
-  parallel?: Parallelism;
-  /** Seed of the initial parameters and the dropout masks (default 1). */
-  seed?: number;
-  /** Initialisation scheme (default "paper"; "none" leaves zeros, for weights loaded next). */
-  init?: InitScheme;
-  /**
-   * One device to build on (tests and benchmarks share one); by default devices are acquired
-   * and destroyed with the network.
-   *
-   * @ignore
-   */
-  gpu?: Gpu;
-  /**
-   * What the GEMM core multiplies on the devices acquired (default "f32"): "f16" rounds operands
-   * to half precision and sums in f32 (adapters with `shader-f16`). A `gpu` given brings its own.
-   */
-  precision?: Precision;
-  /** Caps on the devices' limits (how tests exercise micro-batching). */
-  limits?: Partial<GPUSupportedLimits>;
-  /**
-   * The autotuner's choices the kernels use and `tune` adds to (default: the network's own; the
-   * command line keeps them on disk, `cli/tuning.ts`).
-   *
-   * @ignore
-   */
-  tuning?: Tuning;
-  /** Model parallelism: keep two chunks of a batch in flight (default true). */
-  overlap?: boolean;
-}
+export type { NetworkOptions, Parallelism } from "./placement.ts";
 
 /** Options of {@linkcode Network.forward}. */
 export interface ForwardOptions {
@@ -173,34 +137,11 @@ export class Network {
    * ```
    */
   static async create(config: ModelConfig, options: NetworkOptions = {}): Promise<Network> {
-    const { devices = 1, seed = 1, init = "paper" } = options;
-    const parallel = checkPlacement(options);
+    const { seed = 1, init = "paper" } = options;
     const tuning = options.tuning ?? new Tuning();
-    const stages = parallel === "model" ? splitTowers(config) : [config.layers];
-    const spec = (t: number): TowerSpec => ({
-      name: config.name,
-      input: config.input,
-      stages,
-      seed,
-      tower: parallel === "model" ? t : null,
-    });
-    const { limits, precision } = options;
-    let towers: TowerHandle[], ownedGpu: Gpu | undefined;
-    if (devices === 1) {
-      const gpu = options.gpu ?? (ownedGpu = await Gpu.create({ limits, precision }));
-      try {
-        towers = [localTower(Tower.create(gpu, spec(0), tuning))];
-      } catch (e) {
-        ownedGpu?.destroy();
-        throw e;
-      }
-    } else {
-      towers = await allOrNone(
-        [0, 1].map((t) => workerTower(spec(t), { limits, precision }, tuning.toJSON())),
-      );
-    }
+    const { parallel, towers, stages, ownedGpu } = await placeTowers(config, options, tuning);
     const net = new Network(config, parallel, towers, {
-      stages: stages.length,
+      stages,
       overlap: options.overlap ?? true,
       tuning,
       ownedGpu,
@@ -273,7 +214,8 @@ export class Network {
     checkBatch(this.config, "forward", input, batch);
     const upTo = options.upTo === undefined ? undefined : this.#layerIndex(options.upTo);
     if (this.parallel === "model") {
-      const out = await this.#modelForward(input, batch, upTo);
+      const where = upTo === undefined ? undefined : stageOf(this.config, upTo);
+      const out = await modelInfer(this.#modelBatch(batch), input, batch, where);
       return options.softmax && upTo === undefined ? softmaxRows(out, this.config.classes) : out;
     }
     const shares = this.#shares(batch);
@@ -311,7 +253,8 @@ export class Network {
     const hyper = { lr, momentum, weightDecay };
     let sums;
     if (this.parallel === "model") {
-      sums = await this.#modelStep(input, labels, dropout);
+      const run = this.#modelBatch(batch);
+      sums = await modelLearn(run, input, labels, this.config.classes, dropout);
       await onAll(this.#towers, this.stats, "update", () => [hyper]);
     } else {
       const shares = this.#shares(batch), alone = this.parallel === null;
@@ -369,7 +312,11 @@ export class Network {
    */
   async weights(): Promise<Map<string, NamedTensor>> {
     this.#assertUsable();
-    return this.#gather(await onAll(this.#towers, this.stats, "weights", () => []));
+    return joinTensors(
+      this.parallel === "model",
+      this.#shapes,
+      await onAll(this.#towers, this.stats, "weights", () => []),
+    );
   }
 
   /**
@@ -387,7 +334,11 @@ export class Network {
    */
   async gradients(): Promise<Map<string, NamedTensor>> {
     this.#assertUsable();
-    return this.#gather(await onAll(this.#towers, this.stats, "gradients", () => []));
+    return joinTensors(
+      this.parallel === "model",
+      this.#shapes,
+      await onAll(this.#towers, this.stats, "gradients", () => []),
+    );
   }
 
   /**
@@ -406,7 +357,12 @@ export class Network {
   async setWeights(tensors: ReadonlyMap<string, NamedTensor>): Promise<void> {
     this.#assertUsable();
     checkWeights(this.config.name, this.#shapes, tensors);
-    await onAll(this.#towers, this.stats, "setWeights", (t) => [this.#scatter(tensors, t)]);
+    await onAll(
+      this.#towers,
+      this.stats,
+      "setWeights",
+      (t) => [towerTensors(this.parallel === "model", tensors, t)],
+    );
   }
 
   /**
@@ -476,7 +432,11 @@ export class Network {
    */
   async optimizerState(): Promise<Map<string, NamedTensor>> {
     this.#assertUsable();
-    return this.#gather(await onAll(this.#towers, this.stats, "optimizerState", () => []));
+    return joinTensors(
+      this.parallel === "model",
+      this.#shapes,
+      await onAll(this.#towers, this.stats, "optimizerState", () => []),
+    );
   }
 
   /**
@@ -498,7 +458,12 @@ export class Network {
         throw new RangeError(`optimizer state: no velocity of [${shape}] for ${name}`);
       }
     }
-    await onAll(this.#towers, this.stats, "loadOptimizerState", (t) => [this.#scatter(state, t)]);
+    await onAll(
+      this.#towers,
+      this.stats,
+      "loadOptimizerState",
+      (t) => [towerTensors(this.parallel === "model", state, t)],
+    );
   }
 
   /**
@@ -549,42 +514,17 @@ export class Network {
     this.#ownedGpu?.destroy();
   }
 
-  /** Model parallelism: the logits (or layer `upTo`'s outputs) of a batch, chunk by chunk. */
-  async #modelForward(input: Float32Array, batch: number, upTo?: number): Promise<Float32Array> {
-    const where = upTo === undefined ? undefined : this.#stageOf(upTo);
-    const parts: Float32Array[] = [];
-    await eachChunk(batch, this.#chunk(batch), this.#overlap, async (first, rows, slot) => {
-      const call = { dropout: false, step: this.step, first, slot };
-      const x = this.#examples(input, first, rows);
-      parts[first] = await modelForward(
-        this.#towers,
-        this.#stages,
-        x,
-        rows,
-        call,
-        this.stats,
-        where,
-      );
-    });
-    return concat(parts.filter((p) => p));
-  }
-
-  /** Model parallelism: forward, the loss on the joined logits (float64), backward; sums. */
-  async #modelStep(input: Float32Array, labels: Int32Array, dropout: boolean) {
-    const batch = labels.length, classes = this.config.classes;
-    let loss = 0, hits = 0;
-    const begun = new Set<number>(); // stages whose gradients this step has written
-    await eachChunk(batch, this.#chunk(batch), this.#overlap, async (first, rows, slot) => {
-      const call = { dropout, step: this.step, first, slot };
-      const x = this.#examples(input, first, rows), towers = this.#towers;
-      const z = await modelForward(towers, this.#stages, x, rows, call, this.stats);
-      const scored = crossEntropy(z, labels.subarray(first, first + rows), classes, 1 / batch);
-      loss += scored.loss;
-      hits += scored.hits;
-      const options = { dropout, slot };
-      await modelBackward(towers, this.#stages, scored.gradient, rows, options, begun, this.stats);
-    });
-    return { loss, hits };
+  /** Model parallelism: how a batch of `batch` runs over the towers. */
+  #modelBatch(batch: number): ModelBatch {
+    return {
+      towers: this.#towers,
+      stages: this.#stages,
+      chunk: this.#chunk(batch),
+      overlap: this.#overlap,
+      step: this.step,
+      perExample: shapeSize(this.config.input),
+      stats: this.stats,
+    };
   }
 
   /** Data parallelism: each replica's [first, rows] of a batch (the second may be empty); else one. */
@@ -612,41 +552,9 @@ export class Network {
     return at;
   }
 
-  /** Which stage holds layer `index`, its index there, and whether the towers split its output. */
-  #stageOf(index: number): { stage: number; layer: number; split: boolean } {
-    const stages = splitTowers(this.config);
-    let first = 0, stage = 0;
-    while (index >= first + stages[stage].length) first += stages[stage++].length;
-    const split = this.config.layers.slice(0, index + 1)
-      .some((l) => l.kind === "conv" || l.kind === "dense");
-    return { stage, layer: index - first, split };
-  }
-
   #examples(input: Float32Array, first: number, rows: number): Float32Array {
     const per = shapeSize(this.config.input);
     return input.subarray(first * per, (first + rows) * per);
-  }
-
-  /** Whole-network tensors from each device's (rows joined, or a replica's as they are). */
-  #gather(parts: Map<string, Float32Array>[]): Map<string, NamedTensor> {
-    const out = new Map<string, NamedTensor>();
-    for (const [name, shape] of this.#shapes) {
-      const data = this.parallel === "model"
-        ? concat(parts.map((p) => p.get(name)!))
-        : parts[0].get(name)!;
-      out.set(name, { shape, data });
-    }
-    return out;
-  }
-
-  /** Device `tower`'s share of whole-network tensors. */
-  #scatter(tensors: ReadonlyMap<string, NamedTensor>, tower: number): Map<string, Float32Array> {
-    return new Map(
-      [...this.#shapes.keys()].map((name) => {
-        const data = tensors.get(name)!.data;
-        return [name, this.parallel === "model" ? towerRows(data, tower) : data];
-      }),
-    );
   }
 
   #assertUsable(): void {
@@ -674,62 +582,4 @@ export async function createAlexNet(
   options: NetworkOptions & { model?: string | ModelConfig } = {},
 ): Promise<Network> {
   return await Network.create(resolveModel(options.model ?? "alexnet"), options);
-}
-
-/** The parallelism `options` ask for (null on one device), or a clear error. */
-function checkPlacement(options: NetworkOptions): Parallelism | null {
-  const devices = options.devices ?? 1;
-  if (devices !== 1 && devices !== 2) {
-    throw new RangeError(`devices must be 1 or 2, got ${devices}`);
-  }
-  if (devices === 1) {
-    if (options.parallel !== undefined) throw new RangeError("parallel needs devices: 2");
-    if (options.gpu && options.precision && options.precision !== options.gpu.precision) {
-      throw new RangeError(`precision ${options.precision} differs from the given gpu's`);
-    }
-    return null;
-  }
-  if (options.gpu) throw new RangeError("devices: 2 acquires its own devices; leave out gpu");
-  const parallel = options.parallel ?? "model";
-  if (parallel !== "model" && parallel !== "data") {
-    throw new RangeError(`parallel must be "model" or "data", got "${parallel}"`);
-  }
-  return parallel;
-}
-
-/** Every promise's value, or (where one fails) the first failure after closing the others. */
-async function allOrNone(made: Promise<TowerHandle>[]): Promise<TowerHandle[]> {
-  const settled = await Promise.allSettled(made);
-  const failed = settled.find((s) => s.status === "rejected");
-  if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<TowerHandle>).value);
-  await Promise.all(settled.map((s) => s.status === "fulfilled" ? s.value.close() : undefined));
-  throw failed.reason;
-}
-
-/**
- * The whole network's layers from the two towers' halves: where a layer's output is split (from
- * the first convolution or dense layer on), channels, parameters and multiply-adds add up.
- */
-function joinLayers(config: ModelConfig, a: LayerInfo[], b: LayerInfo[]): LayerInfo[] {
-  let split = false;
-  return a.map((l, i) => {
-    const kind = config.layers[i].kind;
-    split ||= kind === "conv" || kind === "dense";
-    if (!split) return l;
-    const [c, h, w] = l.outputShape;
-    return {
-      name: l.name,
-      outputShape: [c + b[i].outputShape[0], h, w],
-      parameters: l.parameters + b[i].parameters,
-      macs: l.macs + b[i].macs,
-    };
-  });
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) out.set(p, (at += p.length) - p.length);
-  return out;
 }

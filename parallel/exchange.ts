@@ -13,7 +13,8 @@
  */
 import type { StageCall } from "../layers/tower.ts";
 import type { CallArgs, CallResult, TowerCall, TowerHandle } from "./protocol.ts";
-import { joinTowers, towerHalf } from "./split.ts";
+import { crossEntropy } from "../layers/scoring.ts";
+import { concat, joinTowers, towerHalf } from "./split.ts";
 
 /** Where a step's time went: in the devices' calls, and in the exchanges between them. */
 export interface ExchangeStats {
@@ -175,4 +176,78 @@ function add(a: Float32Array, b: Float32Array): Float32Array {
   const out = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = a[i] + b[i];
   return out;
+}
+
+/** How a model-parallel batch runs: chunks, their overlap, the step, where time is counted. */
+export interface ModelBatch {
+  /** The towers. */
+  towers: readonly TowerHandle[];
+  /** Stages each runs. */
+  stages: number;
+  /** Examples a chunk holds. */
+  chunk: number;
+  /** Two chunks in flight. */
+  overlap: boolean;
+  /** The step (dropout masks derive from it). */
+  step: number;
+  /** Values of one example's input. */
+  perExample: number;
+  /** Where exchange time is counted. */
+  stats: ExchangeStats;
+}
+
+/**
+ * Model parallelism, inference: the outputs (logits, or layer `upTo`'s) of `batch` examples,
+ * chunk by chunk.
+ *
+ * @example
+ * ```ts ignore
+ * const logits = await modelInfer(run, images, 8);
+ * ```
+ */
+export async function modelInfer(
+  run: ModelBatch,
+  input: Float32Array,
+  batch: number,
+  upTo?: { stage: number; layer: number; split: boolean },
+): Promise<Float32Array> {
+  const parts: Float32Array[] = [];
+  await eachChunk(batch, run.chunk, run.overlap, async (first, rows, slot) => {
+    const x = input.subarray(first * run.perExample, (first + rows) * run.perExample);
+    const call = { dropout: false, step: run.step, first, slot };
+    parts[first] = await modelForward(run.towers, run.stages, x, rows, call, run.stats, upTo);
+  });
+  return concat(parts.filter((p) => p));
+}
+
+/**
+ * Model parallelism, one step's gradients: each chunk forward, the loss on the joined logits in
+ * float64, backward. Returns the summed loss and top-1 hits; the update is the caller's.
+ *
+ * @example
+ * ```ts ignore
+ * const { loss, hits } = await modelLearn(run, images, labels, classes, true);
+ * ```
+ */
+export async function modelLearn(
+  run: ModelBatch,
+  input: Float32Array,
+  labels: Int32Array,
+  classes: number,
+  dropout: boolean,
+): Promise<{ loss: number; hits: number }> {
+  const batch = labels.length;
+  let loss = 0, hits = 0;
+  const begun = new Set<number>(); // stages whose gradients this step has written
+  await eachChunk(batch, run.chunk, run.overlap, async (first, rows, slot) => {
+    const x = input.subarray(first * run.perExample, (first + rows) * run.perExample);
+    const call = { dropout, step: run.step, first, slot };
+    const z = await modelForward(run.towers, run.stages, x, rows, call, run.stats);
+    const scored = crossEntropy(z, labels.subarray(first, first + rows), classes, 1 / batch);
+    loss += scored.loss;
+    hits += scored.hits;
+    const options = { dropout, slot };
+    await modelBackward(run.towers, run.stages, scored.gradient, rows, options, begun, run.stats);
+  });
+  return { loss, hits };
 }

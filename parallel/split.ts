@@ -6,7 +6,9 @@
  *
  * @module
  */
+import type { NamedTensor } from "../io/safetensors.ts";
 import type { LayerSpec, ModelConfig } from "../layers/models.ts";
+import type { LayerInfo } from "../layers/tower.ts";
 
 /**
  * Splits a configuration into stages (runs of layers between two exchanges) each of two towers
@@ -115,5 +117,120 @@ export function towerHalf(values: Float32Array, rows: number, tower: number): Fl
   for (let r = 0; r < rows; r++) {
     out.set(values.subarray(r * width + tower * half, r * width + (tower + 1) * half), r * half);
   }
+  return out;
+}
+
+/**
+ * The whole network's layers from the two towers' halves: where a layer's output is split (from
+ * the first convolution or dense layer on), channels, parameters and multiply-adds add up.
+ *
+ * @example
+ * ```ts
+ * import { joinLayers } from "./split.ts";
+ * const half = { name: "fc", outputShape: [2, 1, 1] as const, parameters: 6, macs: 4 };
+ * const config = { name: "t", input: [2, 1, 1] as const, classes: 4,
+ *   layers: [{ kind: "dense" as const, name: "fc", out: 4 }] };
+ * console.log(joinLayers(config, [half], [half])[0].outputShape); // [4, 1, 1]
+ * ```
+ */
+export function joinLayers(config: ModelConfig, a: LayerInfo[], b: LayerInfo[]): LayerInfo[] {
+  let split = false;
+  return a.map((l, i) => {
+    const kind = config.layers[i].kind;
+    split ||= kind === "conv" || kind === "dense";
+    if (!split) return l;
+    const [c, h, w] = l.outputShape;
+    return {
+      name: l.name,
+      outputShape: [c + b[i].outputShape[0], h, w],
+      parameters: l.parameters + b[i].parameters,
+      macs: l.macs + b[i].macs,
+    };
+  });
+}
+
+/**
+ * Layer `index` of `config` in its model-parallel stages: the stage, its index there, and whether
+ * the towers hold halves of its output (from the first convolution or dense layer on) or both
+ * compute all of it.
+ *
+ * @example
+ * ```ts
+ * import { ALEXNET } from "../layers/models.ts";
+ * import { stageOf } from "./split.ts";
+ * console.log(stageOf(ALEXNET, 6)); // { stage: 1, layer: 0, split: true }: conv3
+ * ```
+ */
+export function stageOf(
+  config: ModelConfig,
+  index: number,
+): { stage: number; layer: number; split: boolean } {
+  const stages = splitTowers(config);
+  let first = 0, stage = 0;
+  while (index >= first + stages[stage].length) first += stages[stage++].length;
+  const split = config.layers.slice(0, index + 1)
+    .some((l) => l.kind === "conv" || l.kind === "dense");
+  return { stage, layer: index - first, split };
+}
+
+/**
+ * Whole-network tensors of `shapes` from each device's: rows concatenated where the towers hold
+ * halves (`model`), else the first replica's as they are.
+ *
+ * @example
+ * ```ts
+ * import { joinTensors } from "./split.ts";
+ * const parts = [new Map([["b", new Float32Array([1])]]), new Map([["b", new Float32Array([2])]])];
+ * console.log(joinTensors(true, new Map([["b", [2]]]), parts).get("b")?.data); // [1, 2]
+ * ```
+ */
+export function joinTensors(
+  model: boolean,
+  shapes: ReadonlyMap<string, number[]>,
+  parts: readonly Map<string, Float32Array>[],
+): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const [name, shape] of shapes) {
+    const data = model ? concat(parts.map((p) => p.get(name)!)) : parts[0].get(name)!;
+    out.set(name, { shape, data });
+  }
+  return out;
+}
+
+/**
+ * Device `tower`'s share of whole-network tensors: its rows where the towers hold halves
+ * (`model`), else all of them.
+ *
+ * @example
+ * ```ts
+ * import { towerTensors } from "./split.ts";
+ * const t = new Map([["b", { shape: [2], data: new Float32Array([1, 2]) }]]);
+ * console.log(towerTensors(true, t, 1).get("b")); // Float32Array [2]
+ * ```
+ */
+export function towerTensors(
+  model: boolean,
+  tensors: ReadonlyMap<string, NamedTensor>,
+  tower: number,
+): Map<string, Float32Array> {
+  return new Map(
+    [...tensors].map(([name, t]) => [name, model ? towerRows(t.data, tower) : t.data]),
+  );
+}
+
+/**
+ * `parts` one after another.
+ *
+ * @example
+ * ```ts
+ * import { concat } from "./split.ts";
+ * console.log(concat([new Float32Array([1]), new Float32Array([2, 3])])); // [1, 2, 3]
+ * ```
+ */
+export function concat(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, (at += p.length) - p.length);
   return out;
 }

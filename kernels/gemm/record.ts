@@ -6,7 +6,7 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import type { BindingKind, Launch, Resource } from "../../gpu/launch.ts";
+import type { BindingKind, Launch, Pipeline, Resource } from "../../gpu/launch.ts";
 import { enableWgsl, gemmWgsl } from "./core.ts";
 import { gemmPackWgsl, PACKED_HEIGHT, PACKED_WIDTH } from "./pack_wgsl.ts";
 import { type GemmTile, gemmWorkgroups } from "./tiles.ts";
@@ -59,50 +59,58 @@ export interface GemmCall {
  * gpu.destroy();
  * ```
  */
-export function recordGemm(
-  gpu: Gpu,
-  args: {
-    key: string;
-    operands: string;
-    bindings: readonly BindingKind[];
-    tile: GemmTile;
-    calls: readonly GemmCall[];
-    gatherB?: Launch;
-    vectorK?: boolean;
-  },
-): Launch {
+export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
   const { key, operands, bindings, tile, calls, gatherB, vectorK } = args;
-  const gathered = gatherB !== undefined;
-  if (gathered && tile.kind !== "textures") {
+  if (gatherB && tile.kind !== "textures") {
     throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
   }
-  const gemmKey = `${key}:${Object.values(tile)}`;
+  if (tile.kind === "textures") return recordPacked(gpu, args, tile);
   const { precision } = gpu;
-  const enable = enableWgsl(precision);
-  if (tile.kind !== "textures") {
-    const wgsl = enable + operands + gemmWgsl(tile, { precision, vectorK });
-    const pipeline = gpu.pipeline(gemmKey, wgsl, bindings);
-    return {
-      dispatches: calls.map((c) =>
-        gpu.dispatch(c.label, pipeline, c.resources, gemmWorkgroups(c.rows, c.cols, tile))
-      ),
-      buffers: [],
-    };
-  }
-  const n = bindings.length;
+  const wgsl = enableWgsl(precision) + operands + gemmWgsl(tile, { precision, vectorK });
+  const pipeline = gpu.pipeline(`${key}:${Object.values(tile)}`, wgsl, bindings);
+  return {
+    dispatches: calls.map((c) =>
+      gpu.dispatch(c.label, pipeline, c.resources, gemmWorkgroups(c.rows, c.cols, tile))
+    ),
+    buffers: [],
+  };
+}
+
+/** What {@linkcode recordGemm} records. */
+export interface GemmArgs {
+  /** Names the kernel and its compile-time parameters (the pipelines' cache keys). */
+  key: string;
+  /** The operands' WGSL: bindings, sizes, loaders, epilogue. */
+  operands: string;
+  /** The operands' bindings. */
+  bindings: readonly BindingKind[];
+  /** The tiling. */
+  tile: GemmTile;
+  /** One launch each (per chunk, with packed operands). */
+  calls: readonly GemmCall[];
+  /** Launches that fill the scratch texture B which the operands' `texelOfB` gathers from. */
+  gatherB?: Launch;
+  /** The operands define the vector loaders. */
+  vectorK?: boolean;
+}
+
+/** Packed operands: per chunk of rows and columns that fits the scratch, pack A, pack B, multiply. */
+function recordPacked(
+  gpu: Gpu,
+  { key, operands, bindings, calls, gatherB, vectorK }: GemmArgs,
+  tile: Exclude<GemmTile, { kind: "workgroup" }>,
+): Launch {
+  const n = bindings.length, enable = enableWgsl(gpu.precision);
   const pack = (operand: "A" | "B") =>
     gpu.pipeline(
       `${key}:pack${operand}`,
-      enable + operands + gemmPackWgsl(operand, n, precision, vectorK),
-      [
-        ...bindings,
-        "uniform",
-        "storage_texture",
-      ],
+      enable + operands + gemmPackWgsl(operand, n, gpu.precision, vectorK),
+      [...bindings, "uniform", "storage_texture"],
     );
+  const gathered = gatherB !== undefined;
   const packA = pack("A"), packB = gathered ? undefined : pack("B");
   const core = gemmWgsl(tile, { binding: n, gatheredB: gathered }); // packing rounded
-  const gemm = gpu.pipeline(`${gemmKey}:${gathered}`, operands + core, [
+  const gemm = gpu.pipeline(`${key}:${Object.values(tile)}:${gathered}`, operands + core, [
     ...bindings,
     "uniform",
     "texture",
@@ -124,26 +132,19 @@ export function recordGemm(
       return count <= fit ? count : Math.max(1, fit - fit % block);
     };
     const rowsPer = per(c.rows, tile.tm), colsPer = per(c.cols, tile.tn);
+    const texels = (count: number) => Math.ceil(count * steps / 64);
     for (let c0 = 0; c0 < c.cols; c0 += colsPer) {
       for (let r0 = 0; r0 < c.rows; r0 += rowsPer) {
         const nr = Math.min(rowsPer, c.rows - r0), nc = Math.min(colsPer, c.cols - c0);
         const chunk = gpu.uniform([r0, nr, c0, nc], `${c.label} chunk`);
         launch.buffers.push(chunk);
         const label = `${c.label} rows ${r0}+${nr} columns ${c0}+${nc}`;
-        const texels = (count: number) => Math.ceil(count * steps / 64);
-        if (c0 === 0 || rowsPer < c.rows) { // A is packed once unless it takes several chunks
-          launch.dispatches.push(
-            gpu.dispatch(`${label} pack A`, packA, [...c.resources, chunk, a], texels(nr)),
-          );
-        }
-        if (packB && r0 === 0) {
-          launch.dispatches.push(
-            gpu.dispatch(`${label} pack B`, packB, [...c.resources, chunk, b], texels(nc)),
-          );
-        }
-        launch.dispatches.push(
-          gpu.dispatch(label, gemm, [...c.resources, chunk, a, b], gemmWorkgroups(nr, nc, tile)),
-        );
+        const at = (name: string, p: Pipeline, extra: Resource[], groups: number) =>
+          launch.dispatches.push(gpu.dispatch(name, p, [...c.resources, chunk, ...extra], groups));
+        // A is packed once unless it takes several chunks; B once per column chunk.
+        if (c0 === 0 || rowsPer < c.rows) at(`${label} pack A`, packA, [a], texels(nr));
+        if (packB && r0 === 0) at(`${label} pack B`, packB, [b], texels(nc));
+        at(label, gemm, [a, b], gemmWorkgroups(nr, nc, tile));
       }
     }
   }
