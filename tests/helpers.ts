@@ -342,3 +342,48 @@ export async function run(
 export function cli(...args: string[]): Promise<Output> {
   return deno(["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...args]);
 }
+
+/**
+ * `tools/golden.py COMMAND ...args` with Debian's python3 (PyTorch, torchvision): the reference
+ * runs; a failure throws with what it printed.
+ */
+export async function golden(...args: string[]): Promise<string> {
+  const script = new URL("../tools/golden.py", import.meta.url).pathname;
+  const out = await run("/usr/bin/python3", [script, ...args]);
+  if (out.code !== 0) {
+    throw new Error(`tools/golden.py ${args[0]} failed (python3-torch installed?):\n${out.stderr}`);
+  }
+  return out.stdout;
+}
+
+/**
+ * `deno run -A main.ts ...args` started, not awaited: `until(n)` reads its stderr until `n`
+ * progress lines have come (or it ended), `rest()` reads the remainder, `child` signals it.
+ */
+export function spawnCli(...args: string[]) {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, ...args],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const read = async (enough: () => boolean) => {
+    while (!enough()) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    return text;
+  };
+  return {
+    child,
+    until: (lines: number) => read(() => (text.match(/img\/s/g) ?? []).length >= lines),
+    rest: () => read(() => false),
+    close: async () => {
+      await reader.cancel();
+      return await child.status;
+    },
+  };
+}

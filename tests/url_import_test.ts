@@ -1,6 +1,7 @@
 // mod.ts works when imported from a URL: the repository is served over HTTP on 127.0.0.1 and a
 // subprocess with no local files, no config and only import permission runs a forward pass.
 import { ok as assert, strictEqual as assertEquals } from "node:assert";
+import { deno } from "./helpers.ts";
 
 const root = new URL("../", import.meta.url);
 const TYPES: Record<string, string> = {
@@ -117,23 +118,14 @@ Deno.test("mod.ts imported from an HTTP URL runs alexnet-small on one device and
       const same = (await two.forward(new Float32Array(2 * 28 * 28), 2)).every((v, i) => v === logits[i]);
       await two.destroy();
       console.log(JSON.stringify({ length: logits.length, finite: logits.every(Number.isFinite), pixels, same }));
-      net.destroy();`;
+      await net.destroy();`;
     await Deno.writeTextFile(`${dir}/main.ts`, script);
-    const run = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-config",
-        "--no-lock",
-        "--reload",
-        `--allow-import=${origin}`,
-        `${dir}/main.ts`,
-      ],
+    const args = ["run", "--no-config", "--no-lock", "--reload", `--allow-import=${origin}`];
+    const { code, stdout, stderr } = await deno([...args, `${dir}/main.ts`], {
       cwd: dir,
       env: { DENO_DIR: `${dir}/cache` },
-    }).output();
-    const stdout = new TextDecoder().decode(run.stdout);
-    const stderr = new TextDecoder().decode(run.stderr);
-    assert(run.success, `subprocess failed:\n${stderr}`);
+    });
+    assert(code === 0, `subprocess failed:\n${stderr}`);
     assertEquals(
       stdout.trim(),
       JSON.stringify({ length: 20, finite: true, pixels: [10, 40, 20, 50, 30, 60], same: true }),

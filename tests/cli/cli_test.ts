@@ -4,9 +4,7 @@ import { deepStrictEqual, match, ok as assert, strictEqual as assertEquals } fro
 import { encodeIdx } from "../../data/idx.ts";
 import { parseSafetensors } from "../../io/safetensors.ts";
 
-import { cli } from "../helpers.ts";
-
-const main = new URL("../../main.ts", import.meta.url).pathname;
+import { cli, spawnCli } from "../helpers.ts";
 
 /** A ten-class 28x28 dataset: class k lights the k-th band of rows. */
 async function writeDataset(dir: string, train: number, test: number): Promise<void> {
@@ -158,27 +156,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     const dir = await Deno.makeTempDir();
     try {
       await writeDataset(dir, 400, 8);
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", main, "train", "--data", dir, "--batch", "8", "--out", `${dir}/o`],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      // Wait for the first progress line: the run is inside its loop.
-      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      let seen = "";
-      while (!seen.includes("img/s")) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        seen += value;
-      }
-      child.kill(signal);
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        seen += value;
-      }
-      const status = await child.status;
-      await child.stdout.cancel();
+      const run = spawnCli("train", "--data", dir, "--batch", "8", "--out", `${dir}/o`);
+      await run.until(1); // the first progress line: the run is inside its loop
+      run.child.kill(signal);
+      const seen = await run.rest();
+      const status = await run.close();
       assertEquals(status.code, 0, seen);
       match(seen, /stopping after this step[\s\S]*stopped at epoch 1, batch \d+; checkpoint/);
       assert((await Deno.stat(`${dir}/o/checkpoint.safetensors`)).size > 0);
@@ -205,24 +187,13 @@ Deno.test("kill -9 at many points, then --resume, ends with an uninterrupted run
     for (const n of [3, 8, 2, 6, 7, 1]) {
       const resume = await hasCheckpoint();
       if (resume) resumes++;
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", main, ...common, "--out", out, ...(resume ? ["--resume"] : [])],
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      let text = "";
-      while ((text.match(/img\/s/g) ?? []).length < n) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += value;
-      }
+      const run = spawnCli(...common, "--out", out, ...(resume ? ["--resume"] : []));
+      await run.until(n);
       try {
-        child.kill("SIGKILL");
+        run.child.kill("SIGKILL");
         kills++;
       } catch { /* it had finished */ }
-      await reader.cancel();
-      await child.status;
+      await run.close();
     }
     const last = await cli(...common, "--out", out, ...(await hasCheckpoint() ? ["--resume"] : []));
     assertEquals(last.code, 0, last.stderr);

@@ -4,25 +4,14 @@
  * CenterCrop(224), ToTensor and Normalize.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
-import { fileURLToPath } from "node:url";
 import { makeBatch } from "../../data/dataset.ts";
 import { decodeImage, encodePng } from "../../data/image.ts";
 import { decodePreprocess } from "../../data/preprocess.ts";
 import { resizeAndCentreCrop } from "../../data/resize.ts";
-import { Network, parseSafetensors, TORCHVISION_ALEXNET } from "../../mod.ts";
-import { assertClose, rng, withGpu } from "../helpers.ts";
-
-const golden = fileURLToPath(new URL("../../tools/golden.py", import.meta.url));
-const main = fileURLToPath(new URL("../../main.ts", import.meta.url));
-
-async function run(command: string, args: string[]): Promise<string> {
-  const r = await new Deno.Command(command, { args }).output();
-  const text = new TextDecoder().decode(r.stdout);
-  if (!r.success) {
-    throw new Error(`${command} ${args[0]} failed:\n${new TextDecoder().decode(r.stderr)}`);
-  }
-  return text;
-}
+import { parseSafetensors } from "../../io/safetensors.ts";
+import { TORCHVISION_ALEXNET } from "../../layers/models.ts";
+import { Network } from "../../layers/network.ts";
+import { assertClose, cli, golden, rng, withGpu } from "../helpers.ts";
 
 Deno.test("torchvision's AlexNet: imported weights give its logits; preprocessing matches", () =>
   withGpu(async (gpu) => {
@@ -41,21 +30,16 @@ Deno.test("torchvision's AlexNet: imported weights give its logits; preprocessin
       }
       const image = `${dir}/photo.png`;
       await Deno.writeFile(image, encodePng(px, { width: w, height: h, channels: 3 }));
-      await run("/usr/bin/python3", [golden, "torchvision", image, dir]);
-      const stderr = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          main,
-          "import",
-          "--from",
-          "torchvision",
-          `${dir}/torchvision.safetensors`,
-          "--out",
-          `${dir}/w.safetensors`,
-        ],
-      }).output();
-      strictEqual(stderr.code, 0, new TextDecoder().decode(stderr.stderr));
+      await golden("torchvision", image, dir);
+      const imported = await cli(
+        "import",
+        "--from",
+        "torchvision",
+        `${dir}/torchvision.safetensors`,
+        "--out",
+        `${dir}/w.safetensors`,
+      );
+      strictEqual(imported.code, 0, imported.stderr);
 
       const { tensors } = parseSafetensors(await Deno.readFile(`${dir}/golden.safetensors`));
       const input = tensors.get("input")!, logits = tensors.get("logits")!;
@@ -95,20 +79,18 @@ Deno.test("torchvision's AlexNet: imported weights give its logits; preprocessin
         await net.destroy();
       }
 
-      const predicted = await run(Deno.execPath(), [
-        "run",
-        "-A",
-        main,
+      const predicted = await cli(
         "predict",
         image,
         "--weights",
         `${dir}/w.safetensors`,
         "--top",
         "1",
-      ]);
+      );
+      strictEqual(predicted.code, 0, predicted.stderr);
       const best = logits.data.indexOf(Math.max(...logits.data));
       match(
-        predicted,
+        predicted.stdout,
         new RegExp(`photo.png\\n +[\\d.]+% {2}${pre.classes[best].replace(/[()]/g, ".")}\\n`),
       );
     } finally {

@@ -1,11 +1,11 @@
 // Parity with PyTorch (Debian's python3-torch): files PyTorch writes load here and give PyTorch's
 // logits; files this project writes load in PyTorch and give this project's logits.
-import { fileURLToPath } from "node:url";
-import { ALEXNET_SMALL, Network, parseSafetensors, serializeSafetensors } from "../../mod.ts";
-import { assertClose, randomArray, withGpu } from "../helpers.ts";
+import { parseSafetensors, serializeSafetensors } from "../../io/safetensors.ts";
+import { ALEXNET_SMALL } from "../../layers/models.ts";
+import { Network } from "../../layers/network.ts";
+import { assertClose, golden, randomArray, withGpu } from "../helpers.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
-const golden = new URL("../../tools/golden.py", import.meta.url);
 
 Deno.test("alexnet-small with PyTorch's weights gives PyTorch's logits", () =>
   withGpu(async (gpu) => {
@@ -32,22 +32,12 @@ Deno.test("weights saved here load in PyTorch and give the same logits", () =>
         `${dir}/x.safetensors`,
         serializeSafetensors({ input: { shape: [batch, 1, 28, 28], data: input } }),
       );
-      const run = await new Deno.Command("/usr/bin/python3", {
-        args: [
-          fileURLToPath(golden),
-          "forward",
-          `${dir}/w.safetensors`,
-          `${dir}/x.safetensors`,
-          `${dir}/y.safetensors`,
-        ],
-      }).output();
-      if (!run.success) {
-        throw new Error(
-          `tools/golden.py failed (is python3-torch installed?):\n${
-            new TextDecoder().decode(run.stderr)
-          }`,
-        );
-      }
+      await golden(
+        "forward",
+        `${dir}/w.safetensors`,
+        `${dir}/x.safetensors`,
+        `${dir}/y.safetensors`,
+      );
       const want = parseSafetensors(await Deno.readFile(`${dir}/y.safetensors`)).tensors.get(
         "logits",
       )!;
@@ -78,18 +68,8 @@ Deno.test("one training step equals PyTorch's: loss, every gradient, every updat
           labels: { shape: [batch], data: Float32Array.from(labels) },
         }),
       );
-      const run = await new Deno.Command("/usr/bin/python3", {
-        args: [
-          fileURLToPath(golden),
-          "step",
-          `${dir}/w.safetensors`,
-          `${dir}/batch.safetensors`,
-          `${dir}/out.safetensors`,
-        ],
-      }).output();
-      if (!run.success) {
-        throw new Error(`tools/golden.py failed:\n${new TextDecoder().decode(run.stderr)}`);
-      }
+      const files = ["w", "batch", "out"].map((f) => `${dir}/${f}.safetensors`);
+      await golden("step", ...files);
       const want = parseSafetensors(await Deno.readFile(`${dir}/out.safetensors`)).tensors;
       const { loss } = await net.trainStep(input, labels, {
         lr: 0.01,
