@@ -215,12 +215,7 @@ export class Tower {
   ): Promise<Float32Array> {
     this.#assertUsable();
     const chunks = Math.ceil(batch / this.maxMicroBatch);
-    const plan = this.#plans.get(
-      "inference",
-      Math.ceil(batch / chunks),
-      2,
-      (b) => recordInference(this.gpu, this.layers, this.#spec.input, b),
-    ) as InferencePlan;
+    const plan = this.#wholePlan("inference", batch) as InferencePlan;
     let result = options.softmax ? plan.probabilities : plan.logits;
     let dispatches = options.softmax ? [...plan.forward, ...plan.softmax] : plan.forward;
     if (options.upTo !== undefined) {
@@ -265,13 +260,7 @@ export class Tower {
   ): Promise<{ loss: number; hits: number }> {
     this.#assertUsable();
     const batch = labels.length, perExample = shapeSize(this.#spec.input);
-    const chunks = Math.ceil(batch / this.maxMicroBatch);
-    const plan = this.#plans.get(
-      "training",
-      Math.ceil(batch / chunks),
-      2,
-      (b) => recordTraining(this.gpu, this.layers, this.#spec.input, b),
-    ) as TrainingPlan;
+    const plan = this.#wholePlan("training", batch) as TrainingPlan;
     const sgd = this.#optimizer();
     const gathered = this.#gather(2 * batch * 4);
     const active = (i: number) => options.dropout || !plan.dropouts.has(i);
@@ -468,6 +457,21 @@ export class Tower {
 
   #parameters(): [string, Tensor][] {
     return this.layers.flatMap((l) => [...l.parameters]);
+  }
+
+  /**
+   * A whole tower's plan of `kind` for the micro-batches a batch of `batch` runs as (equal ones,
+   * each at most a launch); a kept plan up to twice as large serves, its extra rows ignored.
+   */
+  #wholePlan(kind: "inference" | "training", batch: number): Plan {
+    const micro = Math.ceil(batch / Math.ceil(batch / this.maxMicroBatch));
+    const record = kind === "inference" ? recordInference : recordTraining;
+    return this.#plans.get(
+      kind,
+      micro,
+      2,
+      (b) => record(this.gpu, this.layers, this.#spec.input, b),
+    );
   }
 
   /** Stage `stage`'s launches for exactly `batch` examples in buffer set `slot`. */
