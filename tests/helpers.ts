@@ -2,6 +2,7 @@
  * Shared test helpers: the device every test of a process shares, seeded data, tolerance checks,
  * the one tiny test network and the one way to run a subprocess.
  */
+import type { Dataset } from "../data/dataset.ts";
 import { Gpu, type Precision } from "../gpu/device.ts";
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { GEMM_TILES, type GemmTile } from "../kernels/gemm/tiles.ts";
@@ -35,6 +36,22 @@ export function rng(seed: number): () => number {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `count` seeded random images of `shape`, labelled 0, 1, 2, 0, ... of three classes. */
+export function randomDataset(
+  shape: [number, number, number],
+  count: number,
+  seed: number,
+): Dataset {
+  const next = rng(seed);
+  return {
+    count,
+    shape,
+    images: Uint8Array.from({ length: count * shape[0] * shape[1] * shape[2] }, () => next() * 256),
+    labels: Int32Array.from({ length: count }, (_, i) => i % 3),
+    classes: ["a", "b", "c"],
   };
 }
 

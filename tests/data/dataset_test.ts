@@ -4,18 +4,7 @@ import { deepStrictEqual, ok, throws } from "node:assert";
 import { type Dataset, makeBatch, meanImage } from "../../data/dataset.ts";
 import { BatchLoader } from "../../data/loader.ts";
 import { colourPca } from "../../data/statistics.ts";
-import { rng } from "../helpers.ts";
-
-const tiny = (shape: [number, number, number], count: number, seed: number): Dataset => {
-  const next = rng(seed);
-  return {
-    count,
-    shape,
-    images: Uint8Array.from({ length: count * shape[0] * shape[1] * shape[2] }, () => next() * 256),
-    labels: Int32Array.from({ length: count }, (_, i) => i % 3),
-    classes: ["a", "b", "c"],
-  };
-};
+import { randomDataset } from "../helpers.ts";
 
 Deno.test("crops, flips and the ten test views take the right pixels", () => {
   // One 1x4x5 image whose value is 10 * row + column.
@@ -80,7 +69,7 @@ Deno.test("crops, flips and the ten test views take the right pixels", () => {
 });
 
 Deno.test("colour noise adds one RGB shift per image along the principal components", () => {
-  const d = tiny([3, 3, 3], 2, 4);
+  const d = randomDataset([3, 3, 3], 2, 4);
   const mean = meanImage(d), pca = colourPca(d);
   const plain =
     makeBatch(d, [0, 1], { mean, augment: { pad: 0, flip: false, seed: 1, step: 0 } }).input;
@@ -103,7 +92,7 @@ Deno.test("colour noise adds one RGB shift per image along the principal compone
 });
 
 Deno.test("batches built by workers equal batches built on the main thread", async () => {
-  const d = tiny([3, 9, 9], 20, 8), pca = colourPca(d), mean = meanImage(d);
+  const d = randomDataset([3, 9, 9], 20, 8), pca = colourPca(d), mean = meanImage(d);
   const loader = new BatchLoader(d, 2);
   try {
     for (let step = 0; step < 4; step++) {

@@ -1,23 +1,12 @@
 // The training statistics (data/statistics.ts): mean image and colour PCA against direct
 // computation, and their cache.
 import { deepStrictEqual, ok, strictEqual } from "node:assert";
-import { type Dataset, meanImage } from "../../data/dataset.ts";
+import { meanImage } from "../../data/dataset.ts";
 import { colourPca, datasetStatistics, fingerprint } from "../../data/statistics.ts";
-import { assertClose, rng } from "../helpers.ts";
-
-const tiny = (shape: [number, number, number], count: number, seed: number): Dataset => {
-  const next = rng(seed);
-  return {
-    count,
-    shape,
-    images: Uint8Array.from({ length: count * shape[0] * shape[1] * shape[2] }, () => next() * 256),
-    labels: Int32Array.from({ length: count }, (_, i) => i % 3),
-    classes: ["a", "b", "c"],
-  };
-};
+import { assertClose, randomDataset } from "../helpers.ts";
 
 Deno.test("mean image and colour PCA against direct computation", () => {
-  const d = tiny([3, 4, 5], 7, 11);
+  const d = randomDataset([3, 4, 5], 7, 11);
   const mean = meanImage(d);
   for (let i = 0; i < 60; i++) {
     let s = 0;
@@ -55,7 +44,7 @@ Deno.test("statistics are cached by fingerprint and recomputed when the data cha
   try {
     const file = `${dir}/a.png`;
     await Deno.writeFile(file, new Uint8Array([1, 2, 3]));
-    const d = tiny([3, 2, 2], 3, 2), cache = `${dir}/.stats.json`;
+    const d = randomDataset([3, 2, 2], 3, 2), cache = `${dir}/.stats.json`;
     const print = await fingerprint([file], "2x2x3");
     const first = await datasetStatistics(d, cache, print);
     const second = await datasetStatistics(d, cache, print);
