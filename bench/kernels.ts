@@ -82,15 +82,12 @@ export function kernelCases(
   const shapes = [config.input, ...layers.map((l) => l.outputShape)];
   const micro = Math.min(batch, microBatchLimit(gpu, config.name, shapes));
   const tensors: Tensor[] = [], cases: KernelCase[] = [];
-  const tensor = (shape: readonly number[], seed: number) => {
-    const t = Tensor.from(
-      gpu,
-      [micro, ...shape],
-      seeded(micro * shape.reduce((a, b) => a * b), seed),
-    );
-    tensors.push(t);
+  const own = (t: Tensor) => {
+    tensors.push(t); // freed with the cases
     return t;
   };
+  const tensor = (shape: readonly number[], seed: number) =>
+    own(Tensor.from(gpu, [micro, ...shape], seeded(micro * shape.reduce((a, b) => a * b), seed)));
   const wanted = (kernel: string) => filter.kernels?.includes(kernel) ?? true;
   layers.forEach((layer, i) => {
     if (filter.layers && !filter.layers.includes(layer.name)) return;
@@ -101,7 +98,7 @@ export function kernelCases(
       dx: i === 0 ? null : tensor(layer.inputShape, 2 * i + 9),
     };
     const recorded = layer instanceof Conv2d
-      ? multiplyCases(gpu, layer, io, micro, filter.tiles)
+      ? multiplyCases(gpu, layer, { ...io, own }, micro, filter.tiles)
       : elementwiseCases(layer, io, micro);
     cases.push(...recorded.filter((c) => wanted(c.kernel)));
     for (const c of recorded.filter((c) => !wanted(c.kernel))) free(c.launch);
@@ -131,13 +128,13 @@ interface LayerTensors {
 function multiplyCases(
   gpu: Gpu,
   layer: Conv2d,
-  { x, y, dy, dx }: LayerTensors,
+  { x, y, dy, dx, own }: LayerTensors & { own: (t: Tensor) => Tensor },
   batch: number,
   tiles?: readonly (GemmTile | undefined)[],
 ): KernelCase[] {
   const weight = layer.parameters.get(`${layer.name}.weight`)!;
   const bias = layer.parameters.get(`${layer.name}.bias`)!;
-  const dWeight = Tensor.zeros(gpu, weight.shape), dBias = Tensor.zeros(gpu, bias.shape);
+  const dWeight = own(Tensor.zeros(gpu, weight.shape)), dBias = own(Tensor.zeros(gpu, bias.shape));
   const common = { geometry: layer.geometry, batch };
   const flops = 2 * layer.macs * batch;
   const kernels = {
@@ -162,8 +159,6 @@ function multiplyCases(
     const launch = reluBackward(gpu, { y, dy, count: dy.size });
     cases.push({ layer: layer.name, kernel: "relu_backward", variant: "", launch, flops: null });
   }
-  // The gradients are scratch of this case alone: freed with its first launch's buffers.
-  cases[0].launch.buffers.push(dWeight.buffer, dBias.buffer);
   return cases;
 }
 

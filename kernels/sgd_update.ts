@@ -9,7 +9,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
+import { joinLaunches, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
 const WORKGROUP = 256;
@@ -75,8 +75,5 @@ export function sgdUpdate(
       gpu.perElement(`sgd_update ${first}+${count}`, pipeline, resources, count, WORKGROUP),
     );
   }
-  return {
-    dispatches: launches.flatMap((l) => l.dispatches),
-    buffers: launches.flatMap((l) => l.buffers),
-  };
+  return joinLaunches(launches);
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import type { Launch } from "../gpu/launch.ts";
+import { joinLaunches, type Launch } from "../gpu/launch.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
@@ -192,11 +192,7 @@ export class Conv2d implements Layer {
       dBias: this.#gradients.get(`${this.name}.bias`)!,
       accumulate: args.accumulate,
     });
-    const launches = [...mask, ...input, weights];
-    return {
-      dispatches: launches.flatMap((l) => l.dispatches),
-      buffers: launches.flatMap((l) => l.buffers),
-    };
+    return joinLaunches([...mask, ...input, weights]);
   }
 
   /**

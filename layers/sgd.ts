@@ -5,7 +5,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import type { Dispatch } from "../gpu/launch.ts";
+import { type Dispatch, joinLaunches } from "../gpu/launch.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { NamedTensor } from "../io/safetensors.ts";
 import { sgdUpdate } from "../kernels/sgd_update.ts";
@@ -68,8 +68,9 @@ export class Sgd {
       return sgdUpdate(gpu, { weight, velocity, gradient, hyper: this.#hyper });
     });
     this.velocities = velocities;
-    this.dispatches = launches.flatMap((l) => l.dispatches);
-    this.#buffers = launches.flatMap((l) => l.buffers);
+    const joined = joinLaunches(launches);
+    this.dispatches = joined.dispatches;
+    this.#buffers = joined.buffers;
   }
 
   /** Sets the hyper-parameters of the next runs (a queue write, ordered with submits). */
