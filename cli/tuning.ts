@@ -6,7 +6,7 @@
  * @module
  */
 import { writeFileAtomic } from "../io/files.ts";
-import { adapterKey, Tuning, type TuningTable } from "../kernels/gemm/tuning.ts";
+import { Tuning, type TuningTable } from "../kernels/gemm/tuning.ts";
 import type { Network } from "../layers/network.ts";
 
 /**
@@ -61,15 +61,6 @@ export async function writeTuning(path: string, tuning: Tuning): Promise<void> {
   await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(merged, null, 1) + "\n"));
 }
 
-/** The tuning keys of `net`'s adapters (the backend as this process was asked for it). */
-function networkAdapters(net: Network): string[] {
-  const backend = Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default";
-  const precision = net.precision;
-  return [
-    ...new Set(net.adapters.map((description) => adapterKey({ description, backend, precision }))),
-  ];
-}
-
 /**
  * Reports the saved tilings `net` uses; with `tune`, first measures those not saved yet at
  * `batch`, saves them to `path`, and reports each layer's choices on stderr.
@@ -87,8 +78,7 @@ export async function applyTuning(
   batch: number,
   tune: boolean,
 ): Promise<void> {
-  const saved = networkAdapters(net)
-    .reduce((n, a) => n + Object.keys(net.tuning.choices(a)).length, 0);
+  const saved = net.tuningKeys.reduce((n, a) => n + Object.keys(net.tuning.choices(a)).length, 0);
   if (!tune) {
     if (saved > 0) console.error(`using ${saved} GEMM tilings tuned for this adapter (${path})`);
     return;

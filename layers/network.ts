@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Gpu, Precision } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { readBytes, writeFileAtomic } from "../io/files.ts";
 import { type NamedTensor, parseSafetensors } from "../io/safetensors.ts";
 import { type TunedGemm, Tuning } from "../kernels/gemm/tuning.ts";
@@ -71,8 +71,12 @@ export class Network {
   readonly parallel: Parallelism | null;
   /** Each device's adapter, in words. */
   readonly adapters: readonly string[];
-  /** What the devices' GEMM core multiplies. */
-  readonly precision: Precision;
+  /**
+   * The devices' keys in a tuning (adapter, backend, precision; see `kernels/gemm/tuning.ts`).
+   *
+   * @ignore
+   */
+  readonly tuningKeys: readonly string[];
   /** Examples per launch on every device. */
   readonly maxMicroBatch: number;
   /** The layers in order, with their whole-network output shapes, parameters and multiply-adds. */
@@ -114,7 +118,7 @@ export class Network {
     this.tuning = parts.tuning;
     const infos = towers.map((t) => t.info);
     this.adapters = infos.map((i) => i.description);
-    this.precision = infos[0].precision;
+    this.tuningKeys = [...new Set(infos.map((i) => i.adapter))];
     this.maxMicroBatch = Math.min(...infos.map((i) => i.maxMicroBatch));
     const model = parallel === "model";
     this.#shapes = new Map(
@@ -147,14 +151,11 @@ export class Network {
       ownedGpu,
     });
     try {
-      const [c, h, w] = net.layers.at(-1)?.outputShape ?? config.input;
-      if (c !== config.classes || h !== 1 || w !== 1) {
+      const last = net.layers.at(-1)?.outputShape ?? config.input;
+      if (last.join() !== [config.classes, 1, 1].join()) {
+        const want = `[${config.classes}, 1, 1]`;
         throw new RangeError(
-          `${config.name}: the last layer gives [${[
-            c,
-            h,
-            w,
-          ]}] per example, not [${config.classes}, 1, 1]`,
+          `${config.name}: the last layer gives [${last}] per example, not ${want}`,
         );
       }
       if (init !== "none") await net.setWeights(initialWeights(config, net.#shapes, init, seed));
@@ -485,10 +486,10 @@ export class Network {
    */
   async tune(batch: number): Promise<(TunedGemm & { layer: string })[]> {
     this.#assertUsable();
-    const micro = this.#microBatch(batch);
+    const given = this.#perTower(batch);
     const results = [];
     for (const [t, tower] of this.#towers.entries()) {
-      const { result } = await tower.call("tune", micro, this.tuning.toJSON());
+      const { result } = await tower.call("tune", given, this.tuning.toJSON());
       for (const r of result) this.tuning.set(r.adapter, r.problem, r.tile);
       if (t === 0) results.push(...result.map(({ adapter: _, ...r }) => r));
     }
@@ -539,11 +540,9 @@ export class Network {
     return Math.min(this.maxMicroBatch, this.#overlap ? Math.ceil(batch / 2) : batch);
   }
 
-  /** The micro-batch the towers record a batch of `batch` as (what tuning measures). */
-  #microBatch(batch: number): number {
-    if (this.parallel === "model") return this.#chunk(batch);
-    const share = this.#shares(batch)[0][1];
-    return Math.ceil(share / Math.ceil(share / this.maxMicroBatch));
+  /** Examples a tower is given at once of a batch of `batch`: a chunk, or its share. */
+  #perTower(batch: number): number {
+    return this.parallel === "model" ? this.#chunk(batch) : this.#shares(batch)[0][1];
   }
 
   #layerIndex(name: string): number {

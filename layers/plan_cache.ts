@@ -5,7 +5,7 @@
  * @module
  */
 
-/** What the cache needs of a plan: its batch, and a way to free it. */
+/** What the cache needs of a plan: its batch (the cache is given the way to free it). */
 export interface Cached {
   /** Examples per launch. */
   readonly batch: number;

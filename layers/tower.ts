@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Gpu, Precision } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { DropoutLaunch } from "../kernels/dropout_forward.ts";
 import { adapterKey, type TunedGemm, Tuning, type TuningTable } from "../kernels/gemm/tuning.ts";
@@ -63,8 +63,6 @@ export interface TowerInfo {
   description: string;
   /** The key of its tuning choices (see `kernels/gemm/tuning.ts`). */
   adapter: string;
-  /** What its GEMM core multiplies. */
-  precision: Precision;
   /** Examples per launch. */
   maxMicroBatch: number;
   /** Each parameter's shape, by name, in layer order. */
@@ -191,7 +189,6 @@ export class Tower {
     return {
       description: this.gpu.description,
       adapter: adapterKey(this.gpu),
-      precision: this.gpu.precision,
       maxMicroBatch: this.maxMicroBatch,
       shapes: new Map(this.#parameters().map(([name, t]) => [name, [...t.shape]])),
       layers: this.layers.map((l) => ({
@@ -422,9 +419,9 @@ export class Tower {
   }
 
   /**
-   * Times every candidate tiling of every layer's GEMMs for micro-batches of `batch` and keeps
-   * the fastest in {@linkcode Tower.tuning} (first adopting `known`'s choices for this adapter,
-   * which are not measured again); plans are recorded again with them.
+   * Times every candidate tiling of every layer's GEMMs for the micro-batches `batch` examples run
+   * as and keeps the fastest in {@linkcode Tower.tuning} (first adopting `known`'s choices for
+   * this adapter, which are not measured again); plans are recorded again with them.
    */
   async tune(
     batch: number,
@@ -437,12 +434,17 @@ export class Tower {
     }
     const results = [];
     for (const layer of this.layers) {
-      for (const t of (await layer.tune?.(batch)) ?? []) {
+      for (const t of (await layer.tune?.(this.microBatch(batch))) ?? []) {
         results.push({ layer: layer.name, adapter, ...t });
       }
     }
     this.#plans.clear();
     return results;
+  }
+
+  /** Examples per launch for `batch` examples: equal micro-batches, each at most a launch. */
+  microBatch(batch: number): number {
+    return Math.ceil(batch / Math.ceil(batch / this.maxMicroBatch));
   }
 
   /** Frees every buffer of the tower (not the device). Later calls throw. */
@@ -464,7 +466,7 @@ export class Tower {
    * each at most a launch); a kept plan up to twice as large serves, its extra rows ignored.
    */
   #wholePlan(kind: "inference" | "training", batch: number): Plan {
-    const micro = Math.ceil(batch / Math.ceil(batch / this.maxMicroBatch));
+    const micro = this.microBatch(batch);
     const record = kind === "inference" ? recordInference : recordTraining;
     return this.#plans.get(
       kind,

@@ -37,7 +37,7 @@ export interface TunedGemm {
  * gpu.destroy();
  * ```
  */
-export function adapterKey(gpu: Pick<Gpu, "description" | "backend" | "precision">): string {
+export function adapterKey(gpu: Gpu): string {
   return `${gpu.description} (${gpu.backend})${gpu.precision === "f16" ? " f16" : ""}`;
 }
 
