@@ -19,7 +19,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { hasTimestamps } from "../gpu/timing.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
-import { GEMM_CANDIDATES } from "../kernels/gemm/tiles.ts";
+import { candidateTiles } from "../kernels/gemm/tiles.ts";
 import { Dense } from "../layers/conv2d.ts";
 import { recordTraining } from "../layers/plan.ts";
 import type { ModelConfig } from "../layers/models.ts";
@@ -149,7 +149,7 @@ async function gemmCeiling(gpu: Gpu, repeats: number): Promise<number> {
   const { geometry, relu } = layer;
   let best = 0;
   try {
-    for (const tile of gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu) {
+    for (const tile of candidateTiles(gpu.family, gpu.limits)) {
       const launch = conv2dForward(gpu, { geometry, batch: n, x, weight, bias, y, relu, tile });
       try {
         const { ms } = await timeDispatches(gpu, launch.dispatches, repeats);

@@ -14,7 +14,7 @@ import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
 import { reluBackward } from "../kernels/relu_backward.ts";
 import { softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
-import { GEMM_CANDIDATES, type GemmTile } from "../kernels/gemm/tiles.ts";
+import { candidateTiles, type GemmTile } from "../kernels/gemm/tiles.ts";
 import { buildLayers, microBatchLimit } from "../layers/build.ts";
 import { Conv2d } from "../layers/conv2d.ts";
 import type { Layer } from "../layers/layer.ts";
@@ -145,7 +145,7 @@ function multiplyCases(
     conv2d_backward_weight: (tile?: GemmTile) =>
       conv2dBackwardWeight(gpu, { ...common, x, dy, dWeight, dBias, accumulate: false, tile }),
   };
-  const candidates = tiles ?? [undefined, ...(gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu)];
+  const candidates = tiles ?? [undefined, ...candidateTiles(gpu.family, gpu.limits)];
   const cases: KernelCase[] = [];
   for (const [kernel, record] of Object.entries(kernels)) {
     for (const tile of candidates) {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { TileFamily } from "../kernels/gemm/tiles.ts";
 import { GpuError } from "./errors.ts";
 
 /** The precision of the GEMM core's operands (see `GpuOptions.precision`). */
@@ -17,6 +18,8 @@ export interface Acquired {
   description: string;
   /** A CPU adapter (llvmpipe, lavapipe, SwiftShader): kernels pick CPU tilings. */
   cpu: boolean;
+  /** Which tilings suit the adapter. */
+  family: TileFamily;
   /** The WebGPU backend Deno was asked for (`DENO_WEBGPU_BACKEND`), or "default". */
   backend: string;
 }
@@ -63,7 +66,10 @@ export async function acquireDevice(
   if (!adapter) {
     throw new GpuError(`no WebGPU adapter found (DENO_WEBGPU_BACKEND=${backend}). ${HINT}`);
   }
-  const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
+  const { info } = adapter;
+  // Chromium leaves the description empty and names SwiftShader in the architecture.
+  const description = info.description ||
+    [info.vendor, info.architecture].filter(Boolean).join(" ") || "unknown adapter";
   if (precision === "f16" && !adapter.features.has("shader-f16")) {
     throw new GpuError(
       `precision f16 needs the adapter feature shader-f16, which ${description} lacks: use f32`,
@@ -77,12 +83,12 @@ export async function acquireDevice(
     : [];
   if (precision === "f16") requiredFeatures.push("shader-f16");
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  const cpu = adapter.info.isFallbackAdapter ||
-    /llvmpipe|lavapipe|swiftshader/i.test(description);
+  const cpu = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader/i.test(description);
   return {
     device,
     description,
     cpu,
+    family: !cpu ? "gpu" : /swiftshader/i.test(description) ? "swiftshader" : "llvmpipe",
     backend: /^(unset|unknown)$/.test(backend) ? "default" : backend,
   };
 }
@@ -90,6 +96,8 @@ export async function acquireDevice(
 /** The backend variable where the environment may be read without a prompt. */
 function backendSetting(): string {
   const variable = "DENO_WEBGPU_BACKEND";
+  // A browser has no Deno namespace and no backend setting.
+  if (!("Deno" in globalThis)) return "unset";
   const state = Deno.permissions.querySync?.({ name: "env", variable }).state;
   return state === "granted" ? Deno.env.get(variable) ?? "unset" : "unknown";
 }

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { acquireDevice, type Precision } from "./acquire.ts";
+import type { TileFamily } from "../kernels/gemm/tiles.ts";
+import { type Acquired, acquireDevice, type Precision } from "./acquire.ts";
 import { ErrorCapture, GpuError } from "./errors.ts";
 import {
   type BindingKind,
@@ -56,6 +57,8 @@ export class Gpu {
   readonly description: string;
   /** True on a CPU adapter (Mesa's llvmpipe/lavapipe, SwiftShader): kernels pick CPU tilings. */
   readonly cpu: boolean;
+  /** Which GEMM tilings suit the adapter (see `kernels/gemm/tiles.ts`). */
+  readonly family: TileFamily;
   /** The limits the code plans for: the device's, lowered by `GpuOptions.limits`. */
   readonly limits: GPUSupportedLimits;
   /** The precision of the GEMM core's operands on this device (`GpuOptions.precision`). */
@@ -70,13 +73,14 @@ export class Gpu {
   #destroyed = false;
 
   private constructor(
-    found: { device: GPUDevice; description: string; cpu: boolean; backend: string },
+    found: Acquired,
     caps: GpuOptions["limits"] = {},
     precision: Precision = "f32",
   ) {
     this.device = found.device;
     this.description = found.description;
     this.cpu = found.cpu;
+    this.family = found.family;
     this.backend = found.backend;
     this.precision = precision;
     const capped: Record<string, number | undefined> = caps;
@@ -124,6 +128,7 @@ export class Gpu {
     const cached = this.#pipelines.get(key);
     if (cached) return cached;
     this.#assertUsable();
+    this.#assertFits(key, wgsl, bindings);
     const layout = this.device.createBindGroupLayout({
       label: key,
       entries: layoutEntries(bindings),
@@ -138,6 +143,25 @@ export class Gpu {
     const compiled = { key, wgsl, pipeline, layout };
     this.#pipelines.set(key, compiled);
     return compiled;
+  }
+
+  /** Refuses a kernel that binds more storage buffers or runs more invocations than allowed. */
+  #assertFits(key: string, wgsl: string, bindings: readonly BindingKind[]): void {
+    const storage = bindings.filter((b) => b === "read" || b === "read_write").length;
+    const allowed = this.limits.maxStorageBuffersPerShaderStage;
+    if (storage > allowed) {
+      throw new GpuError(
+        `kernel ${key} binds ${storage} storage buffers; ${this.description} allows ${allowed}`,
+      );
+    }
+    const size = wgsl.match(/@workgroup_size\(([^)]*)\)/)?.[1].split(",").map(Number) ?? [1];
+    const invocations = size.reduce((a, b) => a * b, 1);
+    const most = this.limits.maxComputeInvocationsPerWorkgroup;
+    if (invocations > most || size[0] > this.limits.maxComputeWorkgroupSizeX) {
+      throw new GpuError(
+        `kernel ${key} runs ${invocations} invocations a workgroup; ${this.description} allows ${most}`,
+      );
+    }
   }
 
   /**

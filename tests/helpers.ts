@@ -244,7 +244,7 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
  */
 export function tilingsOf(name: string): [string, GemmTile][] {
   const names: (keyof typeof GEMM_TILES)[] = ["wide", "tall", "flat", "thinBlocks"];
-  if (PACKED_CASES.has(name)) names.push("packed");
+  if (PACKED_CASES.has(name)) names.push("packed", "thinPacked");
   if (BLOCK_CASES.has(name)) names.push("blocks", "narrowBlocks");
   return names.map((n) => [n, GEMM_TILES[n]]);
 }

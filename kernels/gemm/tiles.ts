@@ -22,6 +22,14 @@ export type GemmTile =
   | { kind: "registers" | "textures"; tm: number; tn: number; threads: number };
 
 /**
+ * Which tilings suit an adapter: a GPU (workgroup tiles), Mesa's llvmpipe (large register blocks
+ * and packed operands) or SwiftShader, Chromium's CPU adapter, whose compiler takes minutes over a
+ * 16 x 16 block and whose GPU process is killed meanwhile (blocks four columns wide compile in a
+ * second there).
+ */
+export type TileFamily = "gpu" | "llvmpipe" | "swiftshader";
+
+/**
  * The tilings {@linkcode chooseTile} picks from: each is checked by the same tests.
  *
  * @example
@@ -38,49 +46,122 @@ export const GEMM_TILES = {
   narrowBlocks: { kind: "registers", tm: 16, tn: 8, threads: 64 },
   thinBlocks: { kind: "registers", tm: 16, tn: 4, threads: 64 },
   packed: { kind: "textures", tm: 16, tn: 16, threads: 64 },
+  thinPacked: { kind: "textures", tm: 16, tn: 4, threads: 64 },
 } as const satisfies Record<string, GemmTile>;
 
 /**
- * The tilings the autotuner times, by kind of adapter. Larger register blocks are left out on
- * llvmpipe: their unrolled kernels take minutes to compile (see docs/performance.md).
+ * The tilings the autotuner times, by family of adapter. Larger register blocks are left out on
+ * llvmpipe (their unrolled kernels take minutes to compile) and all but four-column ones on
+ * SwiftShader (see docs/performance.md).
  *
  * @example
  * ```ts
  * import { GEMM_CANDIDATES } from "./tiles.ts";
- * console.log(GEMM_CANDIDATES.cpu.length); // 4
+ * console.log(GEMM_CANDIDATES.llvmpipe.length); // 4
  * ```
  */
-export const GEMM_CANDIDATES: { cpu: readonly GemmTile[]; gpu: readonly GemmTile[] } = {
-  cpu: [GEMM_TILES.packed, GEMM_TILES.blocks, GEMM_TILES.narrowBlocks, GEMM_TILES.thinBlocks],
+export const GEMM_CANDIDATES: Readonly<Record<TileFamily, readonly GemmTile[]>> = {
+  llvmpipe: [GEMM_TILES.packed, GEMM_TILES.blocks, GEMM_TILES.narrowBlocks, GEMM_TILES.thinBlocks],
+  swiftshader: [GEMM_TILES.thinPacked, GEMM_TILES.thinBlocks],
   gpu: [GEMM_TILES.wide, GEMM_TILES.tall, GEMM_TILES.flat],
 };
 
+/** The device limits a tiling must fit. */
+export type TileLimits = Pick<
+  GPUSupportedLimits,
+  | "maxComputeInvocationsPerWorkgroup"
+  | "maxComputeWorkgroupSizeX"
+  | "maxComputeWorkgroupStorageSize"
+>;
+
 /**
- * Picks the tiling for `rows` x `cols` x `depth` on an adapter. On CPU adapters: packed operands
- * for GEMMs of at least 2^25 multiply-adds, register blocks below (packing pays for its two passes
- * and its kernels' compile time only on large GEMMs) and where the operands load four k at a time
- * (`vectorK`: as fast as texels, with nothing to pack), narrow register blocks for eight columns or
- * fewer and thin ones for four or fewer (dense layers at small batches). On GPUs, wide workgroup
+ * Whether `tile`'s workgroup fits `limits`: its invocations, its width and the workgroup memory
+ * its staged tiles take.
+ *
+ * @example
+ * ```ts
+ * import { fitsLimits, GEMM_TILES } from "./tiles.ts";
+ * const limits = {
+ *   maxComputeInvocationsPerWorkgroup: 128,
+ *   maxComputeWorkgroupSizeX: 128,
+ *   maxComputeWorkgroupStorageSize: 16384,
+ * };
+ * console.log(fitsLimits(GEMM_TILES.wide, limits)); // false: 256 invocations
+ * console.log(fitsLimits(GEMM_TILES.blocks, limits)); // true: 64
+ * ```
+ */
+export function fitsLimits(tile: GemmTile, limits: TileLimits): boolean {
+  const threads = tile.kind === "workgroup"
+    ? (tile.bm / tile.tm) * (tile.bn / tile.tn)
+    : tile.threads;
+  const shared = tile.kind === "workgroup" ? (tile.bm + tile.bn) * tile.bk * 4 : 0;
+  return threads <= limits.maxComputeInvocationsPerWorkgroup &&
+    threads <= limits.maxComputeWorkgroupSizeX && shared <= limits.maxComputeWorkgroupStorageSize;
+}
+
+/**
+ * The candidates of `family` that fit `limits`; register blocks where none does (64 invocations
+ * and no workgroup memory fit every WebGPU device).
+ *
+ * @example
+ * ```ts
+ * import { candidateTiles } from "./tiles.ts";
+ * const limits = {
+ *   maxComputeInvocationsPerWorkgroup: 128,
+ *   maxComputeWorkgroupSizeX: 128,
+ *   maxComputeWorkgroupStorageSize: 16384,
+ * };
+ * console.log(candidateTiles("gpu", limits).map((t) => t.kind)); // ["registers"]
+ * ```
+ */
+export function candidateTiles(family: TileFamily, limits: TileLimits): readonly GemmTile[] {
+  const fitting = GEMM_CANDIDATES[family].filter((t) => fitsLimits(t, limits));
+  return fitting.length > 0 ? fitting : [GEMM_TILES.thinBlocks];
+}
+
+/**
+ * Picks the tiling for `rows` x `cols` x `depth` on an adapter of `family` whose workgroups are
+ * bounded by `limits` (a pick that does not fit gives way to the family's first candidate that
+ * does). On CPU adapters: packed operands for GEMMs of at least 2^25 multiply-adds, register blocks
+ * below (packing pays for its two passes and its kernels' compile time only on large GEMMs) and
+ * where the operands load four k at a time (`vectorK`: as fast as texels, with nothing to pack);
+ * on llvmpipe, narrow register blocks for eight columns or fewer and thin ones for four or fewer
+ * (dense layers at small batches); on SwiftShader, four columns always. On GPUs, wide workgroup
  * tiles by default, tall narrow ones when there are few columns (dense layers at small batch,
  * where the columns are the batch) and flat ones when there are few rows.
  *
  * @example
  * ```ts
  * import { chooseTile } from "./tiles.ts";
- * console.log(chooseTile(96, 3025, 363, false).kind); // "workgroup"
- * console.log(chooseTile(96, 3025, 363, true).kind); // "textures"
+ * console.log(chooseTile(96, 3025, 363, "gpu").kind); // "workgroup"
+ * console.log(chooseTile(96, 3025, 363, "llvmpipe").kind); // "textures"
  * ```
  */
 export function chooseTile(
   rows: number,
   cols: number,
   depth: number,
-  cpu: boolean,
+  family: TileFamily,
   vectorK = false,
+  limits?: TileLimits,
 ): GemmTile {
-  if (cpu) {
+  const pick = preferredTile(rows, cols, depth, family, vectorK);
+  return !limits || fitsLimits(pick, limits) ? pick : candidateTiles(family, limits)[0];
+}
+
+/** {@linkcode chooseTile}'s pick before the limits. */
+function preferredTile(
+  rows: number,
+  cols: number,
+  depth: number,
+  family: TileFamily,
+  vectorK: boolean,
+): GemmTile {
+  const large = rows * cols * depth >= 2 ** 25 && !vectorK;
+  if (family === "swiftshader") return large ? GEMM_TILES.thinPacked : GEMM_TILES.thinBlocks;
+  if (family === "llvmpipe") {
     if (cols <= 8) return cols <= 4 ? GEMM_TILES.thinBlocks : GEMM_TILES.narrowBlocks;
-    return rows * cols * depth >= 2 ** 25 && !vectorK ? GEMM_TILES.packed : GEMM_TILES.blocks;
+    return large ? GEMM_TILES.packed : GEMM_TILES.blocks;
   }
   if (cols <= 16 && rows >= 64) return GEMM_TILES.tall;
   if (rows <= 16 && cols >= 64) return GEMM_TILES.flat;

@@ -9,7 +9,14 @@ import type { Gpu } from "../../gpu/device.ts";
 import type { Launch } from "../../gpu/launch.ts";
 import { timePass } from "../../gpu/timing.ts";
 import { gemmScratch, PackedTooLarge } from "./record.ts";
-import { chooseTile, GEMM_CANDIDATES, GEMM_TILES, type GemmTile, isTile } from "./tiles.ts";
+import {
+  candidateTiles,
+  chooseTile,
+  fitsLimits,
+  GEMM_TILES,
+  type GemmTile,
+  isTile,
+} from "./tiles.ts";
 
 /** Tilings by adapter key, then by problem: a tuning file's contents. */
 export type TuningTable = Record<string, Record<string, GemmTile>>;
@@ -148,16 +155,17 @@ export function tileFor(
   depth: number,
   vectorK = false,
 ): GemmTile {
-  const tile = tunedTile(gpu, tuning, problem) ?? chooseTile(rows, cols, depth, gpu.cpu, vectorK);
-  return tile.kind === "textures" && Math.ceil(depth / 4) > gemmScratch(gpu).texels // too deep to pack
-    ? GEMM_TILES.blocks
-    : tile;
+  const tile = tunedTile(gpu, tuning, problem) ??
+    chooseTile(rows, cols, depth, gpu.family, vectorK, gpu.limits);
+  if (tile.kind !== "textures" || Math.ceil(depth / 4) <= gemmScratch(gpu).texels) return tile;
+  return tile.tn > 4 ? GEMM_TILES.blocks : GEMM_TILES.thinBlocks; // too deep to pack
 }
 
-/** `tuning`'s choice for `problem` on `gpu`, where it is of a kind this adapter uses. */
+/** `tuning`'s choice for `problem` on `gpu`, where it is of a kind this adapter uses and fits. */
 function tunedTile(gpu: Gpu, tuning: Tuning | undefined, problem: string): GemmTile | undefined {
   const tile = tuning?.get(adapterKey(gpu), problem);
-  return tile && (tile.kind !== "workgroup") === gpu.cpu ? tile : undefined;
+  const kinds = new Set(candidateTiles(gpu.family, gpu.limits).map((t) => t.kind));
+  return tile && kinds.has(tile.kind) && fitsLimits(tile, gpu.limits) ? tile : undefined;
 }
 
 /**
@@ -176,7 +184,7 @@ export async function autotuneGemm(
   build: (tile: GemmTile) => Launch & { problem: string },
 ): Promise<TunedGemm> {
   let best: TunedGemm | undefined;
-  for (const tile of gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu) {
+  for (const tile of candidateTiles(gpu.family, gpu.limits)) {
     let launch;
     try {
       launch = build(tile);

@@ -2,7 +2,7 @@
 // of the layers asked for, each GEMM in every candidate tiling, timed side by side.
 import { deepStrictEqual, match, ok as assert, strictEqual } from "node:assert";
 import { benchKernels, formatKernels } from "../../bench/kernels.ts";
-import { GEMM_CANDIDATES } from "../../kernels/gemm/tiles.ts";
+import { candidateTiles } from "../../kernels/gemm/tiles.ts";
 import { cli, TINY, withGpu } from "../helpers.ts";
 
 Deno.test("benchKernels times each kernel of the layers asked for, GEMMs in every candidate tiling", () =>
@@ -10,7 +10,7 @@ Deno.test("benchKernels times each kernel of the layers asked for, GEMMs in ever
     const layers = ["conv2", "lrn1", "pool1", "drop1"];
     const { batch, rows } = await benchKernels(gpu, TINY, 2, 1, { layers });
     strictEqual(batch, 2);
-    const candidates = (gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu).length;
+    const candidates = candidateTiles(gpu.family, gpu.limits).length;
     const count = (layer: string, kernel: string) =>
       rows.filter((r) => r.layer === layer && r.kernel === kernel).length;
     for (const kernel of ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]) {

@@ -30,6 +30,31 @@ Deno.test("WebGPU validation errors surface at the next check, naming the proble
   }
 });
 
+Deno.test("a kernel over the adapter's storage-buffer or invocation limits is refused by name", async () => {
+  const gpu = await Gpu.create({
+    limits: { maxStorageBuffersPerShaderStage: 2, maxComputeInvocationsPerWorkgroup: 128 },
+  });
+  try {
+    const three = `@group(0) @binding(0) var<storage, read> a: array<f32>;
+      @group(0) @binding(1) var<storage, read> b: array<f32>;
+      @group(0) @binding(2) var<storage, read_write> c: array<f32>;
+      @compute @workgroup_size(1) fn main() { c[0] = a[0] + b[0]; }`;
+    throws(
+      () => gpu.pipeline("three", three, ["read", "read", "read_write"]),
+      (e) => e instanceof GpuError && /three binds 3 storage buffers; .* allows 2/.test(e.message),
+    );
+    const wide = `@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+      @compute @workgroup_size(16, 16) fn main() { c[0] = 1.0; }`;
+    throws(
+      () => gpu.pipeline("wide", wide, ["read_write"]),
+      (e) =>
+        e instanceof GpuError && /wide runs 256 invocations a workgroup; .* 128/.test(e.message),
+    );
+  } finally {
+    gpu.destroy();
+  }
+});
+
 Deno.test("buffers are counted until destroyed, and a destroyed device refuses work", async () => {
   const gpu = await Gpu.create();
   const before = gpu.live;

@@ -6,7 +6,14 @@ import { defaultTuningPath, readTuning, writeTuning } from "../../cli/tuning.ts"
 import { Gpu } from "../../gpu/device.ts";
 import { Tensor } from "../../gpu/tensor.ts";
 import { conv2dForward } from "../../kernels/conv2d_forward.ts";
-import { chooseTile, GEMM_CANDIDATES, GEMM_TILES, isTile } from "../../kernels/gemm/tiles.ts";
+import {
+  candidateTiles,
+  chooseTile,
+  fitsLimits,
+  GEMM_CANDIDATES,
+  GEMM_TILES,
+  isTile,
+} from "../../kernels/gemm/tiles.ts";
 import { adapterKey, autotuneGemm, tileFor, Tuning } from "../../kernels/gemm/tuning.ts";
 import { Network } from "../../layers/network.ts";
 import { assertClose, convGeometry, randomArray, rng, TUNED, withGpu } from "../helpers.ts";
@@ -19,14 +26,39 @@ function examples(n: number) {
 }
 
 Deno.test("chooseTile: packed operands for large GEMMs on a CPU adapter, thin blocks for few columns", () => {
-  strictEqual(chooseTile(96, 3025 * 8, 363, true), GEMM_TILES.packed); // conv1 at batch 8
-  strictEqual(chooseTile(96, 300, 363, true), GEMM_TILES.blocks);
-  strictEqual(chooseTile(4096, 8, 9216, true, true), GEMM_TILES.narrowBlocks); // fc6 at batch 8
-  strictEqual(chooseTile(4096, 1, 9216, true, true), GEMM_TILES.thinBlocks);
-  strictEqual(chooseTile(4096, 8, 9216, false), GEMM_TILES.tall);
-  strictEqual(chooseTile(8, 3025, 363, false), GEMM_TILES.flat);
+  strictEqual(chooseTile(96, 3025 * 8, 363, "llvmpipe"), GEMM_TILES.packed); // conv1 at batch 8
+  strictEqual(chooseTile(96, 300, 363, "llvmpipe"), GEMM_TILES.blocks);
+  strictEqual(chooseTile(4096, 8, 9216, "llvmpipe", true), GEMM_TILES.narrowBlocks); // fc6, batch 8
+  strictEqual(chooseTile(4096, 1, 9216, "llvmpipe", true), GEMM_TILES.thinBlocks);
+  strictEqual(chooseTile(4096, 8, 9216, "gpu"), GEMM_TILES.tall);
+  strictEqual(chooseTile(8, 3025, 363, "gpu"), GEMM_TILES.flat);
+  // SwiftShader: four columns a block whatever the shape (wider ones compile for minutes).
+  strictEqual(chooseTile(96, 3025 * 8, 363, "swiftshader"), GEMM_TILES.thinPacked);
+  strictEqual(chooseTile(96, 300, 363, "swiftshader"), GEMM_TILES.thinBlocks);
+  ok(GEMM_CANDIDATES.swiftshader.every((t) => t.kind !== "workgroup" && t.tn <= 4));
   ok(!isTile({ kind: "workgroup", bm: 60, bn: 64, bk: 16, tm: 8, tn: 4 }), "bm % tm");
   ok(!isTile({ kind: "textures", tm: 16, tn: "16", threads: 64 }));
+});
+
+Deno.test("tilings that do not fit the adapter's workgroup limits are never chosen or timed", async () => {
+  const small = {
+    maxComputeInvocationsPerWorkgroup: 128,
+    maxComputeWorkgroupSizeX: 128,
+    maxComputeWorkgroupStorageSize: 16384,
+  };
+  ok(!fitsLimits(GEMM_TILES.wide, small) && fitsLimits(GEMM_TILES.blocks, small));
+  ok(!fitsLimits(GEMM_TILES.wide, { ...small, maxComputeInvocationsPerWorkgroup: 256 })); // X 128
+  ok(!fitsLimits(GEMM_TILES.wide, { ...small, maxComputeWorkgroupStorageSize: 4096 })); // 8 KiB
+  deepStrictEqual(candidateTiles("gpu", small), [GEMM_TILES.thinBlocks]);
+  strictEqual(chooseTile(96, 3025, 363, "gpu", false, small), GEMM_TILES.thinBlocks);
+  // A device capped at 128 invocations picks and times only tilings that fit it.
+  const gpu = await Gpu.create({ limits: small });
+  try {
+    ok(candidateTiles(gpu.family, gpu.limits).every((t) => fitsLimits(t, small)));
+    ok(fitsLimits(tileFor(gpu, undefined, "p", 96, 3025, 363), small));
+  } finally {
+    gpu.destroy();
+  }
 });
 
 Deno.test("autotuneGemm keeps one of the candidates for exactly the problem it timed", () =>
@@ -53,17 +85,17 @@ Deno.test("autotuneGemm keeps one of the candidates for exactly the problem it t
         seen.push(tile);
         return conv2dForward(gpu, { ...args, tile });
       });
-      deepStrictEqual(seen, [...(gpu.cpu ? GEMM_CANDIDATES.cpu : GEMM_CANDIDATES.gpu)]);
+      deepStrictEqual(seen, [...GEMM_CANDIDATES[gpu.family]]);
       ok(seen.includes(best.tile) && best.ms !== null && best.ms > 0, `${JSON.stringify(best)}`);
       strictEqual(tileFor(gpu, tuning, best.problem, 5, 126, 27), best.tile);
       deepStrictEqual(Object.keys(tuning.choices(adapterKey(gpu))), [best.problem]);
       strictEqual(
         tileFor(gpu, tuning, `${best.problem} (another batch)`, 5, 126, 27),
-        chooseTile(5, 126, 27, gpu.cpu),
+        chooseTile(5, 126, 27, gpu.family),
       );
       strictEqual(
         tileFor(gpu, new Tuning(), best.problem, 5, 126, 27),
-        chooseTile(5, 126, 27, gpu.cpu),
+        chooseTile(5, 126, 27, gpu.family),
       );
       // A launch recorded with the tuning but no tiling uses the tuned one; again, none is timed.
       const launch = conv2dForward(gpu, args);

@@ -1,0 +1,3 @@
+export function join(...p) {
+  return p.join("/");
+}
