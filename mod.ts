@@ -73,6 +73,18 @@ export {
 } from "./train/trainer.ts";
 export { evaluateDataset, type EvaluateOptions } from "./train/evaluate.ts";
 
+// Prediction on image files.
+export {
+  imageInput,
+  type OpenedWeights,
+  openWeights,
+  predict,
+  type PredictOptions,
+  type Preprocess,
+  type Ranked,
+  readImages,
+} from "./train/predict.ts";
+
 // Weights files.
 export {
   type NamedTensor,

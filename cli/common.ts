@@ -6,12 +6,11 @@
  */
 import { DataError } from "../data/folder.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { decodeImage, encodePng, type Picture } from "../data/image.ts";
-import { resizeAndCentreCrop } from "../data/resize.ts";
+import { encodePng, type Picture } from "../data/image.ts";
+import { openWeights, readImages } from "../train/predict.ts";
+import { GpuError } from "../gpu/errors.ts";
 import { openDataset, type OpenedDataset } from "../data/open.ts";
-import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
-import { parseSafetensors } from "../io/safetensors.ts";
-import { createAlexNet, MODELS } from "../mod.ts";
+import { MODELS } from "../mod.ts";
 import { writeFileAtomic } from "../io/files.ts";
 import type { Parallelism, Precision } from "../mod.ts";
 import { interleave } from "../viz/grid.ts";
@@ -113,34 +112,21 @@ export async function openData(
 /** A weights file's tensors, model name and preprocessing (when train wrote it). */
 export async function readWeights(v: Values, fallback: string) {
   const path = String(v.weights ?? fallback);
-  let file;
+  const model = v.model !== undefined ? modelName(v, "") : undefined;
+  let bytes;
   try {
-    file = parseSafetensors(await Deno.readFile(path));
+    bytes = await Deno.readFile(path);
   } catch (e) {
     throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
   }
-  const model = v.model !== undefined ? modelName(v, "") : file.metadata.model;
-  if (!model || !MODELS[model]) {
-    throw new UsageError(
-      `--weights ${path} does not name a known model (${file.metadata.model}): pass --model`,
-    );
-  }
-  let preprocess: Preprocess | undefined;
-  if (file.metadata.preprocess !== undefined) {
-    try {
-      preprocess = decodePreprocess(file.metadata.preprocess);
-    } catch (e) {
-      throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
-    }
-  }
-  const net = await createAlexNet({ model, init: "none", precision: precisionChoice(v) });
   try {
-    await net.setWeights(file.tensors);
+    const { net, preprocess } = await openWeights(bytes, { model, precision: precisionChoice(v) });
+    return { net, preprocess, path };
   } catch (e) {
-    await net.destroy();
-    throw new UsageError(`--weights ${path}: ${(e as Error).message}`);
+    if (e instanceof GpuError) throw e;
+    const hint = /known model/.test((e as Error).message) ? ": pass --model" : "";
+    throw new UsageError(`--weights ${path}: ${(e as Error).message}${hint}`);
   }
-  return { net, preprocess, path };
 }
 
 /** `--crops`: 1 (the centre) or 10 (the paper's test). */
@@ -165,22 +151,21 @@ export async function readPictures(
   channels: 1 | 3,
   size: number,
 ): Promise<Dataset> {
-  const stored = channels * size * size, images = new Uint8Array(files.length * stored);
-  for (const [i, file] of files.entries()) {
-    try {
-      const picture = decodeImage(await Deno.readFile(file), channels);
-      images.set(resizeAndCentreCrop(picture, size).data, i * stored);
-    } catch (e) {
-      throw new UsageError(`${file}: ${(e as Error).message}`);
-    }
+  const bytes = await Promise.all(files.map(readImageFile));
+  try {
+    return readImages(bytes, channels, size, files);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
-  return {
-    count: files.length,
-    shape: [channels, size, size],
-    images,
-    labels: new Int32Array(files.length),
-    classes: [],
-  };
+}
+
+/** An image file's bytes, or a usage error naming it. */
+export async function readImageFile(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new UsageError(`${path}: ${(e as Error).message}`);
+  }
 }
 
 /**

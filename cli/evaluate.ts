@@ -3,16 +3,16 @@
  *
  * @module
  */
-import { cropPadding, makeBatch } from "../data/dataset.ts";
-import { storedSize } from "../data/open.ts";
+import { cropPadding } from "../data/dataset.ts";
 import { evaluateDataset } from "../train/evaluate.ts";
+import { predict } from "../train/predict.ts";
 import {
   BUNDLED_DATA,
   type Command,
   crops,
   number,
   openData,
-  readPictures,
+  readImageFile,
   readWeights,
   UsageError,
   type Values,
@@ -108,33 +108,19 @@ async function runPredict(v: Values, images: string[]): Promise<void> {
   const top = number(v, "top", 5, { integer: true });
   const { net, preprocess, path } = await readWeights(v, "runs/alexnet-small/weights.safetensors");
   try {
-    const [c, h, w] = net.config.input;
-    const size = preprocess?.shape[1] ?? storedSize(h);
     if (!preprocess) console.error(`${path} has no preprocessing record: no mean subtracted`);
-    const set = await readPictures(images, c as 1 | 3, size);
-    const mean = preprocess?.mean ?? new Float32Array(c * size * size);
-    const classes = net.config.classes, probabilities = new Float64Array(images.length * classes);
-    const indices = images.map((_, i) => i);
-    for (let view = views === 1 ? 4 : 0; view < (views === 1 ? 5 : 10); view++) {
-      const viewPad = cropPadding(set.shape, [h, w]);
-      const { input } = makeBatch(set, indices, {
-        mean,
-        std: preprocess?.std,
-        crop: [h, w],
-        view,
-        viewPad,
-      });
-      const p = await net.forward(input, images.length, { softmax: true });
-      for (let i = 0; i < p.length; i++) probabilities[i] += p[i] / views;
+    const files = await Promise.all(images.map(readImageFile));
+    let ranked;
+    try {
+      ranked = await predict(net, files, { preprocess, crops: views, top, names: images });
+    } catch (e) {
+      if (e instanceof RangeError) throw new UsageError(e.message);
+      throw e;
     }
     for (const [i, file] of images.entries()) {
-      const row = Array.from(probabilities.subarray(i * classes, (i + 1) * classes));
-      const ranked = row.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]).slice(0, top);
       console.log(file);
-      for (const [p, k] of ranked) {
-        console.log(
-          `  ${(100 * p).toFixed(2).padStart(6)}%  ${preprocess?.classes[k] ?? `class ${k}`}`,
-        );
+      for (const { probability, name } of ranked[i]) {
+        console.log(`  ${(100 * probability).toFixed(2).padStart(6)}%  ${name}`);
       }
     }
   } finally {

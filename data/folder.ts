@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { joinPath } from "../io/files.ts";
 import type { Dataset } from "./dataset.ts";
 import { WorkerPool } from "./workers.ts";
 
@@ -89,7 +89,7 @@ export async function listImageFolder(
   if (classes.length === 0) throw new DataError(`${dir} has no class folders`);
   const files: { path: string; label: number }[] = [], skipped: Skipped[] = [];
   for (const [label, name] of classes.entries()) {
-    const folder = join(dir, name), names: string[] = [];
+    const folder = joinPath(dir, name), names: string[] = [];
     try {
       for await (const e of Deno.readDir(folder)) {
         if (!e.name.startsWith(".") && !e.isDirectory) names.push(e.name);
@@ -99,7 +99,7 @@ export async function listImageFolder(
       continue;
     }
     if (names.length === 0) skipped.push({ path: folder, reason: "empty class folder" });
-    for (const n of names.sort(byName)) files.push({ path: join(folder, n), label });
+    for (const n of names.sort(byName)) files.push({ path: joinPath(folder, n), label });
   }
   return { classes, files, skipped };
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { joinPath } from "../io/files.ts";
 import { type Dataset, loadIdxDirectory } from "./dataset.ts";
 import { DataError, loadImageFolder, type Skipped } from "./folder.ts";
 import { datasetStatistics, fingerprint, type Statistics } from "./statistics.ts";
@@ -110,8 +110,8 @@ export async function openDataset(path: string, options: OpenOptions): Promise<O
     throw new DataError(`cannot read ${path}: ${(e as Error).message}`);
   }
   if (!info.isDirectory) throw new DataError(`${path} is not a folder`);
-  const idx = await exists(join(path, idxFiles[0])) ||
-    await exists(join(path, `${idxFiles[0]}.gz`));
+  const idx = await exists(joinPath(path, idxFiles[0])) ||
+    await exists(joinPath(path, `${idxFiles[0]}.gz`));
   return idx ? await openIdx(path, options.input) : await openImageFolder(path, options);
 }
 
@@ -128,10 +128,10 @@ async function openIdx(path: string, input: OpenOptions["input"]): Promise<Opene
   }
   const files = [];
   for (const f of idxFiles) {
-    files.push(await exists(join(path, f)) ? join(path, f) : join(path, `${f}.gz`));
+    files.push(await exists(joinPath(path, f)) ? joinPath(path, f) : joinPath(path, `${f}.gz`));
   }
   const print = await fingerprint(files, "idx");
-  const cache = join(path, ".alexnet-statistics.json");
+  const cache = joinPath(path, ".alexnet-statistics.json");
   const { stats, cached } = await datasetStatistics(data.train, cache, print);
   return { ...data, description: `IDX files in ${path}`, skipped: [], stats, statsCached: cached };
 }
@@ -144,9 +144,9 @@ async function openImageFolder(path: string, options: OpenOptions): Promise<Open
   if (c !== 1 && c !== 3) {
     throw new DataError(`image folders need 1 or 3 input channels, not ${channels}`);
   }
-  const held = (await exists(join(path, "val")))
+  const held = (await exists(joinPath(path, "val")))
     ? "val"
-    : (await exists(join(path, "test")))
+    : (await exists(joinPath(path, "test")))
     ? "test"
     : undefined;
   const pool = new WorkerPool();
@@ -160,20 +160,22 @@ async function openImageFolder(path: string, options: OpenOptions): Promise<Open
         pool,
       });
     let train: Dataset, test: Dataset, skipped: Skipped[], files: string[], description: string;
-    if (held && await exists(join(path, "train"))) {
-      const trainDir = join(path, "train");
-      const a = await load(trainDir), b = await load(join(path, held));
+    if (held && await exists(joinPath(path, "train"))) {
+      const trainDir = joinPath(path, "train");
+      const a = await load(trainDir), b = await load(joinPath(path, held));
       // Validation labels follow the training folder's class list, by name.
       const index = new Map(a.dataset.classes.map((name, i) => [name, i]));
       const unknown = b.dataset.classes.filter((n) => !index.has(n));
       if (unknown.length > 0) {
-        throw new DataError(`${join(path, held)} has classes not in train/: ${unknown.join(", ")}`);
+        throw new DataError(
+          `${joinPath(path, held)} has classes not in train/: ${unknown.join(", ")}`,
+        );
       }
       const labels = b.dataset.labels.map((l) => index.get(b.dataset.classes[l])!);
       train = a.dataset, test = { ...b.dataset, labels, classes: a.dataset.classes };
       skipped = [...a.skipped, ...b.skipped];
       files = a.files;
-      description = `image folders ${trainDir} and ${join(path, held)}`;
+      description = `image folders ${trainDir} and ${joinPath(path, held)}`;
     } else {
       const a = await load(path);
       ({ train, test } = split(a.dataset));
@@ -184,7 +186,7 @@ async function openImageFolder(path: string, options: OpenOptions): Promise<Open
     if (test.count === 0) throw new DataError(`${path}: no images left for validation`);
     // The statistics are the training files': any of them changing invalidates the cache.
     const print = await fingerprint(files, `${c}x${size}`);
-    const cache = join(path, `.alexnet-statistics-${c}x${size}.json`);
+    const cache = joinPath(path, `.alexnet-statistics-${c}x${size}.json`);
     const { stats, cached } = await datasetStatistics(train, cache, print);
     return { train, test, description, skipped, stats, statsCached: cached };
   } finally {

@@ -34,22 +34,44 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
 }
 
 /**
- * The bytes of a file by path or URL (`file:`, or fetched for `http:` and `https:`), or the bytes
- * themselves.
+ * The bytes of a file by path or URL (`file:`, or fetched for `http:` and `https:`), of a `Blob`
+ * (a browser's `File`), or the bytes themselves. In a browser, which has no file system, a string
+ * is a URL relative to the page.
  *
  * @example
  * ```ts
  * import { readBytes } from "./files.ts";
  * console.log((await readBytes(new Uint8Array([1, 2]))).length); // 2
+ * console.log((await readBytes(new Blob([new Uint8Array([1, 2, 3])]))).length); // 3
  * ```
  */
-export async function readBytes(source: string | URL | Uint8Array): Promise<Uint8Array> {
+export async function readBytes(source: string | URL | Uint8Array | Blob): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source;
-  const url = source instanceof URL ? source : /^https?:\/\//.test(source) ? new URL(source) : null;
+  if (source instanceof Blob) return new Uint8Array(await source.arrayBuffer());
+  const browser = !("Deno" in globalThis);
+  const url = source instanceof URL
+    ? source
+    : /^https?:\/\//.test(source) || browser
+    ? new URL(source, browser ? globalThis.location?.href : undefined)
+    : null;
   if (url && url.protocol !== "file:") {
     const response = await fetch(url);
     if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
     return new Uint8Array(await response.arrayBuffer());
   }
   return await Deno.readFile(source);
+}
+
+/**
+ * `dir` and `name` joined by one `/` (which Deno accepts on every system), so that path handling
+ * needs no `node:path` and the module bundles for a browser.
+ *
+ * @example
+ * ```ts
+ * import { joinPath } from "./files.ts";
+ * console.log(joinPath("data/", "train")); // "data/train"
+ * ```
+ */
+export function joinPath(dir: string, name: string): string {
+  return dir === "" ? name : `${dir.replace(/[\\/]+$/, "")}/${name}`;
 }

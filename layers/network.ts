@@ -368,7 +368,7 @@ export class Network {
 
   /**
    * Replaces every parameter with the tensors of a safetensors file: a path, a URL (`file:`,
-   * `http:` or `https:`) or its bytes.
+   * `http:` or `https:`), a `Blob` (a browser's `File`) or its bytes.
    *
    * @example
    * ```ts
@@ -381,7 +381,7 @@ export class Network {
    * await b.destroy();
    * ```
    */
-  async loadWeights(source: string | URL | Uint8Array): Promise<void> {
+  async loadWeights(source: string | URL | Uint8Array | Blob): Promise<void> {
     this.#assertUsable();
     await this.setWeights(parseSafetensors(await readBytes(source)).tensors);
   }

@@ -11,6 +11,11 @@ import type { Answer, CallArgs, Reply, Request, TowerCall, TowerHandle } from ".
 
 type Body<T> = T extends unknown ? Omit<T, "id"> : never;
 
+// The browser build inlines this module into mod.js, with the worker's bundle in parallel/ beside it.
+const TOWER_WORKER = import.meta.url.endsWith("/worker_tower.ts")
+  ? "./tower_worker.ts"
+  : "./parallel/tower_worker.js";
+
 /**
  * Starts a worker, acquires a device there (its own `requestAdapter()`) and builds the tower on it.
  *
@@ -28,9 +33,7 @@ export async function workerTower(
   options: GpuOptions,
   tuning: TuningTable,
 ): Promise<TowerHandle> {
-  const worker = new Worker(new URL("./tower_worker.ts", import.meta.url).href, {
-    type: "module",
-  });
+  const worker = new Worker(new URL(TOWER_WORKER, import.meta.url).href, { type: "module" });
   const pending = new Map<number, PromiseWithResolvers<{ result: unknown; ms: number }>>();
   let next = 0, failure: Error | undefined;
   worker.onmessage = (e: MessageEvent<Reply>) => {

@@ -11,6 +11,19 @@ import { Network, type NetworkOptions } from "../layers/network.ts";
 
 const shared = new Map<Precision, Gpu>();
 
+/** Throws `message` unless `condition` (node:assert's `ok`, without node: for the browser). */
+export function assert(condition: unknown, message = "assertion failed"): asserts condition {
+  if (!condition) throw new Error(message);
+}
+
+/** Throws unless `actual` is `expected` (Object.is). */
+export function assertEquals<T>(actual: T, expected: T, what = "value"): void {
+  if (!Object.is(actual, expected)) throw new Error(`${what}: got ${actual}, expected ${expected}`);
+}
+
+/** A named check: Deno's tests register it, and the browser tests run some in Chromium. */
+export type Check = readonly [name: string, run: () => Promise<void>];
+
 /**
  * Runs `body` on the test process's device of `precision`, failing on any WebGPU error it raised.
  * One device (per precision) serves every test of a process: with a device per test, Deno crashed

@@ -23,6 +23,7 @@ export const WEBGPU_FLAGS = [
   "--no-default-browser-check",
   "--disable-background-timer-throttling",
   "--disable-renderer-backgrounding",
+  "--window-size=1000,1300",
 ];
 
 /** The Chromium binary: `CHROMIUM` from the environment, else Debian's. */
@@ -159,6 +160,7 @@ export class Chromium {
     const page = new Page(this.#socket, sessionId, this.#pending);
     this.#pages.set(sessionId, page);
     await page.send("Runtime.enable");
+    await page.send("Log.enable");
     await page.send("Page.enable");
     return page;
   }
@@ -195,6 +197,9 @@ export class Chromium {
     if (message.method === "Runtime.consoleAPICalled") {
       const args = message.params.args as { value?: unknown; description?: string }[];
       page.console.push(args.map((a) => a.value ?? a.description ?? "").join(" "));
+    } else if (message.method === "Log.entryAdded") {
+      const entry = message.params.entry as { level: string; text: string; url?: string };
+      page.console.push(`${entry.level}: ${entry.text}${entry.url ? ` (${entry.url})` : ""}`);
     } else if (message.method === "Runtime.exceptionThrown") {
       const d = message.params.exceptionDetails as { exception?: { description?: string } };
       page.console.push(`uncaught: ${d.exception?.description ?? "?"}`);

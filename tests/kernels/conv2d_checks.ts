@@ -1,0 +1,222 @@
+// The checks of the three convolution kernels and the GEMM core under them against the float64
+// reference, in the tilings helpers.ts names, in f32 and f16.
+import { Gpu, type Precision } from "../../gpu/device.ts";
+import { Tensor } from "../../gpu/tensor.ts";
+import { conv2dBackwardInput } from "../../kernels/conv2d_backward_input.ts";
+import { conv2dBackwardWeight } from "../../kernels/conv2d_backward_weight.ts";
+import { conv2dForward, readsVectors } from "../../kernels/conv2d_forward.ts";
+import { type Conv2dGeometry, conv2dOutputSize } from "../../kernels/conv2d_geometry.ts";
+import { GEMM_TILES, type GemmTile } from "../../kernels/gemm/tiles.ts";
+import {
+  assert,
+  assertClose,
+  type Check,
+  CONV_CASES,
+  convCaseData,
+  convGeometry,
+  PACKED_CASES,
+  tilingsOf,
+  withGpu,
+} from "../helpers.ts";
+import { conv2dBackwardRef, conv2dRef } from "../reference.ts";
+
+/** The checks, in order: each is a Deno test (conv2d_test.ts); the browser tests run some in Chromium. */
+export const CONV2D_CHECKS: Check[] = [];
+const check = (name: string, run: () => Promise<void>) => {
+  CONV2D_CHECKS.push([name, run]);
+};
+
+/** The values rounded to half precision (to nearest, ties to even). */
+const half = (v: Float32Array) => v.map(Math.f16round);
+
+/**
+ * Runs the forward pass and both gradients of case `g` in every tiling of `tilings` on `gpu`,
+ * against the reference on operands rounded as `precision` rounds them; the weight gradient also
+ * accumulates a second time onto the first.
+ */
+export async function checkConvolution(
+  gpu: Gpu,
+  [g, batch, relu]: [Conv2dGeometry, number, boolean],
+  tilings: [string, GemmTile][],
+  precision: Precision,
+) {
+  const { oh, ow, wShape, xs, ws, bs, dys } = convCaseData(g, batch);
+  const round = precision === "f16" ? half : (v: Float32Array) => v;
+  const ys = Float32Array.from(conv2dRef(g, batch, round(xs), round(ws), bs, relu));
+  // The fused ReLU's mask is the relu_backward kernel's work: dy arrives masked.
+  const gy = relu ? dys.map((v, i) => (ys[i] > 0 ? v : 0)) : dys;
+  const want = conv2dBackwardRef(g, batch, round(xs), round(ws), round(gy));
+  const x = Tensor.from(gpu, [batch, g.inChannels, g.height, g.width], xs);
+  const weight = Tensor.from(gpu, wShape, ws), bias = Tensor.from(gpu, [g.outChannels], bs);
+  const dy = Tensor.from(gpu, [batch, g.outChannels, oh, ow], gy);
+  const tolerance = { atol: 5e-5, rtol: 1e-4 };
+  for (const [tiling, tile] of tilings) {
+    const y = Tensor.zeros(gpu, dy.shape), dx = Tensor.zeros(gpu, x.shape);
+    const dWeight = Tensor.zeros(gpu, wShape), dBias = Tensor.zeros(gpu, [g.outChannels]);
+    const common = { geometry: g, batch, tile };
+    const forward = conv2dForward(gpu, { ...common, x, weight, bias, y, relu });
+    const vectors = forward.dispatches.some((d) => d.pipeline.key.includes(":vectors"));
+    assert(vectors === readsVectors(g), `reads vectors: ${vectors}`);
+    const weights = (accumulate: boolean) =>
+      conv2dBackwardWeight(gpu, { ...common, dy, x, dWeight, dBias, accumulate });
+    gpu.run([
+      ...forward.dispatches,
+      ...conv2dBackwardInput(gpu, { ...common, dy, weight, dx }).dispatches,
+      ...weights(false).dispatches,
+    ]);
+    const what = (t: string) => `${t}, tiling ${tiling}`;
+    assertClose(await y.read(), ys, { ...tolerance, what: what("y") });
+    assertClose(await dx.read(), want.dx, { ...tolerance, what: what("dx") });
+    assertClose(await dWeight.read(), want.dw, { ...tolerance, what: what("dw") });
+    assertClose(await dBias.read(), want.db, { ...tolerance, what: what("db") });
+    gpu.run(weights(true).dispatches); // a second micro-batch adds to the first's gradients
+    assertClose(await dBias.read(), want.db.map((v) => 2 * v), {
+      ...tolerance,
+      what: what("2 db"),
+    });
+    for (const t of [y, dx, dWeight, dBias]) t.destroy();
+  }
+  for (const t of [x, weight, bias, dy]) t.destroy();
+}
+
+for (const [name, g, batch, relu] of CONV_CASES) {
+  check(
+    `conv2d forward, input and weight gradients match the reference: ${name}`,
+    () => withGpu((gpu) => checkConvolution(gpu, [g, batch, relu], tilingsOf(name), "f32")),
+  );
+}
+
+// f16 rounds in each kind of core: workgroup tiles hold f16, register blocks round what they load
+// (four k at a time with vec4 loads), packed operands round when packed: on a gathered
+// convolution and on a dense layer read by vec4s.
+const F16_PACKED = new Set([
+  "8 and 4 channels a group (packed operands gather B), stride 2, pad 2, 5x5, batch 1",
+  "dense in 2 groups of 36 channels read four a load, batch 11",
+]);
+for (const [name, g, batch, relu] of CONV_CASES.filter(([name]) => PACKED_CASES.has(name))) {
+  const tilings = tilingsOf(name)
+    .filter(([t]) =>
+      t !== "blocks" && t !== "narrowBlocks" && (t !== "packed" || F16_PACKED.has(name))
+    );
+  check(
+    `f16: conv2d kernels match the reference on f16 operands: ${name}`,
+    () => withGpu((gpu) => checkConvolution(gpu, [g, batch, relu], tilings, "f16"), "f16"),
+  );
+}
+
+check(
+  "weights over the binding limit (512 bytes) run in slices: a conv and a dense layer",
+  async () => {
+    const gpu = await Gpu.create({ limits: { maxStorageBufferBindingSize: 512 } });
+    try {
+      // 12 rows of 144 bytes in two groups; then 13 dense rows of 24 weights (96 bytes), each
+      // slice starting mid-binding and read four channels a load, in every tiling.
+      const conv = convGeometry({ inChannels: 8, outChannels: 12, groups: 2, padH: 1, padW: 1 });
+      const dense = convGeometry({
+        inChannels: 24,
+        height: 1,
+        width: 1,
+        kernelH: 1,
+        kernelW: 1,
+        outChannels: 13,
+      });
+      // The dense case reads vec4s through every kind of core: a workgroup tile's scalar loaders
+      // derived from them, register blocks, and the pack kernel.
+      const denseTilings = [...tilingsOf(""), ["packed", GEMM_TILES.packed]] as [
+        string,
+        GemmTile,
+      ][];
+      for (
+        const [g, batch, tilings] of [[conv, 1, tilingsOf("")], [dense, 3, denseTilings]] as const
+      ) {
+        const { wShape, xs, ws, bs } = convCaseData(g, batch);
+        const x = Tensor.from(gpu, [batch, g.inChannels, g.height, g.width], xs);
+        const weight = Tensor.from(gpu, wShape, ws), bias = Tensor.from(gpu, [g.outChannels], bs);
+        const y = Tensor.zeros(gpu, [batch, g.outChannels, ...conv2dOutputSize(g)]);
+        for (const [, tile] of tilings) {
+          const common = { geometry: g, batch, x, weight, bias, y, relu: false, tile };
+          const launch = conv2dForward(gpu, common);
+          const multiplies = launch.dispatches.filter((d) => !d.label.includes(" pack "));
+          assert(multiplies.length > 2, `${multiplies.length} launches`);
+          if (g === dense) {
+            assert(launch.dispatches.every((d) => d.pipeline.key.includes(":vectors")));
+          }
+          for (const b of launch.buffers) b.destroy();
+        }
+        for (const t of [x, weight, bias, y]) t.destroy();
+        await checkConvolution(gpu, [g, batch, false], tilings, "f32");
+      }
+      await gpu.check();
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
+// [input channels, output channels, size]: the forward pass gathers B from the input packed
+// channels last for 17 in (padded to 20) and packs the im2col matrix for 5; 40 out lets the input
+// gradient gather from the output gradient, 6 packs it.
+check(
+  "packed operands in chunks (scratch capped at one texture row) match the reference",
+  async () => {
+    // 4,096 texels a scratch texture: every GEMM here runs in several chunks of columns, and the
+    // weight gradient in several chunks of rows too (A packed again for each).
+    const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 1 } });
+    try {
+      for (const [cin, cout, size] of [[17, 40, 13], [5, 6, 20]]) {
+        const g = convGeometry({
+          inChannels: cin,
+          height: size,
+          width: size,
+          outChannels: cout,
+          padH: 1,
+          padW: 1,
+        });
+        const batch = 2, tile = GEMM_TILES.packed, [oh, ow] = conv2dOutputSize(g);
+        const x = Tensor.zeros(gpu, [batch, cin, size, size]), dx = Tensor.zeros(gpu, x.shape);
+        const y = Tensor.zeros(gpu, [batch, cout, oh, ow]), dy = Tensor.zeros(gpu, y.shape);
+        const weight = Tensor.zeros(gpu, [cout, cin, 3, 3]), bias = Tensor.zeros(gpu, [cout]);
+        const dWeight = Tensor.zeros(gpu, weight.shape), dBias = Tensor.zeros(gpu, [cout]);
+        const common = { geometry: g, batch, tile };
+        const launches = [
+          conv2dForward(gpu, { ...common, x, weight, bias, y, relu: false }),
+          conv2dBackwardInput(gpu, { ...common, dy, weight, dx }),
+          conv2dBackwardWeight(gpu, { ...common, x, dy, dWeight, dBias, accumulate: false }),
+        ];
+        for (const l of launches) {
+          const chunks = l.dispatches.filter((d) => / columns \d+\+\d+$/.test(d.label)).length;
+          assert(chunks > 2, `${cin} -> ${cout}: ${chunks} chunks`);
+          for (const b of l.buffers) b.destroy();
+        }
+        for (const t of [x, dx, y, dy, weight, bias, dWeight, dBias]) t.destroy();
+        await checkConvolution(gpu, [g, batch, false], [["packed", tile]], "f32");
+      }
+      await gpu.check();
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
+check(
+  "f16: an operand is rounded to half precision before it multiplies",
+  () =>
+    withGpu(async (gpu) => {
+      // 1 + 2^-12 is 1 in f16 (10 bits of mantissa): an f32 core would give 1.000244.
+      const g = convGeometry({
+        inChannels: 1,
+        height: 1,
+        width: 1,
+        kernelH: 1,
+        kernelW: 1,
+        outChannels: 1,
+      });
+      const x = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([1 + 2 ** -12]));
+      const weight = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([1]));
+      const y = Tensor.zeros(gpu, [1, 1, 1, 1]), bias = Tensor.zeros(gpu, [1]);
+      gpu.run(
+        conv2dForward(gpu, { geometry: g, batch: 1, x, weight, bias, y, relu: false }).dispatches,
+      );
+      assertClose(await y.read(), [1], { atol: 0, rtol: 0 });
+    }, "f16"),
+);

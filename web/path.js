@@ -1,3 +1,0 @@
-export function join(...p) {
-  return p.join("/");
-}
