@@ -85,13 +85,22 @@ export class ErrorCapture {
     try {
       return body();
     } finally {
-      for (let i = 0; i < 3; i++) this.#scopes.push(device.popErrorScope());
+      // A scope of a lost device rejects (Dawn: "Instance dropped"); held, it must not go unhandled.
+      for (let i = 0; i < 3; i++) this.#scopes.push(device.popErrorScope().catch(lostScope));
     }
   }
 
   /** Races `promise` with device loss, so that no wait hangs on a lost device. */
-  guard<T>(promise: Promise<T>): Promise<T> {
-    return Promise.race([promise, this.#lostPromise]);
+  async guard<T>(promise: Promise<T>): Promise<T> {
+    try {
+      return await Promise.race([promise, this.#lostPromise]);
+    } catch (e) {
+      // Dawn aborts pending maps and scopes when its GPU process goes, before `lost` settles.
+      if (this.#lost !== null || /instance/i.test((e as Error).message)) {
+        throw new GpuError(`the GPU device was lost: ${(e as Error).message}`);
+      }
+      throw e;
+    }
   }
 
   /** Throws the first error reported since the last check (see `Gpu.check`). */
@@ -103,4 +112,9 @@ export class ErrorCapture {
     messages.push(...this.#uncaptured.splice(0));
     if (messages.length > 0) throw new GpuError(`WebGPU error: ${messages.join("\n")}`);
   }
+}
+
+/** A scope that could not be popped, as the error it stands for. */
+function lostScope(e: Error): GPUError {
+  return { message: `the GPU device was lost: ${e.message}` } as GPUError;
 }

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { GpuError } from "../gpu/errors.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { DropoutLaunch } from "../kernels/dropout_forward.ts";
@@ -525,6 +526,6 @@ export class Tower {
 
   #assertUsable(): void {
     if (this.#destroyed) throw new Error(`${this.#spec.name}: the network was destroyed`);
-    if (this.gpu.lost) throw new Error(`${this.#spec.name}: its GPU device is gone`);
+    if (this.gpu.lost) throw new GpuError(`${this.#spec.name}: its GPU device is gone`);
   }
 }

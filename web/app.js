@@ -103,16 +103,23 @@ globalThis.alexnet = {
 // The interface.
 const $ = (id) => document.getElementById(id);
 
-async function guarded(what, work) {
-  $("status").textContent = `${what}…`;
-  try {
-    await work();
-    $("status").textContent = "";
-  } catch (e) {
-    console.error(e);
-    $("status").textContent = `${what} failed: ${e.message}`;
-    $("status").className = "error";
-  }
+let queue = Promise.resolve();
+
+/** Runs `work` after what was asked before (a network is never replaced while in use). */
+function guarded(what, work) {
+  queue = queue.then(async () => {
+    $("status").textContent = `${what}…`;
+    $("status").className = "";
+    try {
+      await work();
+      $("status").textContent = "";
+    } catch (e) {
+      console.warn(e);
+      $("status").textContent = `${what} failed: ${e.message}`;
+      $("status").className = "error";
+    }
+  });
+  return queue;
 }
 
 async function showNetwork(text) {

@@ -157,6 +157,35 @@ Deno.test({
         const errors = page.console.filter((l) => /uncaught|error/i.test(l));
         assert(errors.length === 0, errors.join("\n"));
       });
+
+      await t.step(
+        "a lost GPU process is one clear error, never an uncaught rejection",
+        async () => {
+          await inPage(page, 60, `alexnet.freshNetwork("alexnet-small", 1)`);
+          const before = page.console.length;
+          await browser.send("Browser.crashGpuProcess");
+          // The GPU process dies a moment after the command returns.
+          const answer = await inPage<string>(
+            page,
+            60,
+            `(async () => {
+          for (let tries = 0; tries < 100; tries++) {
+            try {
+              await alexnet.state.net.forward(new Float32Array(784), 1);
+            } catch (e) {
+              return e.name + ": " + e.message;
+            }
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          return "no error after 100 forward passes";
+        })()`,
+          );
+          assert(/^GpuError: .*(lost|gone)/.test(answer), answer);
+          await new Promise((r) => setTimeout(r, 1000));
+          const uncaught = page.console.slice(before).filter((l) => l.startsWith("uncaught"));
+          assert(uncaught.length === 0, uncaught.join("\n"));
+        },
+      );
     } finally {
       await browser.close();
       await served.close();
