@@ -158,6 +158,24 @@ Deno.test({
         assert(errors.length === 0, errors.join("\n"));
       });
 
+      await t.step("two devices, each in a browser Worker, give one device's logits", async () => {
+        const difference = await inPage<number>(
+          page,
+          300,
+          `(async () => {
+          const { createAlexNet } = await import("./mod.js");
+          const one = await createAlexNet({ model: "alexnet-small", seed: 1 });
+          const two = await createAlexNet({ model: "alexnet-small", seed: 1, devices: 2 });
+          const x = new Float32Array(2 * 784).map((_, i) => Math.sin(i));
+          const [a, b] = [await one.forward(x, 2), await two.forward(x, 2)];
+          await one.destroy();
+          await two.destroy();
+          return Math.max(...a.map((v, i) => Math.abs(v - b[i]) / Math.max(Math.abs(v), 1e-3)));
+        })()`,
+        );
+        assert(difference <= 1e-5, `relative difference ${difference}`);
+      });
+
       await t.step(
         "a lost GPU process is one clear error, never an uncaught rejection",
         async () => {
