@@ -178,6 +178,20 @@ const readFiles = (list) =>
     [...list].map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) })),
   );
 
+/** Calls `use(files)` with the files dropped on `box`. */
+function onDrop(box, use) {
+  box.ondragover = (e) => {
+    e.preventDefault();
+    box.classList.add("over");
+  };
+  box.ondragleave = () => box.classList.remove("over");
+  box.ondrop = (e) => {
+    e.preventDefault();
+    box.classList.remove("over");
+    if (e.dataTransfer.files.length > 0) use(e.dataTransfer.files);
+  };
+}
+
 async function start() {
   for (const name of Object.keys(MODELS)) $("model").add(new Option(name, name));
   $("model").value = "alexnet-small";
@@ -216,20 +230,19 @@ async function start() {
       );
       await showImages();
     });
-  const drop = $("drop");
-  drop.ondragover = (e) => {
-    e.preventDefault();
-    drop.classList.add("over");
-  };
-  drop.ondragleave = () => drop.classList.remove("over");
-  drop.ondrop = (e) => {
-    e.preventDefault();
-    drop.classList.remove("over");
+  onDrop($("drop"), (files) =>
     guarded("Classifying", async () => {
-      addImages(await readFiles(e.dataTransfer.files));
+      addImages(await readFiles(files));
       await showImages();
-    });
-  };
+    }));
+  onDrop(
+    $("weights"),
+    (files) =>
+      guarded(
+        "Loading weights",
+        async () => showNetwork(await loadWeights(files[0], $("model").value)),
+      ),
+  );
   $("train").onclick = () =>
     guarded("Training", async () => {
       if (!state.net || state.images.length === 0) throw new Error("make a network and add images");

@@ -8,12 +8,13 @@ import { imageInput, openWeights } from "../../train/predict.ts";
 import { buildBundle } from "../../web/build.ts";
 import { serveWeb } from "../../web/serve.ts";
 import { assert, assertClose } from "../helpers.ts";
-import { Chromium, chromiumPath, type Page } from "./chromium.ts";
+import { Chromium, chromiumPath, type Page, WEBGPU_FLAGS } from "./chromium.ts";
 import type { Outcome } from "./kernel_suite.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const WEIGHTS = `${ROOT}tests/fixtures/alexnet_small_weights.safetensors`;
 const EXAMPLES = ["bag.png", "sneaker.png", "trouser.png"];
+const NO_WEBGPU_FLAGS = WEBGPU_FLAGS.filter((f) => f !== "--enable-unsafe-webgpu");
 
 /** `work`, or an error naming `what` after `seconds`. */
 async function within<T>(seconds: number, what: string, work: Promise<T>): Promise<T> {
@@ -48,9 +49,40 @@ const ADD_EXAMPLES = `alexnet.addImages(await Promise.all(${
 }.map(async (name) =>
   ({ name, bytes: new Uint8Array(await (await fetch("/examples/" + name)).arrayBuffer()) }))))`;
 
+/** Run by `deno task test:browser` (which sets ALEXNET_BROWSER_TESTS), not by `deno task test`. */
+const IGNORE = !Deno.env.get("ALEXNET_BROWSER_TESTS") || !chromiumPath();
+
+Deno.test({
+  name: "without WebGPU, the page says so and disables its controls",
+  ignore: IGNORE,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const served = await serveWeb({ port: 0 });
+    const browser = await within(60, "launching Chromium", Chromium.launch(NO_WEBGPU_FLAGS));
+    try {
+      const page = await browser.newPage();
+      await within(60, "loading the page", page.goto(served.url));
+      const text = await inPage<string>(
+        page,
+        30,
+        `(async () => {
+        const status = document.getElementById("adapter");
+        while (status.className !== "missing") await new Promise((r) => setTimeout(r, 50));
+        return status.textContent + " " + document.getElementById("fresh").disabled;
+      })()`,
+      );
+      assert(/has no WebGPU.*--enable-unsafe-webgpu.* true$/.test(text), text);
+    } finally {
+      await browser.close();
+      await served.close();
+    }
+  },
+});
+
 Deno.test({
   name: "in Chromium: the page's weights, logits, losses and kernels are Deno's",
-  ignore: !chromiumPath(),
+  ignore: IGNORE,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
