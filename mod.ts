@@ -2,7 +2,8 @@
  * AlexNet (Krizhevsky, Sutskever and Hinton, 2012) in hand-written WGSL compute kernels on
  * WebGPU: the network on one device or two, its layer tables, the data pipeline, the training
  * loop, safetensors weights and the paper's pictures. Everything else is importable by path
- * (kernels/, layers/, gpu/) but is not this module's API.
+ * (kernels/, layers/, gpu/) but is not this module's API. `deno task bundle` builds the same
+ * exports as one ES module for browsers (`web/dist/mod.js`).
  *
  * ```ts
  * import { createAlexNet } from "./mod.ts";
