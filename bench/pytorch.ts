@@ -14,7 +14,7 @@ export const PYTHON = "/usr/bin/python3";
 /**
  * PyTorch's figures for `config` at `batch` (inference and SGD training images/s, each over
  * `repeats` calls after one untimed call), after checking that it built a network with
- * `parameters` parameters, ours.
+ * `parameters` parameters, ours. Its name says which BLAS PyTorch loaded.
  *
  * @example
  * ```ts ignore
@@ -52,7 +52,7 @@ export async function benchPyTorch(
     );
   }
   return {
-    name: `PyTorch CPU (${result.threads} threads)`,
+    name: `PyTorch CPU (${result.threads} threads, ${result.blas})`,
     inference: result.inference,
     training: result.training,
   };

@@ -4,8 +4,9 @@ the network a model configuration describes, timed at one batch size, for `bench
   python3 pytorch_peer.py CONFIG_JSON BATCH REPEATS
 
 CONFIG_JSON is a ModelConfig (layers as mod.ts's table: conv, lrn, maxpool, dropout, dense).
-Prints one JSON line: {"inference": images/s, "training": images/s, "threads": N, "parameters": N}
-(the parameter count, so that the caller can check it built the same network). Inference in
+Prints one JSON line: {"inference": images/s, "training": images/s, "threads": N, "parameters": N,
+"blas": "..."} (the parameter count, so that the caller can check it built the same network; the
+BLAS the process loaded, which decides the dense layers' speed). Inference in
 eval mode without gradients; training one SGD step (lr 0.01, momentum 0.9, weight decay 5e-4) on
 softmax cross-entropy with dropout on. Each figure times REPEATS calls after one untimed call, as
 the benchmark times this project, on every CPU the process may use.
@@ -71,6 +72,22 @@ def network(config):
     return nn.Sequential(*layers)
 
 
+def blas_library():
+    """The BLAS this process loaded, after a matrix product: Debian's python3-torch calls whatever
+    libblas.so.3 resolves to (the reference BLAS unless e.g. libopenblas0-pthread is installed)."""
+    torch.mm(torch.ones(64, 64), torch.ones(64, 64))
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line})
+    if any("mkl" in p for p in paths):
+        return "MKL"
+    openblas = [p for p in paths if "libopenblas" in os.path.basename(p)]
+    if openblas:
+        return f"OpenBLAS ({os.path.basename(openblas[0])})"
+    if paths:
+        return f"reference BLAS ({paths[0]})"
+    return "its own kernels (no BLAS loaded)"
+
+
 def seconds_per_call(step, repeats):
     step()  # warm up
     started = time.perf_counter()
@@ -107,7 +124,7 @@ def main():
 
     training = batch / seconds_per_call(train, repeats)
     print(json.dumps({"inference": inference, "training": training,
-                      "threads": torch.get_num_threads(),
+                      "threads": torch.get_num_threads(), "blas": blas_library(),
                       "parameters": sum(p.numel() for p in net.parameters())}))
 
 

@@ -43,11 +43,14 @@ Deno.test("bench reports every layer, the whole network and the data pipeline", 
   }
 });
 
-Deno.test("the PyTorch peer builds the same network (its parameter count) and times it", async () => {
+Deno.test("the PyTorch peer builds the same network (its parameter count), times it, names its BLAS", async () => {
   // conv1 6 x 1 x 3 x 3, conv2 8 x 3 x 3 x 3 (two groups), fc1 16 x 72, fc2 4 x 16, and biases.
   const parameters = (54 + 6) + (216 + 8) + (1152 + 16) + (64 + 4);
   const torch = await benchPyTorch(TINY, 2, 1, parameters);
-  assert(torch.name.startsWith("PyTorch CPU"));
+  assert(
+    /^PyTorch CPU \(\d+ threads, (OpenBLAS|MKL|reference BLAS|its own)/.test(torch.name),
+    torch.name,
+  );
   assert(torch.inference > 0 && torch.training !== null && torch.training > 0);
   await rejects(benchPyTorch(TINY, 2, 1, parameters + 1), /not the same network/);
 });
