@@ -94,6 +94,8 @@ export {
   SafetensorsError,
   serializeSafetensors,
 } from "./io/safetensors.ts";
+export { parsePth, PthError } from "./io/pth.ts";
+export { parseWeightsFile } from "./io/weights_file.ts";
 export { fromTorchvision } from "./io/torchvision.ts";
 
 // The paper's pictures.

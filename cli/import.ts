@@ -5,7 +5,7 @@
  */
 import IMAGENET_CLASSES from "../data/imagenet_classes.json" with { type: "json" };
 import { encodePreprocess } from "../data/preprocess.ts";
-import { parseSafetensors } from "../io/safetensors.ts";
+import { parseWeightsFile } from "../io/weights_file.ts";
 import { fromTorchvision, IMAGENET_NORMALISATION } from "../io/torchvision.ts";
 import { createAlexNet } from "../mod.ts";
 import { type Command, UsageError, type Values } from "./common.ts";
@@ -15,9 +15,8 @@ export const importCommand: Command = {
   help: `usage: deno run -A main.ts import --from torchvision FILE --out WEIGHTS
 
   --from torchvision   FILE holds torchvision's AlexNet state dict (features.0.weight, ...,
-                       classifier.6.bias) as safetensors; convert a .pth with:
-                         python3 -c "import torch, safetensors.torch as s; \\
-                           s.save_file(torch.load('alexnet-owt-7be5be79.pth'), 'alexnet.safetensors')"
+                       classifier.6.bias): its .pth as downloaded (alexnet-owt-7be5be79.pth,
+                       read without Python and without running its pickle) or safetensors
   --out WEIGHTS        the weights file to write (model "torchvision", with ImageNet's class
                        names and torchvision's preprocessing recorded for eval and predict)`,
   options: { from: { type: "string" }, out: { type: "string" } },
@@ -29,11 +28,11 @@ async function runImport(v: Values, files: string[]): Promise<void> {
   if (v.from !== "torchvision") {
     throw new UsageError(`import: --from must be torchvision, got "${v.from ?? ""}"`);
   }
-  if (files.length !== 1) throw new UsageError("import: name one safetensors file");
+  if (files.length !== 1) throw new UsageError("import: name one weights file (.pth or safetensors)");
   if (v.out === undefined) throw new UsageError("import: --out WEIGHTS is required");
   let tensors;
   try {
-    tensors = fromTorchvision(parseSafetensors(await Deno.readFile(files[0])).tensors);
+    tensors = fromTorchvision(parseWeightsFile(await Deno.readFile(files[0])).tensors);
   } catch (e) {
     throw new UsageError(`${files[0]}: ${(e as Error).message}`);
   }

@@ -9,7 +9,8 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { readBytes, writeFileAtomic } from "../io/files.ts";
-import { type NamedTensor, parseSafetensors } from "../io/safetensors.ts";
+import type { NamedTensor } from "../io/safetensors.ts";
+import { parseWeightsFile } from "../io/weights_file.ts";
 import { type TunedGemm, Tuning } from "../kernels/gemm/tuning.ts";
 import {
   type ExchangeStats,
@@ -367,8 +368,9 @@ export class Network {
   }
 
   /**
-   * Replaces every parameter with the tensors of a safetensors file: a path, a URL (`file:`,
-   * `http:` or `https:`), a `Blob` (a browser's `File`) or its bytes.
+   * Replaces every parameter with the tensors of a safetensors or `.pth` file (a state_dict
+   * `torch.save` wrote, under this project's names): a path, a URL (`file:`, `http:` or
+   * `https:`), a `Blob` (a browser's `File`) or its bytes.
    *
    * @example
    * ```ts
@@ -383,7 +385,7 @@ export class Network {
    */
   async loadWeights(source: string | URL | Uint8Array | Blob): Promise<void> {
     this.#assertUsable();
-    await this.setWeights(parseSafetensors(await readBytes(source)).tensors);
+    await this.setWeights(parseWeightsFile(await readBytes(source)).tensors);
   }
 
   /**

@@ -20,6 +20,14 @@
       DIR/golden.safetensors holding "input" (IMAGE through torchvision's own preprocessing:
       Resize(256), CenterCrop(224), ToTensor, Normalize with ImageNet's mean and std) and
       "logits" (the network's output for it). The tests import the weights and compare both.
+      Also DIR/torchvision.pth and DIR/torchvision_legacy.pth: the state dict by torch.save, in
+      the zip and the legacy format.
+  golden.py pth DIR
+      .pth files for the reader's tests: a state_dict under "state_dict" with views (transposed,
+      offset, strided, shared storage), a Parameter and a scalar, in both formats (zip.pth,
+      legacy.pth), its tensors as DIR/expected.safetensors; evil.pth, whose pickle would run
+      os.system; double.pth, a float64 tensor; alexnet_small.pth and .safetensors, the same
+      PyTorch-initialised alexnet-small.
 """
 import json
 import struct
@@ -141,7 +149,37 @@ def main():
         with torch.no_grad():
             logits = tv(x)
         save(f"{sys.argv[3]}/torchvision.safetensors", tv.state_dict())
+        torch.save(tv.state_dict(), f"{sys.argv[3]}/torchvision.pth")
+        torch.save(tv.state_dict(), f"{sys.argv[3]}/torchvision_legacy.pth",
+                   _use_new_zipfile_serialization=False)
         save(f"{sys.argv[3]}/golden.safetensors", {"input": x, "logits": logits})
+    elif sys.argv[1] == "pth":
+        import collections
+        import os
+
+        out = sys.argv[2]
+        big = torch.randn(10, 6)
+        state = collections.OrderedDict([
+            ("conv.weight", torch.randn(3, 2, 2, 2)),
+            ("transposed", torch.randn(4, 5).t()),  # non-contiguous
+            ("slice", big[2:5]),  # a storage offset into a storage shared with the next
+            ("columns", big[:, 1:4:2]),  # strided and offset
+            ("parameter", nn.Parameter(torch.randn(7))),
+            ("scalar", torch.tensor(1.5)),
+        ])
+        held = {"state_dict": state, "epoch": 3}
+        torch.save(held, f"{out}/zip.pth")
+        torch.save(held, f"{out}/legacy.pth", _use_new_zipfile_serialization=False)
+        save(f"{out}/expected.safetensors", state)
+
+        class Evil:
+            def __reduce__(self):
+                return (os.system, (f"touch {out}/pwned",))
+
+        torch.save({"x": Evil()}, f"{out}/evil.pth")
+        torch.save({"x": torch.zeros(3, dtype=torch.float64)}, f"{out}/double.pth")
+        torch.save(net.state_dict(), f"{out}/alexnet_small.pth")
+        save(f"{out}/alexnet_small.safetensors", net.state_dict())
     else:
         sys.exit(__doc__)
 

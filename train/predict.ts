@@ -11,7 +11,7 @@ import { storedSize } from "../data/open.ts";
 import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
 import { resizeAndCentreCrop } from "../data/resize.ts";
 import { readBytes } from "../io/files.ts";
-import { parseSafetensors } from "../io/safetensors.ts";
+import { parseWeightsFile } from "../io/weights_file.ts";
 import type { Precision } from "../gpu/acquire.ts";
 import { MODELS } from "../layers/models.ts";
 import { createAlexNet, type Network } from "../layers/network.ts";
@@ -27,8 +27,9 @@ export interface OpenedWeights {
 }
 
 /**
- * Makes the network a safetensors file names (or `model`, for a file that names none) and loads
- * the file's tensors into it: a path, a URL, a `Blob` (a browser's `File`) or the bytes.
+ * Makes the network a weights file names (or `model`, for a file that names none: a `.pth` never
+ * does) and loads the file's tensors into it: safetensors or `.pth`, as a path, a URL, a `Blob` (a
+ * browser's `File`) or the bytes.
  *
  * @example
  * ```ts
@@ -45,7 +46,7 @@ export async function openWeights(
   source: string | URL | Uint8Array | Blob,
   options: { model?: string; precision?: Precision } = {},
 ): Promise<OpenedWeights> {
-  const file = parseSafetensors(await readBytes(source));
+  const file = parseWeightsFile(await readBytes(source));
   const named = file.metadata.model, model = named ?? options.model;
   if (named && options.model && named !== options.model) {
     throw new RangeError(`the weights are ${named}'s, not ${options.model}'s`);

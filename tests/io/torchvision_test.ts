@@ -1,6 +1,6 @@
 /**
  * torchvision's AlexNet (Debian's python3-torchvision): its weights imported by `main.ts import`
- * give its logits, and an image preprocessed here equals torchvision's Resize(256),
+ * (from its .pth, either format, or safetensors) give its logits, and an image preprocessed here equals torchvision's Resize(256),
  * CenterCrop(224), ToTensor and Normalize.
  */
 import { deepStrictEqual, match, ok, strictEqual } from "node:assert";
@@ -31,15 +31,28 @@ Deno.test("torchvision's AlexNet: imported weights give its logits; preprocessin
       const image = `${dir}/photo.png`;
       await Deno.writeFile(image, encodePng(px, { width: w, height: h, channels: 3 }));
       await golden("torchvision", image, dir);
-      const imported = await cli(
-        "import",
-        "--from",
-        "torchvision",
-        `${dir}/torchvision.safetensors`,
-        "--out",
-        `${dir}/w.safetensors`,
-      );
-      strictEqual(imported.code, 0, imported.stderr);
+      // torch.save's .pth as downloaded (zip format), read without Python; the legacy format and
+      // a safetensors conversion import to the same bytes.
+      for (
+        const [from, out] of [["torchvision.pth", "w"], ["torchvision_legacy.pth", "legacy"], [
+          "torchvision.safetensors",
+          "converted",
+        ]]
+      ) {
+        const imported = await cli(
+          "import",
+          "--from",
+          "torchvision",
+          `${dir}/${from}`,
+          "--out",
+          `${dir}/${out}.safetensors`,
+        );
+        strictEqual(imported.code, 0, imported.stderr);
+      }
+      const bytes = (f: string) => Deno.readFile(`${dir}/${f}.safetensors`);
+      const [zip, legacy, converted] = await Promise.all(["w", "legacy", "converted"].map(bytes));
+      ok(zip.length === legacy.length && zip.length === converted.length, "the imports differ");
+      ok(zip.every((b, i) => b === legacy[i] && b === converted[i]), "the three imports differ");
 
       const { tensors } = parseSafetensors(await Deno.readFile(`${dir}/golden.safetensors`));
       const input = tensors.get("input")!, logits = tensors.get("logits")!;
