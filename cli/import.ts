@@ -28,7 +28,9 @@ async function runImport(v: Values, files: string[]): Promise<void> {
   if (v.from !== "torchvision") {
     throw new UsageError(`import: --from must be torchvision, got "${v.from ?? ""}"`);
   }
-  if (files.length !== 1) throw new UsageError("import: name one weights file (.pth or safetensors)");
+  if (files.length !== 1) {
+    throw new UsageError("import: name one weights file (.pth or safetensors)");
+  }
   if (v.out === undefined) throw new UsageError("import: --out WEIGHTS is required");
   let tensors;
   try {
