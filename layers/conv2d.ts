@@ -118,9 +118,12 @@ export class Conv2d implements Layer {
     ]);
   }
 
-  /** The gradients of `NAME.weight` and `NAME.bias` (empty until the first backward). */
+  /** The gradients of `NAME.weight` and `NAME.bias`, allocated at first use. */
   get gradients(): ReadonlyMap<string, Tensor> {
-    return this.#gradients ?? new Map();
+    this.#gradients ??= new Map(
+      [...this.parameters].map(([n, t]) => [n, Tensor.zeros(this.#gpu, t.shape, `${n} gradient`)]),
+    );
+    return this.#gradients;
   }
 
   /**
@@ -170,13 +173,7 @@ export class Conv2d implements Layer {
    * ```
    */
   backward(args: BackwardArgs): Launch {
-    if (!this.#gradients) {
-      this.#gradients = new Map(
-        [...this.parameters].map((
-          [n, t],
-        ) => [n, Tensor.zeros(this.#gpu, t.shape, `${n} gradient`)]),
-      );
-    }
+    const gradients = this.gradients;
     // The fused ReLU's mask goes into dy first (in place: dy is this layer's alone).
     const gpu = this.#gpu;
     const mask = this.relu
@@ -185,14 +182,14 @@ export class Conv2d implements Layer {
     const common = { geometry: this.geometry, batch: args.batch, dy: args.dy, tuning: this.tuning };
     const weight = this.parameters.get(`${this.name}.weight`)!;
     const input = args.dx ? [conv2dBackwardInput(gpu, { ...common, weight, dx: args.dx })] : [];
-    const weights = conv2dBackwardWeight(gpu, {
+    const weights = args.weights === false ? [] : [conv2dBackwardWeight(gpu, {
       ...common,
       x: args.x,
-      dWeight: this.#gradients.get(`${this.name}.weight`)!,
-      dBias: this.#gradients.get(`${this.name}.bias`)!,
+      dWeight: gradients.get(`${this.name}.weight`)!,
+      dBias: gradients.get(`${this.name}.bias`)!,
       accumulate: args.accumulate,
-    });
-    return joinLaunches([...mask, ...input, weights]);
+    })];
+    return joinLaunches([...mask, ...input, ...weights]);
   }
 
   /**
@@ -270,7 +267,7 @@ export class Conv2d implements Layer {
    */
   destroy(): void {
     for (const t of this.parameters.values()) t.destroy();
-    for (const t of this.gradients.values()) t.destroy();
+    for (const t of this.#gradients?.values() ?? []) t.destroy();
   }
 }
 

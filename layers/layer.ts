@@ -26,6 +26,8 @@ export interface BackwardArgs {
   batch: number;
   /** Add the parameter gradients to the stored ones (micro-batches after a batch's first). */
   accumulate: boolean;
+  /** Compute the parameter gradients (default true; false for a frozen layer). */
+  weights?: boolean;
   /** This layer's forward launch in the same plan (dropout reuses its seed). */
   forward: Launch;
 }

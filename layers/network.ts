@@ -103,6 +103,7 @@ export class Network {
   readonly #shapes: Map<string, number[]>;
   readonly #ownedGpu: Gpu | undefined;
   #destroyed = false;
+  #frozen: readonly string[] = [];
 
   private constructor(
     config: ModelConfig,
@@ -467,6 +468,41 @@ export class Network {
       "loadOptimizerState",
       (t) => [towerTensors(this.parallel === "model", state, t)],
     );
+  }
+
+  /**
+   * Keeps the layers named in `layers` fixed in later training steps (fine-tuning): their
+   * parameter gradients are neither computed nor applied, weight decay included, and a frozen
+   * prefix of the network runs no backward pass at all. `freeze([])` trains every layer again.
+   *
+   * @example
+   * ```ts
+   * import { Network } from "./network.ts";
+   * const net = await Network.create({ name: "t", input: [2, 1, 1], classes: 2, layers: [
+   *   { kind: "dense", name: "fc1", out: 2, relu: true },
+   *   { kind: "dense", name: "fc2", out: 2, relu: false },
+   * ] }, { seed: 1 });
+   * await net.freeze(["fc1"]);
+   * const before = (await net.weights()).get("fc1.weight")!.data;
+   * await net.trainStep(new Float32Array([1, 2]), new Int32Array([1]), { lr: 0.1 });
+   * console.log((await net.weights()).get("fc1.weight")!.data.every((v, i) => v === before[i])); // true
+   * await net.destroy();
+   * ```
+   */
+  async freeze(layers: readonly string[]): Promise<void> {
+    this.#assertUsable();
+    for (const name of layers) {
+      const layer = this.layers.find((l) => l.name === name);
+      if (!layer) throw new RangeError(`freeze: no layer "${name}" in ${this.config.name}`);
+      if (layer.parameters === 0) throw new RangeError(`freeze: ${name} has no parameters`);
+    }
+    this.#frozen = [...new Set(layers)];
+    await onAll(this.#towers, this.stats, "freeze", () => [this.#frozen]);
+  }
+
+  /** The layers {@linkcode Network.freeze} keeps fixed (none by default). */
+  get frozen(): readonly string[] {
+    return this.#frozen;
   }
 
   /**

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, joinLaunches, type Launch } from "../gpu/launch.ts";
+import { type Dispatch, joinLaunches, type Launch, NO_LAUNCH } from "../gpu/launch.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { DropoutLaunch } from "../kernels/dropout_forward.ts";
 import { type CrossEntropyLaunch, softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
@@ -157,7 +157,8 @@ export function recordInference(
 
 /**
  * Records the stage plan of `layers` for micro-batches of `batch`: forward with dropout, and
- * backward into the layers' gradients (and the input's, with `inputGradient`).
+ * backward into the layers' gradients (and the input's, with `inputGradient`), none for the
+ * layers named in `frozen`.
  *
  * @example
  * ```ts
@@ -179,6 +180,7 @@ export function recordStage(
   input: Shape,
   batch: number,
   inputGradient: boolean,
+  frozen: ReadonlySet<string> = new Set(),
 ): StagePlan {
   const owned: Tensor[] = [];
   const x = Tensor.zeros(gpu, [batch, ...input], "input");
@@ -205,16 +207,21 @@ export function recordStage(
       dropouts.set(i, forward[i] as DropoutLaunch);
     }
   });
+  // A frozen layer computes no parameter gradients; before the first trainable layer (and with
+  // no input gradient asked for) nothing runs backward at all.
+  const trainable = layers.map((l) => l.parameters.size > 0 && !frozen.has(l.name));
+  const needsDx = layers.map((_, i) => inputGradient || trainable.slice(0, i).includes(true));
   const backward = (accumulate: boolean) =>
     layers.map((layer, i) =>
-      layer.backward({
+      !trainable[i] && !needsDx[i] ? NO_LAUNCH : layer.backward({
         x: acts[i],
         y: acts[i + 1],
         dy: grads[i + 1]!,
-        dx: grads[i],
+        dx: needsDx[i] ? grads[i] : null,
         batch,
         accumulate,
         forward: forward[i],
+        weights: trainable[i],
       })
     );
   const backwardFirst = backward(false), backwardRest = backward(true);
@@ -236,7 +243,7 @@ export function recordStage(
 
 /**
  * Records the training plan of `layers` for micro-batches of `batch`: forward with dropout,
- * softmax cross-entropy, and backward into the layers' gradients.
+ * softmax cross-entropy, and backward into the gradients of the layers not in `frozen`.
  *
  * @example
  * ```ts
@@ -257,8 +264,9 @@ export function recordTraining(
   layers: readonly Layer[],
   input: Shape,
   batch: number,
+  frozen: ReadonlySet<string> = new Set(),
 ): TrainingPlan {
-  const stage = recordStage(gpu, layers, input, batch, false);
+  const stage = recordStage(gpu, layers, input, batch, false, frozen);
   const logits = new Tensor(gpu, [batch, stage.output.size / batch], stage.output.buffer);
   const labels = gpu.buffer(batch * 4, "labels");
   const losses = Tensor.zeros(gpu, [2 * batch], "losses and hits");

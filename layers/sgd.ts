@@ -46,6 +46,7 @@ export class Sgd {
   readonly #gpu: Gpu;
   readonly #hyper: GPUBuffer;
   readonly #buffers: GPUBuffer[];
+  readonly #byParameter: Map<string, Dispatch[]>;
 
   /** Zero velocities for every parameter; `gradients` has the same names and shapes. */
   constructor(
@@ -65,12 +66,18 @@ export class Sgd {
       if (!gradient) throw new Error(`sgd: no gradient for ${name}`);
       const velocity = Tensor.zeros(gpu, weight.shape, `${name} velocity`);
       velocities.set(name, velocity);
-      return sgdUpdate(gpu, { weight, velocity, gradient, hyper: this.#hyper });
+      return [name, sgdUpdate(gpu, { weight, velocity, gradient, hyper: this.#hyper })] as const;
     });
     this.velocities = velocities;
-    const joined = joinLaunches(launches);
+    this.#byParameter = new Map(launches.map(([name, l]) => [name, l.dispatches]));
+    const joined = joinLaunches(launches.map(([, l]) => l));
     this.dispatches = joined.dispatches;
     this.#buffers = joined.buffers;
+  }
+
+  /** The update launches of every parameter but those in `fixed` (a frozen layer's). */
+  dispatchesExcept(fixed: ReadonlySet<string>): Dispatch[] {
+    return [...this.#byParameter].flatMap(([name, d]) => fixed.has(name) ? [] : d);
   }
 
   /** Sets the hyper-parameters of the next runs (a queue write, ordered with submits). */

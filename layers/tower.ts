@@ -133,6 +133,7 @@ export class Tower {
   readonly tuning: Tuning;
   readonly #spec: TowerSpec;
   readonly #plans = new PlanCache<Plan>(PLANS_PER_KIND, destroyPlan);
+  #frozen: ReadonlySet<string> = new Set();
   #sgd: Sgd | undefined;
   #gathered: GPUBuffer | undefined;
   #destroyed = false;
@@ -286,7 +287,7 @@ export class Tower {
     }
     if (options.update) {
       sgd.setHyper(options.update);
-      this.gpu.run(sgd.dispatches);
+      this.gpu.run(sgd.dispatchesExcept(this.#fixedParameters()));
     }
     const results = await this.gpu.read(gathered, 0, 2 * batch * 4);
     const sum = (from: number) => results.subarray(from, from + batch).reduce((a, b) => a + b, 0);
@@ -351,8 +352,19 @@ export class Tower {
     this.#assertUsable();
     const sgd = this.#optimizer();
     sgd.setHyper(hyper);
-    this.gpu.run(sgd.dispatches);
+    this.gpu.run(sgd.dispatchesExcept(this.#fixedParameters()));
     await this.gpu.check();
+  }
+
+  /**
+   * Keeps the layers named in `layers` fixed from now on (this tower's of them): their parameter
+   * gradients are not computed and no update, weight decay included, touches them; plans are
+   * recorded again without them.
+   */
+  freeze(layers: readonly string[]): void {
+    this.#assertUsable();
+    this.#frozen = new Set(layers);
+    this.#plans.clear();
   }
 
   /**
@@ -458,6 +470,12 @@ export class Tower {
     for (const layer of this.layers) layer.destroy();
   }
 
+  /** The parameters of the frozen layers. */
+  #fixedParameters(): Set<string> {
+    const frozen = this.layers.filter((l) => this.#frozen.has(l.name));
+    return new Set(frozen.flatMap((l) => [...l.parameters.keys()]));
+  }
+
   #parameters(): [string, Tensor][] {
     return this.layers.flatMap((l) => [...l.parameters]);
   }
@@ -468,12 +486,14 @@ export class Tower {
    */
   #wholePlan(kind: "inference" | "training", batch: number): Plan {
     const micro = this.microBatch(batch);
-    const record = kind === "inference" ? recordInference : recordTraining;
     return this.#plans.get(
       kind,
       micro,
       2,
-      (b) => record(this.gpu, this.layers, this.#spec.input, b),
+      (b) =>
+        kind === "inference"
+          ? recordInference(this.gpu, this.layers, this.#spec.input, b)
+          : recordTraining(this.gpu, this.layers, this.#spec.input, b, this.#frozen),
     );
   }
 
@@ -484,7 +504,7 @@ export class Tower {
       `stage ${stage} slot ${slot}`,
       batch,
       1,
-      (b) => recordStage(this.gpu, layers, input, b, stage > 0),
+      (b) => recordStage(this.gpu, layers, input, b, stage > 0, this.#frozen),
     ) as StagePlan;
   }
 
@@ -506,9 +526,6 @@ export class Tower {
   /** The optimizer, built once the layers' gradients exist (they appear with a recorded plan). */
   #optimizer(): Sgd {
     if (!this.#sgd) {
-      if (this.layers.some((l) => l.parameters.size > 0 && l.gradients.size === 0)) {
-        this.stages.forEach((_, stage) => this.#stagePlan(stage, 1, 0));
-      }
       const gradients = new Map(this.layers.flatMap((l) => [...l.gradients]));
       this.#sgd = new Sgd(this.gpu, new Map(this.#parameters()), gradients);
     }

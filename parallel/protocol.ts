@@ -17,6 +17,7 @@ export type TowerCall =
   | "forward"
   | "backward"
   | "update"
+  | "freeze"
   | "gradients"
   | "setGradients"
   | "weights"
