@@ -3,7 +3,12 @@
  *
  * @module
  */
-import { createAlexNet, MODELS } from "../mod.ts";
+import { decodePreprocess } from "../data/preprocess.ts";
+import type { NamedTensor } from "../io/safetensors.ts";
+import { fromTorchvision } from "../io/torchvision.ts";
+import { parseWeightsFile } from "../io/weights_file.ts";
+import { layerList, type ModelConfig, withClasses } from "../layers/models.ts";
+import { createAlexNet, MODELS, type Network } from "../mod.ts";
 import { DivergedError, type Progress, type Reporter, train } from "../train/trainer.ts";
 import { applyTuning, defaultTuningPath, readTuning } from "./tuning.ts";
 import {
@@ -37,6 +42,11 @@ export const trainCommand: Command = {
   --momentum X         (default 0.9)
   --weight-decay X     (default 0.0005)
   --init paper|he      initialisation (default: paper for alexnet, he for alexnet-small)
+  --from WEIGHTS       start from trained weights (.safetensors or .pth; torchvision's names
+                       are mapped): fine-tuning. Where the data's classes differ from the
+                       weights', the last layer starts afresh for the data's classes
+  --freeze LAYERS      keep these layers fixed: names and ranges, e.g. conv1-conv5 or
+                       conv1,conv2 (no gradients, no update; a frozen prefix runs no backward)
   --seed N             seed of the initialisation, order, augmentation and dropout (default 1)
   --no-augment         no random crops, flips or colour noise
   --out DIR            checkpoint, weights and metrics.jsonl (default runs/MODEL)
@@ -66,6 +76,8 @@ Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits 0.`
     momentum: { type: "string" },
     "weight-decay": { type: "string" },
     init: { type: "string" },
+    from: { type: "string" },
+    freeze: { type: "string" },
     seed: { type: "string" },
     "no-augment": { type: "boolean" },
     out: { type: "string" },
@@ -143,6 +155,81 @@ function trainFlags(v: Values) {
   return { model, init: scheme, options, ...deviceChoice(v), precision: precisionChoice(v) };
 }
 
+/** Weights to start from (`--from`): their tensors under this project's names, and their model. */
+interface Start {
+  path: string;
+  model: string;
+  tensors: Map<string, NamedTensor>;
+  /** The class names the weights were trained on, where the file records them. */
+  classes?: string[];
+}
+
+async function readStart(path: string, v: Values): Promise<Start> {
+  let file;
+  try {
+    file = parseWeightsFile(await Deno.readFile(path));
+  } catch (e) {
+    throw new UsageError(`--from ${path}: ${(e as Error).message}`);
+  }
+  const torchvision = file.tensors.has("features.0.weight");
+  const named = file.metadata.model ?? (torchvision ? "torchvision" : undefined);
+  const model = named ?? modelName(v, "alexnet-small");
+  if (v.model !== undefined && named !== undefined && modelName(v, "") !== named) {
+    throw new UsageError(`--from ${path} holds ${named}, not ${v.model}`);
+  }
+  const preprocess = file.metadata.preprocess;
+  return {
+    path,
+    model,
+    tensors: torchvision ? fromTorchvision(file.tensors) : file.tensors,
+    classes: preprocess === undefined ? undefined : decodePreprocess(preprocess).classes,
+  };
+}
+
+/** `config` with a new head where `classes` (the data's) differ from the weights'. */
+function fineTuned(config: ModelConfig, from: Start, classes: readonly string[]): ModelConfig {
+  const head = config.layers.at(-1)!.name;
+  const had = from.tensors.get(`${head}.bias`)?.shape[0] ?? config.classes;
+  const same = had === classes.length &&
+    (from.classes === undefined || from.classes.join("\n") === classes.join("\n"));
+  if (same) return config.classes === had ? config : withClasses(config, had);
+  console.error(
+    `${head} starts afresh for the data's ${classes.length} classes (${
+      classes.slice(0, 5).join(", ")
+    }${classes.length > 5 ? ", ..." : ""}); ${from.path} had ${had}`,
+  );
+  from.tensors.delete(`${head}.weight`);
+  from.tensors.delete(`${head}.bias`);
+  return withClasses(config, classes.length);
+}
+
+/** Replaces the network's initial weights with `tensors` (all but a new head). */
+async function startFrom(net: Network, tensors: ReadonlyMap<string, NamedTensor>): Promise<void> {
+  const weights = await net.weights();
+  for (const [name, t] of tensors) {
+    if (!weights.has(name)) {
+      throw new UsageError(`--from: ${name} is not a tensor of ${net.config.name}`);
+    }
+    weights.set(name, t);
+  }
+  try {
+    await net.setWeights(weights);
+  } catch (e) {
+    throw new UsageError(`--from: ${(e as Error).message}`);
+  }
+}
+
+async function freezeLayers(net: Network, text: string): Promise<void> {
+  let layers;
+  try {
+    layers = layerList(net.config, text);
+    await net.freeze(layers);
+  } catch (e) {
+    throw new UsageError(`--freeze: ${(e as Error).message}`);
+  }
+  console.error(`frozen: ${layers.join(", ")}`);
+}
+
 /** Fails before any work when the output folder cannot be written. */
 async function checkWritable(out: string): Promise<void> {
   try {
@@ -168,23 +255,33 @@ const REPORTER: Reporter = {
 
 async function runTrain(v: Values): Promise<void> {
   const { model, init, options, devices, parallel, precision } = trainFlags(v);
-  const config = MODELS[model], dataDir = String(v.data ?? BUNDLED_DATA), out = options.out;
+  const dataDir = String(v.data ?? BUNDLED_DATA), out = options.out;
+  const from = v.from === undefined ? undefined : await readStart(String(v.from), v);
+  let config = MODELS[from?.model ?? model];
   const data = await openData(dataDir, config.input, v.strict === true);
+  if (from) config = fineTuned(config, from, data.train.classes);
   if (data.train.classes.length > config.classes) {
     throw new UsageError(
-      `${model} has ${config.classes} classes; ${dataDir} has ${data.train.classes.length}`,
+      `${config.name} has ${config.classes} classes; ${dataDir} has ${data.train.classes.length}`,
     );
   }
   await checkWritable(out);
   const tuningPath = defaultTuningPath();
   const net = await createAlexNet({
-    model,
+    model: config,
     seed: options.seed,
     init,
     precision,
     tuning: await readTuning(tuningPath),
     ...devices === 2 ? { devices, parallel } : {},
   });
+  try {
+    if (from) await startFrom(net, from.tensors);
+    if (v.freeze !== undefined) await freezeLayers(net, String(v.freeze));
+  } catch (e) {
+    await net.destroy();
+    throw e;
+  }
   await applyTuning(net, tuningPath, options.batch, v.tune === true);
   const stop = new AbortController();
   const onSignal = () => {

@@ -244,3 +244,53 @@ export function resolveModel(model: string | ModelConfig): ModelConfig {
   }
   return config;
 }
+
+/**
+ * `config` with a classifier for `classes` classes: the last dense layer's outputs replaced (a new
+ * head for fine-tuning on other classes; its weights are initialised afresh).
+ *
+ * @example
+ * ```ts
+ * import { ALEXNET_SMALL, withClasses } from "./models.ts";
+ * const five = withClasses(ALEXNET_SMALL, 5);
+ * console.log(five.classes, five.layers.at(-1)); // 5 { kind: "dense", name: "fc8", out: 5, ... }
+ * ```
+ */
+export function withClasses(config: ModelConfig, classes: number): ModelConfig {
+  const head = config.layers.at(-1);
+  if (head?.kind !== "dense") throw new RangeError(`${config.name} does not end in a dense layer`);
+  if (!Number.isInteger(classes) || classes < 1) {
+    throw new RangeError(`classes must be a positive integer, got ${classes}`);
+  }
+  return { ...config, classes, layers: [...config.layers.slice(0, -1), { ...head, out: classes }] };
+}
+
+/**
+ * The layers `text` names, in table order: a comma list of layer names and ranges (`conv1-conv5`:
+ * every layer with parameters from the first to the second).
+ *
+ * @example
+ * ```ts
+ * import { ALEXNET, layerList } from "./models.ts";
+ * console.log(layerList(ALEXNET, "conv1-conv3,fc6")); // ["conv1", "conv2", "conv3", "fc6"]
+ * ```
+ */
+export function layerList(config: ModelConfig, text: string): string[] {
+  const names = config.layers.map((l) => l.name);
+  const index = (name: string) => {
+    const at = names.indexOf(name);
+    if (at < 0) throw new RangeError(`no layer "${name}" in ${config.name} (${names.join(", ")})`);
+    return at;
+  };
+  const picked = new Set<number>();
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [from, to = from] = part.split("-");
+    const [a, b] = [index(from), index(to)];
+    if (a > b) throw new RangeError(`${part}: ${from} comes after ${to}`);
+    for (let i = a; i <= b; i++) {
+      const kind = config.layers[i].kind;
+      if (kind === "conv" || kind === "dense") picked.add(i);
+    }
+  }
+  return [...picked].sort((x, y) => x - y).map((i) => names[i]);
+}

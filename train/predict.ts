@@ -13,7 +13,7 @@ import { resizeAndCentreCrop } from "../data/resize.ts";
 import { readBytes } from "../io/files.ts";
 import { parseWeightsFile } from "../io/weights_file.ts";
 import type { Precision } from "../gpu/acquire.ts";
-import { MODELS } from "../layers/models.ts";
+import { MODELS, withClasses } from "../layers/models.ts";
 import { createAlexNet, type Network } from "../layers/network.ts";
 
 export type { Preprocess } from "../data/preprocess.ts";
@@ -61,7 +61,14 @@ export async function openWeights(
   const preprocess = file.metadata.preprocess === undefined
     ? undefined
     : decodePreprocess(file.metadata.preprocess);
-  const net = await createAlexNet({ model, init: "none", precision: options.precision });
+  // A fine-tuned network keeps its model's name with a head for its own classes.
+  const config = MODELS[model], head = config.layers.at(-1)!.name;
+  const classes = file.tensors.get(`${head}.bias`)?.shape[0] ?? config.classes;
+  const net = await createAlexNet({
+    model: classes === config.classes ? config : withClasses(config, classes),
+    init: "none",
+    precision: options.precision,
+  });
   try {
     await net.setWeights(file.tensors);
   } catch (e) {

@@ -75,6 +75,7 @@ export async function openRun(
       seed: options.seed,
       batch: options.batch,
       data: options.data,
+      frozen: [...net.frozen],
       running: { loss: 0, hits: 0, examples: 0, seconds: 0 },
     },
     checkpointPath,
@@ -110,6 +111,16 @@ async function resume(run: Run): Promise<void> {
     throw new RangeError(
       `${checkpointPath} was trained on ${data}, not ${options.data}: pass the same --data`,
     );
+  }
+  const frozen = saved.state.frozen ?? [];
+  if (frozen.join() !== net.frozen.join()) {
+    if (net.frozen.length > 0) {
+      throw new RangeError(
+        `${checkpointPath} froze ${frozen.join(",") || "no layer"}, not ${net.frozen.join(",")}`,
+      );
+    }
+    await net.freeze(frozen);
+    run.report.message(`resuming with the checkpoint's frozen layers: ${frozen.join(", ")}`);
   }
   await net.setWeights(saved.weights);
   await net.loadOptimizerState(saved.velocities);

@@ -70,6 +70,8 @@ export interface TrainerState {
   batch: number;
   /** The data's name, when the run gave one. */
   data?: string;
+  /** The layers kept fixed (fine-tuning), when any were. */
+  frozen?: string[];
   /** Sums over the epoch in progress: loss, hits, examples, seconds. */
   running: { loss: number; hits: number; examples: number; seconds: number };
 }
