@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { benchCommand } from "./cli/bench.ts";
 import { type Command, UsageError, type Values } from "./cli/common.ts";
 import { evalCommand, predictCommand } from "./cli/evaluate.ts";
+import { exportCommand } from "./cli/export.ts";
 import { importCommand } from "./cli/import.ts";
 import { infoCommand } from "./cli/info.ts";
 import { kernelsCommand, wgslCommand } from "./cli/kernels.ts";
@@ -22,7 +23,8 @@ commands:
   train   train a model on the bundled data, an image folder or IDX files
   eval    top-1 and top-5 error of trained weights on a dataset (1 or 10 crops)
   predict the classes of image files, with probabilities
-  import  convert torchvision's pretrained AlexNet weights (safetensors) for eval and predict
+  import  convert torchvision's pretrained AlexNet weights (its .pth) for eval and predict
+  export  write trained weights as an ONNX model (the inference graph)
   filters  the first layer's kernels as a PNG grid (the paper's Figure 3)
   plot     a run's training curves (metrics.jsonl) as an SVG
   neighbors  the training images nearest query images in fc7 feature space, as a PNG grid
@@ -39,6 +41,7 @@ const COMMANDS: Record<string, Command> = {
   eval: evalCommand,
   predict: predictCommand,
   import: importCommand,
+  export: exportCommand,
   filters: filtersCommand,
   plot: plotCommand,
   neighbors: neighborsCommand,

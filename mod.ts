@@ -41,12 +41,14 @@ export {
   conv,
   dense,
   dropout,
+  layerList,
   type LayerSpec,
   lrn,
   maxPool,
   type ModelConfig,
   MODELS,
   TORCHVISION_ALEXNET,
+  withClasses,
 } from "./layers/models.ts";
 
 export type { Shape } from "./layers/layer.ts";
