@@ -20,7 +20,7 @@ import {
 
 // The peers `--peer` names (literals: importing bench/peers.ts would load TensorFlow.js).
 const TFJS_PEERS = ["webgpu", "wasm"] as const;
-const PEER_NAMES: readonly string[] = [...TFJS_PEERS, "pytorch"];
+const PEER_NAMES: readonly string[] = [...TFJS_PEERS, "pytorch", "ort"];
 
 /** `bench`. */
 export const benchCommand: Command = {
@@ -37,7 +37,8 @@ export const benchCommand: Command = {
   --peer NAMES   the peers to run, comma-separated: webgpu, wasm (TensorFlow.js webgpu trains
                  alexnet at under 1 image/s here, so a batch of 128 takes many minutes a step),
                  pytorch (PyTorch on the CPU, Debian's python3-torch: the reference point for
-                 running AlexNet on this machine's cores)
+                 running AlexNet on this machine's cores), ort (ONNX Runtime's CPU inference on
+                 this network exported to ONNX: the fastest a JavaScript user can install)
   --devices      also run the network on one device and on two (model and data parallel),
                  each device in its own worker: images/s and the exchanges' time per step
   --precision f32|f16  what the GEMM core multiplies in the figures above (default f32)
@@ -92,6 +93,10 @@ async function runBench(v: Values): Promise<void> {
       peers = tfjs.length > 0 ? await benchPeers(net.config, batch, repeats, tfjs) : [];
       if (peerNames.has("pytorch")) {
         peers.push(await benchPyTorch(net.config, batch, repeats, net.parameterCount));
+      }
+      if (peerNames.has("ort")) {
+        const { benchOrt } = await import("../bench/ort.ts");
+        peers.push(await benchOrt(net.config, await net.weights(), batch, repeats));
       }
       console.log(formatPeers(result, peers));
     }

@@ -255,9 +255,12 @@ const REPORTER: Reporter = {
 
 async function runTrain(v: Values): Promise<void> {
   const { model, init, options, devices, parallel, precision } = trainFlags(v);
-  const dataDir = String(v.data ?? BUNDLED_DATA), out = options.out;
+  const dataDir = String(v.data ?? BUNDLED_DATA);
   const from = v.from === undefined ? undefined : await readStart(String(v.from), v);
   let config = MODELS[from?.model ?? model];
+  // The weights name the model: runs/torchvision, not the default's folder, unless --out says.
+  if (v.out === undefined) options.out = `runs/${config.name}`;
+  const out = options.out;
   const data = await openData(dataDir, config.input, v.strict === true);
   if (from) config = fineTuned(config, from, data.train.classes);
   if (data.train.classes.length > config.classes) {
@@ -291,7 +294,7 @@ async function runTrain(v: Values): Promise<void> {
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   console.error(
-    `training ${model} (${net.parameterCount.toLocaleString("en-US")} parameters) on ` +
+    `training ${config.name} (${net.parameterCount.toLocaleString("en-US")} parameters) on ` +
       `${data.description}: ${data.train.count} training and ${data.test.count} validation ` +
       `images, batch ${options.batch}, ${devices === 2 ? "" : "adapter "}${net.description}; ` +
       `writing ${out}/`,

@@ -2,6 +2,7 @@
 // asserted beyond being positive and finite.
 import { deepStrictEqual, ok as assert, rejects } from "node:assert";
 import { bench, formatBench } from "../../bench/bench.ts";
+import { benchOrt } from "../../bench/ort.ts";
 import { benchPyTorch } from "../../bench/pytorch.ts";
 import { Gpu } from "../../gpu/device.ts";
 import { Network } from "../../layers/network.ts";
@@ -53,4 +54,15 @@ Deno.test("the PyTorch peer builds the same network (its parameter count), times
   );
   assert(torch.inference > 0 && torch.training !== null && torch.training > 0);
   await rejects(benchPyTorch(TINY, 2, 1, parameters + 1), /not the same network/);
+});
+
+Deno.test("the ONNX Runtime peer runs the exported network and names its version", async () => {
+  const net = await Network.create(TINY, { seed: 1 });
+  try {
+    const ort = await benchOrt(TINY, await net.weights(), 2, 1);
+    assert(/^ONNX Runtime CPU 1\.30\.0 \(\d+ threads\)$/.test(ort.name), ort.name);
+    assert(ort.inference > 0 && ort.training === null);
+  } finally {
+    await net.destroy();
+  }
 });

@@ -61,3 +61,33 @@ Deno.test("train --from a .pth with --freeze fine-tunes on new classes; resume k
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("torchvision's AlexNet fine-tunes from its .pth on an image folder", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = await folder(dir);
+    await golden("torchvision", `${data}/bright/0.png`, dir); // torchvision.pth, random weights
+    const run = await cli(
+      "train",
+      "--from",
+      `${dir}/torchvision.pth`,
+      "--data",
+      data,
+      "--freeze",
+      "conv1-conv5",
+      "--batch",
+      "4",
+      "--max-steps",
+      "1",
+      "--out",
+      `${dir}/run`,
+    );
+    strictEqual(run.code, 0, run.stderr);
+    match(run.stderr, /fc8 starts afresh for the data's 3 classes/);
+    match(run.stderr, /training torchvision \(/);
+    const { weights } = await loadCheckpoint(`${dir}/run/checkpoint.safetensors`);
+    strictEqual(weights.get("fc8.weight")!.shape.join(), "3,4096");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
