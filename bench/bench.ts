@@ -284,3 +284,34 @@ export function formatBench(r: BenchResult, config?: ModelConfig): string {
   );
   return lines.join("\n");
 }
+
+/**
+ * Training images/s at `batch` with every layer trained and with `frozen` kept fixed, timed one
+ * after the other on the same network: what freezing saves when fine-tuning. The network's own
+ * frozen layers are restored after.
+ *
+ * @example
+ * ```ts ignore
+ * import { benchFrozen } from "./bench.ts";
+ * console.log(await benchFrozen(net, 32, 2, ["conv1", "conv2"])); // { all: ..., frozen: ... }
+ * ```
+ */
+export async function benchFrozen(
+  net: Network,
+  batch: number,
+  repeats: number,
+  frozen: readonly string[],
+): Promise<{ all: number; frozen: number }> {
+  const input = new Float32Array(batch * net.config.input.reduce((a, b) => a * b));
+  const labels = new Int32Array(batch), before = net.frozen;
+  const rate = async () =>
+    batch / await secondsPerCall(() => net.trainStep(input, labels), repeats);
+  try {
+    await net.freeze([]);
+    const all = await rate();
+    await net.freeze(frozen);
+    return { all, frozen: await rate() };
+  } finally {
+    await net.freeze(before);
+  }
+}

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { bench, formatBench } from "../bench/bench.ts";
+import { bench, benchFrozen, formatBench } from "../bench/bench.ts";
+import { layerList } from "../layers/models.ts";
 import { benchDevices, formatDevices } from "../bench/devices.ts";
 import { benchPrecision, formatPrecision } from "../bench/precision.ts";
 import { benchPyTorch } from "../bench/pytorch.ts";
@@ -44,6 +45,8 @@ export const benchCommand: Command = {
   --precision f32|f16  what the GEMM core multiplies in the figures above (default f32)
   --f16          also run the network in f32 and in f16, side by side: images/s and how far
                  f16's logits are from f32's (adapters with shader-f16)
+  --freeze LAYERS  also time a training step with LAYERS kept fixed (as train --freeze),
+                 beside one training every layer
 
 Per layer: forward and backward milliseconds, GFLOP/s, the fraction of the GEMM core's ceiling
 and compile time; whole network: inference images/s at batch 1 and N, training images/s at N;
@@ -59,6 +62,7 @@ the data pipeline's images/s. GPU time from timestamp queries where the adapter 
     devices: { type: "boolean" },
     precision: { type: "string" },
     f16: { type: "boolean" },
+    freeze: { type: "string" },
   },
   run: runBench,
 };
@@ -100,6 +104,22 @@ async function runBench(v: Values): Promise<void> {
       }
       console.log(formatPeers(result, peers));
     }
+    let frozen;
+    if (v.freeze !== undefined) {
+      let layers;
+      try {
+        layers = layerList(net.config, String(v.freeze));
+      } catch (e) {
+        throw new UsageError(`--freeze: ${(e as Error).message}`);
+      }
+      frozen = { layers, ...await benchFrozen(net, batch, repeats, layers) };
+      console.log(
+        `training at batch ${batch}: every layer ${frozen.all.toFixed(1)} images/s, with ` +
+          `${layers.join(", ")} frozen ${frozen.frozen.toFixed(1)} (x${
+            (frozen.frozen / frozen.all).toFixed(2)
+          })`,
+      );
+    }
     let devices;
     if (v.devices) {
       devices = await benchDevices(net.config, batch, repeats);
@@ -111,7 +131,7 @@ async function runBench(v: Values): Promise<void> {
       console.log(formatPrecision(precision, batch));
     }
     if (typeof v.json === "string") {
-      const json = { ...result, peers, devices, precision };
+      const json = { ...result, peers, frozen, devices, precision };
       await Deno.writeTextFile(v.json, JSON.stringify(json, null, 2) + "\n");
     }
   } finally {

@@ -1,7 +1,7 @@
 // The benchmark (bench/) runs and reports every layer; its figures are measurements, never
 // asserted beyond being positive and finite.
 import { deepStrictEqual, ok as assert, rejects } from "node:assert";
-import { bench, formatBench } from "../../bench/bench.ts";
+import { bench, benchFrozen, formatBench } from "../../bench/bench.ts";
 import { benchOrt } from "../../bench/ort.ts";
 import { benchPyTorch } from "../../bench/pytorch.ts";
 import { Gpu } from "../../gpu/device.ts";
@@ -62,6 +62,18 @@ Deno.test("the ONNX Runtime peer runs the exported network and names its version
     const ort = await benchOrt(TINY, await net.weights(), 2, 1);
     assert(/^ONNX Runtime CPU 1\.30\.0 \(\d+ threads\)$/.test(ort.name), ort.name);
     assert(ort.inference > 0 && ort.training === null);
+  } finally {
+    await net.destroy();
+  }
+});
+
+Deno.test("benchFrozen times training with and without frozen layers and restores the network's", async () => {
+  const net = await Network.create(TINY, { seed: 1 });
+  try {
+    await net.freeze(["fc1"]);
+    const r = await benchFrozen(net, 4, 1, ["conv1", "conv2"]);
+    assert(r.all > 0 && r.frozen > 0, JSON.stringify(r));
+    deepStrictEqual(net.frozen, ["fc1"]);
   } finally {
     await net.destroy();
   }
