@@ -32,7 +32,7 @@ export interface SgdHyper {
  * const w = Tensor.from(gpu, [1], new Float32Array([1])), g = Tensor.from(gpu, [1], new Float32Array([1]));
  * const sgd = new Sgd(gpu, new Map([["w", w]]), new Map([["w", g]]));
  * sgd.setHyper({ lr: 0.5, momentum: 0.9, weightDecay: 0 });
- * gpu.run(sgd.dispatches);
+ * gpu.run(sgd.dispatchesExcept(new Set()));
  * console.log(await w.read()); // Float32Array [0.5]
  * sgd.destroy();
  * gpu.destroy();
@@ -41,8 +41,6 @@ export interface SgdHyper {
 export class Sgd {
   /** Velocities by parameter name. */
   readonly velocities: ReadonlyMap<string, Tensor>;
-  /** The update launches of every parameter. */
-  readonly dispatches: Dispatch[];
   readonly #gpu: Gpu;
   readonly #hyper: GPUBuffer;
   readonly #buffers: GPUBuffer[];
@@ -70,9 +68,7 @@ export class Sgd {
     });
     this.velocities = velocities;
     this.#byParameter = new Map(launches.map(([name, l]) => [name, l.dispatches]));
-    const joined = joinLaunches(launches.map(([, l]) => l));
-    this.dispatches = joined.dispatches;
-    this.#buffers = joined.buffers;
+    this.#buffers = joinLaunches(launches.map(([, l]) => l)).buffers;
   }
 
   /** The update launches of every parameter but those in `fixed` (a frozen layer's). */

@@ -13,6 +13,7 @@
  */
 import { GpuError } from "../gpu/errors.ts";
 import type { Gpu } from "../gpu/device.ts";
+import type { Dispatch } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import type { DropoutLaunch } from "../kernels/dropout_forward.ts";
 import { adapterKey, type TunedGemm, Tuning, type TuningTable } from "../kernels/gemm/tuning.ts";
@@ -134,6 +135,8 @@ export class Tower {
   readonly #spec: TowerSpec;
   readonly #plans = new PlanCache<Plan>(PLANS_PER_KIND, destroyPlan);
   #frozen: ReadonlySet<string> = new Set();
+  /** The SGD launches of the parameters not frozen (derived once per freeze). */
+  #updates: Dispatch[] | undefined;
   #sgd: Sgd | undefined;
   #gathered: GPUBuffer | undefined;
   #destroyed = false;
@@ -287,7 +290,7 @@ export class Tower {
     }
     if (options.update) {
       sgd.setHyper(options.update);
-      this.gpu.run(sgd.dispatchesExcept(this.#fixedParameters()));
+      this.gpu.run(this.#updateDispatches());
     }
     const results = await this.gpu.read(gathered, 0, 2 * batch * 4);
     const sum = (from: number) => results.subarray(from, from + batch).reduce((a, b) => a + b, 0);
@@ -352,7 +355,7 @@ export class Tower {
     this.#assertUsable();
     const sgd = this.#optimizer();
     sgd.setHyper(hyper);
-    this.gpu.run(sgd.dispatchesExcept(this.#fixedParameters()));
+    this.gpu.run(this.#updateDispatches());
     await this.gpu.check();
   }
 
@@ -364,6 +367,7 @@ export class Tower {
   freeze(layers: readonly string[]): void {
     this.#assertUsable();
     this.#frozen = new Set(layers);
+    this.#updates = undefined;
     this.#plans.clear();
   }
 
@@ -470,10 +474,11 @@ export class Tower {
     for (const layer of this.layers) layer.destroy();
   }
 
-  /** The parameters of the frozen layers. */
-  #fixedParameters(): Set<string> {
+  /** The update launches of every parameter outside the frozen layers. */
+  #updateDispatches(): Dispatch[] {
     const frozen = this.layers.filter((l) => this.#frozen.has(l.name));
-    return new Set(frozen.flatMap((l) => [...l.parameters.keys()]));
+    const fixed = new Set(frozen.flatMap((l) => [...l.parameters.keys()]));
+    return this.#updates ??= this.#optimizer().dispatchesExcept(fixed);
   }
 
   #parameters(): [string, Tensor][] {

@@ -7,7 +7,7 @@
 // Each tiling runs in a fresh browser: a kernel SwiftShader takes too long to compile kills its GPU
 // process, which is reported and the next tiling goes on.
 import { GEMM_TILES, type GemmTile } from "../kernels/gemm/tiles.ts";
-import { Chromium } from "../tests/browser/chromium.ts";
+import { Chromium, within } from "../tests/browser/chromium.ts";
 import { buildBundle } from "../web/build.ts";
 import type { TilingTime } from "../bench/tilings_page.ts";
 
@@ -45,11 +45,7 @@ try {
       const timing = page.evaluate<TilingTime[]>(
         `import("/tilings_page.js").then((m) => m.timeTilings([${JSON.stringify(tile)}]))`,
       );
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("no answer in 300 s")), 300_000);
-      });
-      const [t] = await Promise.race([timing, late]).finally(() => clearTimeout(timer));
+      const [t] = await within(300, name, timing);
       console.log(
         `${name.padEnd(30)} ${(t.firstMs / 1000).toFixed(1).padStart(7)} s ${
           t.ms.toFixed(0).padStart(6)

@@ -8,29 +8,13 @@ import { imageInput, openWeights } from "../../train/predict.ts";
 import { buildBundle } from "../../web/build.ts";
 import { serveWeb } from "../../web/serve.ts";
 import { assert, assertClose } from "../helpers.ts";
-import { Chromium, chromiumPath, type Page, WEBGPU_FLAGS } from "./chromium.ts";
+import { Chromium, chromiumPath, type Page, WEBGPU_FLAGS, within } from "./chromium.ts";
 import type { Outcome } from "./kernel_suite.ts";
 
 const ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname);
 const WEIGHTS = `${ROOT}tests/fixtures/alexnet_small_weights.safetensors`;
 const EXAMPLES = ["bag.png", "sneaker.png", "trouser.png"];
 const NO_WEBGPU_FLAGS = WEBGPU_FLAGS.filter((f) => f !== "--enable-unsafe-webgpu");
-
-/** `work`, or an error naming `what` after `seconds`. */
-async function within<T>(seconds: number, what: string, work: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: no answer in ${seconds} s`)),
-      seconds * 1e3,
-    );
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Evaluates `expression` in the page within `seconds`, with the page's console on failure. */
 async function inPage<T>(page: Page, seconds: number, expression: string): Promise<T> {
