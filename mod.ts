@@ -86,6 +86,8 @@ export {
   type Preprocess,
   type Ranked,
   readImages,
+  readWeightsFile,
+  type WeightsFile,
 } from "./train/predict.ts";
 
 // Weights files.

@@ -5,8 +5,8 @@
  */
 import IMAGENET_CLASSES from "../data/imagenet_classes.json" with { type: "json" };
 import { encodePreprocess } from "../data/preprocess.ts";
-import { parseWeightsFile } from "../io/weights_file.ts";
-import { fromTorchvision, IMAGENET_NORMALISATION } from "../io/torchvision.ts";
+import { IMAGENET_NORMALISATION } from "../io/torchvision.ts";
+import { readWeightsFile } from "../train/predict.ts";
 import { createAlexNet } from "../mod.ts";
 import { type Command, UsageError, type Values } from "./common.ts";
 
@@ -34,7 +34,7 @@ async function runImport(v: Values, files: string[]): Promise<void> {
   if (v.out === undefined) throw new UsageError("import: --out WEIGHTS is required");
   let tensors;
   try {
-    tensors = fromTorchvision(parseWeightsFile(await Deno.readFile(files[0])).tensors);
+    tensors = readWeightsFile(await Deno.readFile(files[0]), { model: "torchvision" }).tensors;
   } catch (e) {
     throw new UsageError(`${files[0]}: ${(e as Error).message}`);
   }

@@ -3,12 +3,10 @@
  *
  * @module
  */
-import { decodePreprocess } from "../data/preprocess.ts";
 import type { NamedTensor } from "../io/safetensors.ts";
-import { fromTorchvision } from "../io/torchvision.ts";
-import { parseWeightsFile } from "../io/weights_file.ts";
 import { layerList, type ModelConfig, withClasses } from "../layers/models.ts";
 import { createAlexNet, MODELS, type Network } from "../mod.ts";
+import { readWeightsFile } from "../train/predict.ts";
 import { DivergedError, type Progress, type Reporter, train } from "../train/trainer.ts";
 import { applyTuning, defaultTuningPath, readTuning } from "./tuning.ts";
 import {
@@ -165,25 +163,14 @@ interface Start {
 }
 
 async function readStart(path: string, v: Values): Promise<Start> {
-  let file;
   try {
-    file = parseWeightsFile(await Deno.readFile(path));
+    const model = v.model === undefined ? undefined : modelName(v, "");
+    const file = readWeightsFile(await Deno.readFile(path), { model, fallback: "alexnet-small" });
+    return { path, model: file.model, tensors: file.tensors, classes: file.preprocess?.classes };
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError(`--from ${path}: ${(e as Error).message}`);
   }
-  const torchvision = file.tensors.has("features.0.weight");
-  const named = file.metadata.model ?? (torchvision ? "torchvision" : undefined);
-  const model = named ?? modelName(v, "alexnet-small");
-  if (v.model !== undefined && named !== undefined && modelName(v, "") !== named) {
-    throw new UsageError(`--from ${path} holds ${named}, not ${v.model}`);
-  }
-  const preprocess = file.metadata.preprocess;
-  return {
-    path,
-    model,
-    tensors: torchvision ? fromTorchvision(file.tensors) : file.tensors,
-    classes: preprocess === undefined ? undefined : decodePreprocess(preprocess).classes,
-  };
 }
 
 /** `config` with a new head where `classes` (the data's) differ from the weights'. */

@@ -11,6 +11,8 @@ import { storedSize } from "../data/open.ts";
 import { decodePreprocess, type Preprocess } from "../data/preprocess.ts";
 import { resizeAndCentreCrop } from "../data/resize.ts";
 import { readBytes } from "../io/files.ts";
+import type { NamedTensor } from "../io/safetensors.ts";
+import { fromTorchvision } from "../io/torchvision.ts";
 import { parseWeightsFile } from "../io/weights_file.ts";
 import type { Precision } from "../gpu/acquire.ts";
 import { MODELS, withClasses } from "../layers/models.ts";
@@ -26,10 +28,61 @@ export interface OpenedWeights {
   preprocess?: Preprocess;
 }
 
+/** What a weights file holds, under this project's names. */
+export interface WeightsFile {
+  /** The model it is for. */
+  model: string;
+  /** Its tensors (torchvision's names mapped to this project's). */
+  tensors: Map<string, NamedTensor>;
+  /** The class names, stored size and mean image it was trained with, where recorded. */
+  preprocess?: Preprocess;
+}
+
 /**
- * Makes the network a weights file names (or `model`, for a file that names none: a `.pth` never
- * does) and loads the file's tensors into it: safetensors or `.pth`, as a path, a URL, a `Blob` (a
- * browser's `File`) or the bytes.
+ * A weights file's bytes (safetensors or `.pth`) read for a model: the one the file names, else
+ * torchvision's where its tensors have torchvision's names, else `model` (which must agree with a
+ * named one), else `fallback`.
+ *
+ * @example
+ * ```ts
+ * import { serializeSafetensors } from "../io/safetensors.ts";
+ * import { readWeightsFile } from "./predict.ts";
+ * const bytes = serializeSafetensors({ "fc8.bias": { shape: [1], data: new Float32Array(1) } }, {
+ *   model: "alexnet-small",
+ * });
+ * console.log(readWeightsFile(bytes).model); // "alexnet-small"
+ * ```
+ */
+export function readWeightsFile(
+  bytes: Uint8Array,
+  options: { model?: string; fallback?: string } = {},
+): WeightsFile {
+  const file = parseWeightsFile(bytes);
+  const torchvision = file.tensors.has("features.0.weight");
+  const named = file.metadata.model ?? (torchvision ? "torchvision" : undefined);
+  if (named && options.model && named !== options.model) {
+    throw new RangeError(`the weights are ${named}'s, not ${options.model}'s`);
+  }
+  const model = named ?? options.model ?? options.fallback;
+  if (!model || !MODELS[model]) {
+    throw new RangeError(
+      `the weights do not name a known model (${file.metadata.model}): name one of ${
+        Object.keys(MODELS).join(", ")
+      }`,
+    );
+  }
+  const { preprocess } = file.metadata;
+  return {
+    model,
+    tensors: torchvision ? fromTorchvision(file.tensors) : file.tensors,
+    preprocess: preprocess === undefined ? undefined : decodePreprocess(preprocess),
+  };
+}
+
+/**
+ * Makes the network a weights file is for ({@linkcode readWeightsFile}: `model` where the file
+ * names none) and loads the file's tensors into it: safetensors or `.pth` (torchvision's too), as
+ * a path, a URL, a `Blob` (a browser's `File`) or the bytes.
  *
  * @example
  * ```ts
@@ -46,31 +99,17 @@ export async function openWeights(
   source: string | URL | Uint8Array | Blob,
   options: { model?: string; precision?: Precision } = {},
 ): Promise<OpenedWeights> {
-  const file = parseWeightsFile(await readBytes(source));
-  const named = file.metadata.model, model = named ?? options.model;
-  if (named && options.model && named !== options.model) {
-    throw new RangeError(`the weights are ${named}'s, not ${options.model}'s`);
-  }
-  if (!model || !MODELS[model]) {
-    throw new RangeError(
-      `the weights do not name a known model (${file.metadata.model}): name one of ${
-        Object.keys(MODELS).join(", ")
-      }`,
-    );
-  }
-  const preprocess = file.metadata.preprocess === undefined
-    ? undefined
-    : decodePreprocess(file.metadata.preprocess);
+  const { model, tensors, preprocess } = readWeightsFile(await readBytes(source), options);
   // A fine-tuned network keeps its model's name with a head for its own classes.
   const config = MODELS[model], head = config.layers.at(-1)!.name;
-  const classes = file.tensors.get(`${head}.bias`)?.shape[0] ?? config.classes;
+  const classes = tensors.get(`${head}.bias`)?.shape[0] ?? config.classes;
   const net = await createAlexNet({
     model: classes === config.classes ? config : withClasses(config, classes),
     init: "none",
     precision: options.precision,
   });
   try {
-    await net.setWeights(file.tensors);
+    await net.setWeights(tensors);
   } catch (e) {
     await net.destroy();
     throw e;
