@@ -23,14 +23,22 @@ import {
 import { recordGemm } from "./gemm/record.ts";
 import type { GemmTile } from "./gemm/tiles.ts";
 import { tileFor, type Tuning } from "./gemm/tuning.ts";
+import { readsVectors } from "./conv2d_forward.ts";
 import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
+ * How the input gradient reads its operands: "elements", one at a time through the transposed
+ * weights; "gathered" (packed operands, a launch's output channels a multiple of 4), k running
+ * over (tap, output channel) and B gathered from the output gradient packed channels last, as the
+ * forward pass does (kernels/conv2d_forward.ts); "vectors", for a dense layer (see
+ * {@linkcode readsVectorGradients}), the weights four input channels a load (A along its rows)
+ * and the output gradient four output channels (B along k).
+ */
+export type BackwardInputRead = "elements" | "gathered" | "vectors";
+
+/**
  * The WGSL of the input gradient's operands for the GEMM core: bindings, sizes, loaders (the
- * output gradient gathered through the transposed weights) and the epilogue. `gathered` (packed
- * operands, a launch's output channels a multiple of 4): k runs over (tap, output channel), and
- * the core gathers B from the output gradient packed channels last, as the forward pass does
- * (kernels/conv2d_forward.ts).
+ * output gradient gathered through the transposed weights) and the epilogue, read as `read` says.
  *
  * @example
  * ```ts
@@ -40,10 +48,14 @@ import { canGather, packTransposed } from "./pack_transposed.ts";
  * console.assert(wgsl.includes("fn storeC"));
  * ```
  */
-export function conv2dBackwardInputOperandsWgsl(g: Conv2dGeometry, gathered = false): string {
+export function conv2dBackwardInputOperandsWgsl(
+  g: Conv2dGeometry,
+  read: BackwardInputRead = "elements",
+): string {
+  const element = read === "vectors" ? "vec4f" : "f32";
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(0) var<storage, read> dy: array<${element}>;
+@group(0) @binding(1) var<storage, read> w: array<${element}>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> launch: Launch;
 ${conv2dConstantsWgsl(g)}
@@ -51,7 +63,18 @@ ${conv2dConstantsWgsl(g)}
 fn gemmRows() -> u32 { return CG; }
 fn gemmCols() -> u32 { return launch.batch * H * W; }
 fn gemmDepth() -> u32 { return launch.oCount * KHW; }
-// The output pixel that input column n reads through tap r, or P where there is none.
+${{ elements: ELEMENTS_WGSL, gathered: GATHERED_WGSL, vectors: VECTORS_WGSL }[read]}
+fn storeC(c: u32, n: u32, v: f32) {
+  let i = ((n / (H * W)) * CIN + (launch.oBase / MG) * CG + c) * H * W + n % (H * W);
+  var sum = v;
+  if (launch.accumulate != 0u) { sum += dx[i]; } // uniform: a launch that overwrites reads nothing
+  dx[i] = sum;
+}
+`;
+}
+
+/** The output pixel that input column n reads through tap r, or P where there is none. */
+const OUTPUT_PIXEL_WGSL = /* wgsl */ `
 fn outputPixel(r: u32, n: u32) -> u32 {
   let q = n % (H * W);
   let th = q / W + PH; // padded input row; the output row is (th - kh) / SH
@@ -63,10 +86,17 @@ fn outputPixel(r: u32, n: u32) -> u32 {
   let ow = (tw - kw) / SW;
   if (oh >= OH || ow >= OW) { return P; }
   return oh * OW + ow;
-}
-${
-    gathered
-      ? /* wgsl */ `
+}`;
+
+const ELEMENTS_WGSL = /* wgsl */ `${OUTPUT_PIXEL_WGSL}
+fn loadA(c: u32, k: u32) -> f32 { return w[launch.wOffset + ((k / KHW) * CG + c) * KHW + k % KHW]; }
+fn loadB(k: u32, n: u32) -> f32 {
+  let p = outputPixel(k % KHW, n);
+  if (p == P) { return 0.0; }
+  return dy[((n / (H * W)) * COUT + launch.oBase + k / KHW) * P + p];
+}`;
+
+const GATHERED_WGSL = /* wgsl */ `${OUTPUT_PIXEL_WGSL}
 fn loadA(c: u32, k: u32) -> f32 {
   let o = k % launch.oCount;
   return w[launch.wOffset + (o * CG + c) * KHW + k / launch.oCount];
@@ -76,22 +106,28 @@ fn texelOfB(k4: u32, n: u32) -> u32 {
   let p = outputPixel(k4 / o4, n);
   if (p == P) { return 0u; } // texel 0: zeros
   return 2u + ((n / (H * W)) * P + p) * (COUT / 4u) + launch.oBase / 4u + k4 % o4;
-}`
-      : /* wgsl */ `
-fn loadA(c: u32, k: u32) -> f32 { return w[launch.wOffset + ((k / KHW) * CG + c) * KHW + k % KHW]; }
-fn loadB(k: u32, n: u32) -> f32 {
-  let p = outputPixel(k % KHW, n);
-  if (p == P) { return 0.0; }
-  return dy[((n / (H * W)) * COUT + launch.oBase + k / KHW) * P + p];
-}`
-  }
-fn storeC(c: u32, n: u32, v: f32) {
-  let i = ((n / (H * W)) * CIN + (launch.oBase / MG) * CG + c) * H * W + n % (H * W);
-  var sum = v;
-  if (launch.accumulate != 0u) { sum += dx[i]; } // uniform: a launch that overwrites reads nothing
-  dx[i] = sum;
-}
-`;
+}`;
+
+// A dense layer: one pixel, one tap; row c of A is input channel c, column n image n, k channel o.
+const VECTORS_WGSL = /* wgsl */ `
+fn loadA4m(c4: u32, o: u32) -> vec4f { return w[(launch.wOffset + o * CG) / 4u + c4]; }
+fn loadB4(o4: u32, n: u32) -> vec4f { return dy[(n * COUT + launch.oBase) / 4u + o4]; }`;
+
+/**
+ * Whether a convolution's gradients read their operands four channels a load: a dense layer
+ * whose forward pass does (see `readsVectors`) and whose groups' output channels are a multiple of
+ * 4, so that every row of the output gradient and its slices start on a vec4.
+ *
+ * @example
+ * ```ts
+ * import { readsVectorGradients } from "./conv2d_backward_input.ts";
+ * const fc7 = { inChannels: 4096, height: 1, width: 1, outChannels: 4096, kernelH: 1,
+ *   kernelW: 1, strideH: 1, strideW: 1, padH: 0, padW: 0, groups: 1 };
+ * console.log(readsVectorGradients(fc7), readsVectorGradients({ ...fc7, outChannels: 10 })); // true false
+ * ```
+ */
+export function readsVectorGradients(g: Conv2dGeometry): boolean {
+  return readsVectors(g) && (g.outChannels / g.groups) % 4 === 0;
 }
 
 /**
@@ -135,15 +171,20 @@ export function conv2dBackwardInput(
   const mgKhw = (g.outChannels / g.groups) * g.kernelH * g.kernelW; // the deepest launch's depth
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_backward_input:${Object.values(g)}:${args.batch}`;
-  const tile = args.tile ??
-    tileFor(gpu, args.tuning, problem, g.inChannels / g.groups, cols, mgKhw);
   const buffers: GPUBuffer[] = [];
   const mg = g.outChannels / g.groups;
   const slices = weightLaunches(gpu, g, args.weight);
+  const quads = slices.every((s) => s.oBase % 4 === 0 && s.oCount % 4 === 0);
+  const vectors = readsVectorGradients(g) && quads && slices.every((s) => s.wOffset % 4 === 0);
+  const tile = args.tile ??
+    tileFor(gpu, args.tuning, problem, g.inChannels / g.groups, cols, mgKhw, vectors);
   const view = { outer: args.batch, rows: g.outChannels, cols: oh * ow }; // channels last
-  const gathered = slices.every((s) => s.oBase % 4 === 0 && s.oCount % 4 === 0) &&
-    canGather(gpu, tile, view);
-  const key = `conv2d_backward_input:${Object.values(g)}:${gathered}`;
+  const read: BackwardInputRead = vectors
+    ? "vectors"
+    : quads && canGather(gpu, tile, view)
+    ? "gathered"
+    : "elements";
+  const key = `conv2d_backward_input:${Object.values(g)}:${read}`;
   const calls = slices.map(({ oBase, oCount, binding, wOffset }) => {
     const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first
     const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, accumulate], `${key} launch`);
@@ -158,11 +199,12 @@ export function conv2dBackwardInput(
   });
   const launch = recordGemm(gpu, {
     key,
-    operands: conv2dBackwardInputOperandsWgsl(g, gathered),
+    operands: conv2dBackwardInputOperandsWgsl(g, read),
     bindings: ["read", "read", "read_write", "uniform"],
     tile,
     calls,
-    gatherB: gathered ? packTransposed(gpu, { x: args.dy, view }) : undefined,
+    gatherB: read === "gathered" ? packTransposed(gpu, { x: args.dy, view }) : undefined,
+    vectors: { vectorK: vectors, vectorM: vectors },
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

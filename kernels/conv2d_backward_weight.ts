@@ -24,15 +24,23 @@ import {
 import { recordGemm } from "./gemm/record.ts";
 import type { GemmTile } from "./gemm/tiles.ts";
 import { tileFor, type Tuning } from "./gemm/tuning.ts";
+import { readsVectorGradients } from "./conv2d_backward_input.ts";
 import { canGather, packTransposed } from "./pack_transposed.ts";
 
 /**
+ * How the weight gradient reads its operands: "elements", the output gradient and the im2col
+ * matrix one element at a time; "gathered" (packed operands), the depth running over (pixel,
+ * image) instead of (image, pixel), images padded with zeros to a multiple of 4, so that four
+ * consecutive depths are one texel of the input packed images last (kernels/pack_transposed.ts),
+ * which the core gathers B from (`texelOfB`) instead of packing the im2col matrix; "vectors", for
+ * a dense layer (see `readsVectorGradients`), the batch's outer products four output channels (A
+ * along its rows) by four input channels (B along its columns) a load.
+ */
+export type BackwardWeightRead = "elements" | "gathered" | "vectors";
+
+/**
  * The WGSL of the weight and bias gradient's operands for the GEMM core: bindings, sizes, loaders
- * and the epilogue (the bias is one more column of B, all ones). `gathered` (packed operands): the
- * depth runs over (pixel, image) instead of (image, pixel), images padded with zeros to a multiple
- * of 4, so that four consecutive depths are one texel of the input packed images last
- * (kernels/pack_transposed.ts), which the core gathers B from (`texelOfB`) instead of packing the
- * im2col matrix.
+ * and the epilogue (the bias is one more column of B, all ones), read as `read` says.
  *
  * @example
  * ```ts
@@ -42,43 +50,23 @@ import { canGather, packTransposed } from "./pack_transposed.ts";
  * console.assert(wgsl.includes("fn storeC"));
  * ```
  */
-export function conv2dBackwardWeightOperandsWgsl(g: Conv2dGeometry, gathered = false): string {
+export function conv2dBackwardWeightOperandsWgsl(
+  g: Conv2dGeometry,
+  read: BackwardWeightRead = "elements",
+): string {
+  const element = read === "vectors" ? "vec4f" : "f32";
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<${element}>;
+@group(0) @binding(1) var<storage, read> dy: array<${element}>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(4) var<uniform> launch: Launch;
 ${conv2dConstantsWgsl(g)}
-${IM2COL_WGSL}
+${read === "vectors" ? "" : IM2COL_WGSL}
 
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return KG + 1u; } // the last column is the bias
-${
-    gathered
-      ? /* wgsl */ `
-fn images4() -> u32 { return (launch.batch + 3u) / 4u; }
-fn gemmDepth() -> u32 { return P * images4() * 4u; }
-fn loadA(m: u32, d: u32) -> f32 {
-  let b = d % (images4() * 4u);
-  if (b >= launch.batch) { return 0.0; } // a padding image
-  return dy[(b * COUT + launch.oBase + m) * P + d / (images4() * 4u)];
-}
-fn texelOfB(d4: u32, k: u32) -> u32 {
-  if (k == KG) { return 1u; } // texel 1: ones
-  let q = inputPixel(k % KHW, d4 / images4());
-  if (q == H * W) { return 0u; } // texel 0: zeros
-  let c = (launch.oBase / MG) * CG + k / KHW;
-  return 2u + (c * H * W + q) * images4() + d4 % images4();
-}`
-      : /* wgsl */ `
-fn gemmDepth() -> u32 { return launch.batch * P; }
-fn loadA(m: u32, d: u32) -> f32 { return dy[((d / P) * COUT + launch.oBase + m) * P + d % P]; }
-fn loadB(d: u32, k: u32) -> f32 {
-  if (k == KG) { return 1.0; }
-  return im2col(d / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, d % P);
-}`
-  }
+${{ elements: ELEMENTS_WGSL, gathered: GATHERED_WGSL, vectors: VECTORS_WGSL }[read]}
 fn storeC(m: u32, k: u32, value: f32) {
   let add = launch.accumulate != 0u; // uniform: a launch that overwrites reads nothing
   var v = value;
@@ -94,6 +82,40 @@ fn storeC(m: u32, k: u32, value: f32) {
 }
 `;
 }
+
+const ELEMENTS_WGSL = /* wgsl */ `
+fn gemmDepth() -> u32 { return launch.batch * P; }
+fn loadA(m: u32, d: u32) -> f32 { return dy[((d / P) * COUT + launch.oBase + m) * P + d % P]; }
+fn loadB(d: u32, k: u32) -> f32 {
+  if (k == KG) { return 1.0; }
+  return im2col(d / P, (launch.oBase / MG) * CG + k / KHW, k % KHW, d % P);
+}`;
+
+const GATHERED_WGSL = /* wgsl */ `
+fn images4() -> u32 { return (launch.batch + 3u) / 4u; }
+fn gemmDepth() -> u32 { return P * images4() * 4u; }
+fn loadA(m: u32, d: u32) -> f32 {
+  let b = d % (images4() * 4u);
+  if (b >= launch.batch) { return 0.0; } // a padding image
+  return dy[(b * COUT + launch.oBase + m) * P + d / (images4() * 4u)];
+}
+fn texelOfB(d4: u32, k: u32) -> u32 {
+  if (k == KG) { return 1u; } // texel 1: ones
+  let q = inputPixel(k % KHW, d4 / images4());
+  if (q == H * W) { return 0u; } // texel 0: zeros
+  let c = (launch.oBase / MG) * CG + k / KHW;
+  return 2u + (c * H * W + q) * images4() + d4 % images4();
+}`;
+
+// A dense layer: one pixel, one tap; the depth is the batch, row m output channel m, column k
+// input channel k (the quad past the last, KG / 4, is the bias's ones).
+const VECTORS_WGSL = /* wgsl */ `
+fn gemmDepth() -> u32 { return launch.batch; }
+fn loadA4m(m4: u32, b: u32) -> vec4f { return dy[(b * COUT + launch.oBase) / 4u + m4]; }
+fn loadB4n(b: u32, k4: u32) -> vec4f {
+  if (k4 == KG / 4u) { return vec4f(1.0); }
+  return x[(b * CIN + (launch.oBase / MG) * CG) / 4u + k4];
+}`;
 
 /**
  * Records the gradients of a convolution's weight [outChannels, inChannels / groups, kh, kw]
@@ -138,14 +160,31 @@ export function conv2dBackwardWeight(
   // The GEMM this launch solves: the autotuner's key.
   const problem = `conv2d_backward_weight:${Object.values(g)}:${args.batch}`;
   const [oh, ow] = conv2dOutputSize(g);
+  const slices = weightLaunches(gpu, g, args.dWeight);
+  const vectors = readsVectorGradients(g) &&
+    slices.every((s) => s.oBase % 4 === 0 && s.oCount % 4 === 0);
   const tile = args.tile ??
-    tileFor(gpu, args.tuning, problem, g.outChannels / g.groups, kg + 1, args.batch * oh * ow);
+    tileFor(
+      gpu,
+      args.tuning,
+      problem,
+      g.outChannels / g.groups,
+      kg + 1,
+      args.batch * oh * ow,
+      vectors,
+    );
   const view = { outer: 1, rows: args.batch, cols: g.inChannels * g.height * g.width }; // images last
-  const gathered = canGather(gpu, tile, view);
-  const depth = gathered ? oh * ow * Math.ceil(args.batch / 4) * 4 : args.batch * oh * ow;
-  const key = `conv2d_backward_weight:${Object.values(g)}:${gathered}`;
+  const read: BackwardWeightRead = vectors
+    ? "vectors"
+    : canGather(gpu, tile, view)
+    ? "gathered"
+    : "elements";
+  const depth = read === "gathered"
+    ? oh * ow * Math.ceil(args.batch / 4) * 4
+    : args.batch * oh * ow;
+  const key = `conv2d_backward_weight:${Object.values(g)}:${read}`;
   const buffers: GPUBuffer[] = [];
-  const calls = weightLaunches(gpu, g, args.dWeight).map(({ oBase, oCount, binding, wOffset }) => {
+  const calls = slices.map(({ oBase, oCount, binding, wOffset }) => {
     const values = [args.batch, oBase, oCount, wOffset, args.accumulate ? 1 : 0];
     const uniform = gpu.uniform(values, `${key} launch`);
     buffers.push(uniform);
@@ -159,11 +198,12 @@ export function conv2dBackwardWeight(
   });
   const launch = recordGemm(gpu, {
     key,
-    operands: conv2dBackwardWeightOperandsWgsl(g, gathered),
+    operands: conv2dBackwardWeightOperandsWgsl(g, read),
     bindings: ["read", "read", "read_write", "read_write", "uniform"],
     tile,
     calls,
-    gatherB: gathered ? packTransposed(gpu, { x: args.x, view }) : undefined,
+    gatherB: read === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
+    vectors: { vectorM: vectors, vectorN: vectors },
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

@@ -230,7 +230,7 @@ export function conv2dForward(
     tile,
     calls,
     gatherB: input === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
-    vectorK: vectors,
+    vectors: { vectorK: vectors },
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

@@ -224,14 +224,14 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
     true,
   ],
   [
-    "dense in 2 groups of 36 channels read four a load, batch 11",
+    "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
     convGeometry({
       inChannels: 72,
       height: 1,
       width: 1,
       kernelH: 1,
       kernelW: 1,
-      outChannels: 22,
+      outChannels: 24,
       groups: 2,
     }),
     11,
@@ -267,13 +267,13 @@ export const PACKED_CASES: ReadonlySet<string> = new Set([
   "stride 4, 11x11 (conv1-like)",
   "8 and 4 channels a group (packed operands gather B), stride 2, pad 2, 5x5, batch 1",
   "batch 5, 4 -> 8 channels (packed operands gather B; images pad to 8 in the weight gradient)",
-  "dense in 2 groups of 36 channels read four a load, batch 11",
+  "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
   "many output channels and columns (several tiles each way)",
 ]);
 
 /** The cases run with 16 x 16 and 16 x 8 register blocks (see {@linkcode tilingsOf}). */
 export const BLOCK_CASES: ReadonlySet<string> = new Set([
-  "dense in 2 groups of 36 channels read four a load, batch 11",
+  "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
   "many output channels and columns (several tiles each way)",
 ]);
 

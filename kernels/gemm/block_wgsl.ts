@@ -14,8 +14,9 @@ import type { GemmTile } from "./tiles.ts";
  * The "registers" and "textures" strategies: one TM x TN block per invocation, written out as
  * scalar statements (no arrays, no inner loops), so that the compiler keeps it in registers; rows
  * and columns past the edge are clamped for loading and skipped on store. "registers" reads the
- * operands through the loaders, one k at a time, or four with `vectorK` (rounding each to f16
- * where the precision is "f16"); "textures" reads four k per texel from the packed operands.
+ * operands through the loaders, one k at a time, four with `vectorK`, and A four rows or B four
+ * columns a load with `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16");
+ * "textures" reads four k per texel from the packed operands.
  *
  * @example
  * ```ts
@@ -32,32 +33,58 @@ export function blockGemmWgsl(
   const half = variant.precision === "f16";
   const packed = t.kind === "textures";
   const quads = packed || vectorK; // four k a step
-  const round = (e: string) => !half ? e : quads ? `vec4f(vec4<f16>(${e}))` : `f32(f16(${e}))`;
+  const byRows = !packed && variant.vectorM === true, byCols = !packed && variant.vectorN === true;
+  if ((byRows && t.tm % 4) || (byCols && t.tn % 4)) {
+    throw new RangeError(`tile ${JSON.stringify(t)}: vector loads need blocks of whole quads`);
+  }
+  const round = (e: string, vector: boolean) =>
+    !half ? e : vector ? `vec4f(vec4<f16>(${e}))` : `f32(f16(${e}))`;
   const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
+  const subs = quads ? [0, 1, 2, 3] : [0]; // the k of a step
   const each = (f: (i: number, j: number) => string) =>
     rows.flatMap((i) => cols.map((j) => f(i, j))).join("\n");
-  const loadA = (i: number) =>
-    packed
-      ? `textureLoad(packedA, packedTexel(row${i} * steps + k), 0)`
-      : round(vectorK ? `loadA4(row${i}, k)` : `loadA(row${i}, k)`);
-  const loadB = (j: number) =>
-    packed
-      ? `textureLoad(packedB, packedTexel(${
-        gatheredB ? `texelOfB(k, chunk.c0 + col${j})` : `col${j} * steps + k`
-      }), 0)`
-      : round(vectorK ? `loadB4(k, col${j})` : `loadB(k, col${j})`);
+  const kOf = (s: number) => quads ? `4u * k + ${s}u` : "k";
+  const lane = (i: number) => "xyzw"[i % 4];
+  // The step's loads, and the expression of A[row i] and B[column j] at its s-th k.
+  const aLoads = byRows
+    ? subs.flatMap((s) =>
+      rows.filter((i) => i % 4 === 0).map((i) =>
+        `let a${i / 4}_${s} = ${round(`loadA4m(quad${i / 4}, ${kOf(s)})`, true)};`
+      )
+    )
+    : rows.map((i) =>
+      `let a${i} = ${
+        packed
+          ? `textureLoad(packedA, packedTexel(row${i} * steps + k), 0)`
+          : round(vectorK ? `loadA4(row${i}, k)` : `loadA(row${i}, k)`, vectorK)
+      };`
+    );
+  const bLoads = byCols
+    ? subs.flatMap((s) =>
+      cols.filter((j) => j % 4 === 0).map((j) =>
+        `let b${j / 4}_${s} = ${round(`loadB4n(${kOf(s)}, colQuad${j / 4})`, true)};`
+      )
+    )
+    : cols.map((j) =>
+      `let b${j} = ${
+        packed
+          ? `textureLoad(packedB, packedTexel(${
+            gatheredB ? `texelOfB(k, chunk.c0 + col${j})` : `col${j} * steps + k`
+          }), 0)`
+          : round(vectorK ? `loadB4(k, col${j})` : `loadB(k, col${j})`, vectorK)
+      };`
+    );
+  const a = (i: number, s: number) =>
+    byRows ? `a${i >> 2}_${s}.${lane(i)}` : quads ? `a${i}.${lane(s)}` : `a${i}`;
+  const b = (j: number, s: number) =>
+    byCols ? `b${j >> 2}_${s}.${lane(j)}` : quads ? `b${j}.${lane(s)}` : `b${j}`;
+  const fmas = (i: number, j: number) =>
+    subs.reduce((acc, s) => `fma(${a(i, s)}, ${b(j, s)}, ${acc})`, `c${i}_${j}`);
   const step = /* wgsl */ `
   let steps = ${quads ? "(depth + 3u) / 4u" : "depth"};
   for (var k = 0u; k < steps; k++) {
-${rows.map((i) => `    let a${i} = ${loadA(i)};`).join("\n")}
-${cols.map((j) => `    let b${j} = ${loadB(j)};`).join("\n")}
-${
-    each((i, j) =>
-      quads
-        ? `    c${i}_${j} = fma(a${i}.w, b${j}.w, fma(a${i}.z, b${j}.z, fma(a${i}.y, b${j}.y, fma(a${i}.x, b${j}.x, c${i}_${j}))));`
-        : `    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`
-    )
-  }
+${[...aLoads, ...bLoads].map((line) => `    ${line}`).join("\n")}
+${each((i, j) => `    c${i}_${j} = ${fmas(i, j)};`)}
   }`;
   return /* wgsl */ `
 ${WORKGROUP_INDEX_WGSL}
@@ -81,8 +108,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (block >= blocksN * ((rows + ${t.tm - 1}u) / ${t.tm}u)) { return; }
   let n0 = (block % blocksN) * ${t.tn}u; // neighbouring invocations: neighbouring column blocks
   let m0 = (block / blocksN) * ${t.tm}u;
-${rows.map((i) => `  let row${i} = min(m0 + ${i}u, rows - 1u);`).join("\n")}
-${cols.map((j) => `  let col${j} = min(n0 + ${j}u, cols - 1u);`).join("\n")}
+${
+    byRows
+      ? rows.filter((i) => i % 4 === 0).map((i) =>
+        `  let quad${i / 4} = min(m0 / 4u + ${i / 4}u, rows / 4u - 1u);`
+      ).join("\n")
+      : rows.map((i) => `  let row${i} = min(m0 + ${i}u, rows - 1u);`).join("\n")
+  }
+${
+    byCols
+      ? cols.filter((j) => j % 4 === 0).map((j) =>
+        `  let colQuad${j / 4} = min(n0 / 4u + ${j / 4}u, (cols - 1u) / 4u);`
+      ).join("\n")
+      : cols.map((j) => `  let col${j} = min(n0 + ${j}u, cols - 1u);`).join("\n")
+  }
 ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
 ${step}
 ${

@@ -14,7 +14,12 @@
  *   u32` instead of `loadB`: the texel of the scratch texture B that holds B[4 k4 .. 4 k4 + 3, n];
  * - where both operands are contiguous along k (`vectorK`, a dense layer), `fn loadA4(m: u32, k4:
  *   u32) -> vec4f` and `fn loadB4(k4: u32, n: u32) -> vec4f` instead of `loadA` and `loadB`: four
- *   consecutive k, 4 k4 .. 4 k4 + 3, in one storage-buffer load (the depth a multiple of 4).
+ *   consecutive k, 4 k4 .. 4 k4 + 3, in one storage-buffer load (the depth a multiple of 4);
+ * - where A is contiguous along m (`vectorM`), `fn loadA4m(m4: u32, k: u32) -> vec4f` instead of
+ *   `loadA` (or `loadA4`): rows 4 m4 .. 4 m4 + 3 (the rows a multiple of 4); where B is
+ *   contiguous along n (`vectorN`), `fn loadB4n(k: u32, n4: u32) -> vec4f`: columns 4 n4 ..
+ *   4 n4 + 3, called for every quad that holds a column (what lies past the last is never stored).
+ *   A dense layer's gradients: W^T read along its rows, the batch's outer products along both.
  *
  * The generators: `workgroup_wgsl.ts` (GPU tiles), `block_wgsl.ts` (register blocks, packed or
  * not), `pack_wgsl.ts` (packing into textures); `record.ts` records a kernel's launches,
@@ -39,6 +44,10 @@ export interface GemmVariant {
    * register blocks read four k a load, workgroup tiles through scalar loaders derived from them.
    */
   vectorK?: boolean;
+  /** A is read four rows a load, `loadA4m` (with `vectorK`, B still four k a load). */
+  vectorM?: boolean;
+  /** B is read four columns a load, `loadB4n` (with `vectorK`, A still four k a load). */
+  vectorN?: boolean;
   /**
    * "f16": the workgroup tiles hold half-precision values and register blocks round what they load
    * (the module must start with {@linkcode enableWgsl}'s directive); packed operands are rounded
@@ -79,4 +88,32 @@ export function gemmWgsl(t: GemmTile, variant: GemmVariant = {}): string {
  */
 export function enableWgsl(precision?: Precision): string {
   return precision === "f16" ? "enable f16;\n" : "";
+}
+
+/**
+ * The scalar loaders `loadA` and `loadB` of operands that define only vector ones (see
+ * {@linkcode GemmVariant}), for the cores and pack kernels that read one element at a time.
+ *
+ * @example
+ * ```ts
+ * import { scalarLoadersWgsl } from "./core.ts";
+ * console.log(scalarLoadersWgsl({ vectorM: true }).includes("loadA4m(m / 4u, k)[m % 4u]")); // true
+ * console.log(scalarLoadersWgsl({})); // ""
+ * ```
+ */
+export function scalarLoadersWgsl(v: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN">): string {
+  const a = v.vectorM
+    ? "loadA4m(m / 4u, k)[m % 4u]"
+    : v.vectorK
+    ? "loadA4(m, k / 4u)[k % 4u]"
+    : undefined;
+  const b = v.vectorN
+    ? "loadB4n(k, n / 4u)[n % 4u]"
+    : v.vectorK
+    ? "loadB4(k / 4u, n)[k % 4u]"
+    : undefined;
+  return [
+    a && `fn loadA(m: u32, k: u32) -> f32 { return ${a}; }`,
+    b && `fn loadB(k: u32, n: u32) -> f32 { return ${b}; }`,
+  ].filter(Boolean).map((line) => `\n${line}`).join("");
 }

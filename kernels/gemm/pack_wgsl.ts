@@ -53,7 +53,7 @@ export function roundTexel(precision?: Precision): string {
  * The WGSL of the entry point `main` that packs a chunk of operand A (rows m) or B (columns n)
  * into the rgba32float storage texture `packed`: texel (k / 4) of a row holds elements k..k+3, zero
  * past the depth, each rounded to f16 where `precision` is "f16"; read in one load where the
- * operands define `loadA4` and `loadB4` (`vectorK`). The chunk's uniform is at binding `binding`, the
+ * operand's loader reads four k (`alongK`: `loadA4` or `loadB4`). The chunk's uniform is at binding `binding`, the
  * texture at `binding + 1`. One invocation per texel, in the texels' order.
  *
  * @example
@@ -66,10 +66,10 @@ export function gemmPackWgsl(
   operand: "A" | "B",
   binding: number,
   precision?: Precision,
-  vectorK = false,
+  alongK = false,
 ): string {
   const load = (c: number) => operand === "A" ? `loadA(row, k + ${c}u)` : `loadB(k + ${c}u, row)`;
-  const texel = vectorK
+  const texel = alongK
     ? `  v = ${operand === "A" ? "loadA4(row, k / 4u)" : "loadB4(k / 4u, row)"};`
     : [0, 1, 2, 3].map((c) => `  if (k + ${c}u < depth) { v[${c}] = ${load(c)}; }`).join("\n");
   const [first, count] = operand === "A" ? ["chunk.r0", "chunk.nr"] : ["chunk.c0", "chunk.nc"];

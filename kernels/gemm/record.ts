@@ -7,7 +7,7 @@
  */
 import type { Gpu } from "../../gpu/device.ts";
 import type { BindingKind, Launch, Pipeline, Resource } from "../../gpu/launch.ts";
-import { enableWgsl, gemmWgsl } from "./core.ts";
+import { enableWgsl, type GemmVariant, gemmWgsl, scalarLoadersWgsl } from "./core.ts";
 import { gemmPackWgsl, PACKED_HEIGHT, PACKED_WIDTH } from "./pack_wgsl.ts";
 import { type GemmTile, gemmWorkgroups } from "./tiles.ts";
 
@@ -34,8 +34,8 @@ export interface GemmCall {
  * device share its scratch, which is safe because a queue runs them in order. With `gatherB`
  * (packed operands only), B is not packed: `gatherB`'s launches, recorded first, write texels to
  * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it
- * (see `core.ts`); the columns are still taken in chunks, the rows too. With `vectorK`
- * the operands define the vector loaders (see `GemmVariant`). The device's precision
+ * (see `core.ts`); the columns are still taken in chunks, the rows too. With `vectors` the
+ * operands define vector loaders (see `GemmVariant`) and the scalar ones are derived from them. The device's precision
  * ({@linkcode Gpu.precision}) decides what the core multiplies.
  *
  * @example
@@ -60,13 +60,14 @@ export interface GemmCall {
  * ```
  */
 export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
-  const { key, operands, bindings, tile, calls, gatherB, vectorK } = args;
+  const { key, bindings, tile, calls, gatherB, vectors = {} } = args;
   if (gatherB && tile.kind !== "textures") {
     throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
   }
-  if (tile.kind === "textures") return recordPacked(gpu, args, tile);
+  const operands = args.operands + scalarLoadersWgsl(vectors);
+  if (tile.kind === "textures") return recordPacked(gpu, { ...args, operands }, tile);
   const { precision } = gpu;
-  const wgsl = enableWgsl(precision) + operands + gemmWgsl(tile, { precision, vectorK });
+  const wgsl = enableWgsl(precision) + operands + gemmWgsl(tile, { precision, ...vectors });
   const pipeline = gpu.pipeline(`${key}:${Object.values(tile)}`, wgsl, bindings);
   return {
     dispatches: calls.map((c) =>
@@ -90,21 +91,27 @@ export interface GemmArgs {
   calls: readonly GemmCall[];
   /** Launches that fill the scratch texture B which the operands' `texelOfB` gathers from. */
   gatherB?: Launch;
-  /** The operands define the vector loaders. */
-  vectorK?: boolean;
+  /** Which vector loaders the operands define instead of scalar ones (see `GemmVariant`). */
+  vectors?: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN">;
 }
 
 /** Packed operands: per chunk of rows and columns that fits the scratch, pack A, pack B, multiply. */
 function recordPacked(
   gpu: Gpu,
-  { key, operands, bindings, calls, gatherB, vectorK }: GemmArgs,
+  { key, operands, bindings, calls, gatherB, vectors = {} }: GemmArgs,
   tile: Exclude<GemmTile, { kind: "workgroup" }>,
 ): Launch {
   const n = bindings.length, enable = enableWgsl(gpu.precision);
   const pack = (operand: "A" | "B") =>
     gpu.pipeline(
       `${key}:pack${operand}`,
-      enable + operands + gemmPackWgsl(operand, n, gpu.precision, vectorK),
+      enable + operands +
+        gemmPackWgsl(
+          operand,
+          n,
+          gpu.precision,
+          vectors.vectorK && !vectors[`vector${operand === "A" ? "M" : "N"}`],
+        ),
       [...bindings, "uniform", "storage_texture"],
     );
   const gathered = gatherB !== undefined;

@@ -124,7 +124,7 @@ export function candidateTiles(family: TileFamily, limits: TileLimits): readonly
  * bounded by `limits` (a pick that does not fit gives way to the family's first candidate that
  * does). On CPU adapters: packed operands for GEMMs of at least 2^25 multiply-adds, register blocks
  * below (packing pays for its two passes and its kernels' compile time only on large GEMMs) and
- * where the operands load four k at a time (`vectorK`: as fast as texels, with nothing to pack);
+ * where the operands load four elements at a time (`vectors`: as fast as texels, nothing to pack);
  * on llvmpipe, narrow register blocks for eight columns or fewer and thin ones for four or fewer
  * (dense layers at small batches); on SwiftShader, four columns always. On GPUs, wide workgroup
  * tiles by default, tall narrow ones when there are few columns (dense layers at small batch,
@@ -142,10 +142,10 @@ export function chooseTile(
   cols: number,
   depth: number,
   family: TileFamily,
-  vectorK = false,
+  vectors = false,
   limits?: TileLimits,
 ): GemmTile {
-  const pick = preferredTile(rows, cols, depth, family, vectorK);
+  const pick = preferredTile(rows, cols, depth, family, vectors);
   return !limits || fitsLimits(pick, limits) ? pick : candidateTiles(family, limits)[0];
 }
 
@@ -155,9 +155,9 @@ function preferredTile(
   cols: number,
   depth: number,
   family: TileFamily,
-  vectorK: boolean,
+  vectors: boolean,
 ): GemmTile {
-  const large = rows * cols * depth >= 2 ** 25 && !vectorK;
+  const large = rows * cols * depth >= 2 ** 25 && !vectors;
   if (family === "swiftshader") return large ? GEMM_TILES.thinPacked : GEMM_TILES.thinBlocks;
   if (family === "llvmpipe") {
     if (cols <= 8) return cols <= 4 ? GEMM_TILES.thinBlocks : GEMM_TILES.narrowBlocks;

@@ -134,8 +134,8 @@ export class Tuning {
 /**
  * The tiling for a GEMM `problem` of `rows` x `cols` x `depth` on `gpu`: `tuning`'s choice where it
  * has one of a kind this adapter uses, otherwise {@linkcode chooseTile}'s; register blocks instead
- * of packed operands deeper than a scratch texture holds. `vectorK`: the operands load four k at a
- * time.
+ * of packed operands deeper than a scratch texture holds. `vectors`: the operands load four
+ * elements at a time (see `GemmVariant`).
  *
  * @example
  * ```ts
@@ -153,10 +153,10 @@ export function tileFor(
   rows: number,
   cols: number,
   depth: number,
-  vectorK = false,
+  vectors = false,
 ): GemmTile {
   const tile = tunedTile(gpu, tuning, problem) ??
-    chooseTile(rows, cols, depth, gpu.family, vectorK, gpu.limits);
+    chooseTile(rows, cols, depth, gpu.family, vectors, gpu.limits);
   if (tile.kind !== "textures" || Math.ceil(depth / 4) <= gemmScratch(gpu).texels) return tile;
   return tile.tn > 4 ? GEMM_TILES.blocks : GEMM_TILES.thinBlocks; // too deep to pack
 }

@@ -11,8 +11,8 @@ import type { GemmTile } from "./tiles.ts";
 
 /**
  * The WGSL of the core's entry point `main` for a workgroup tiling; concatenate it after the
- * operands' definitions (see `core.ts`). With `vectorK` it derives the scalar loaders from the
- * operands' vector ones.
+ * operands' definitions (see `core.ts`), their scalar loaders (derived from vector ones where
+ * the operands define those: `scalarLoadersWgsl`).
  *
  * @example
  * ```ts
@@ -32,7 +32,6 @@ export function workgroupGemmWgsl(
   const element = half ? "f16" : "f32";
   const [store, load] = half ? ["f16", "f32"] : ["", ""]; // conversions into and out of the tiles
   return /* wgsl */ `
-${variant.vectorK ? SCALAR_FROM_VECTOR_WGSL : ""}
 ${WORKGROUP_INDEX_WGSL}
 const BM = ${t.bm}u;
 const BN = ${t.bn}u;
@@ -98,8 +97,3 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
 }`;
 }
-
-/** The scalar loaders of operands that define only the vector ones. */
-const SCALAR_FROM_VECTOR_WGSL = /* wgsl */ `
-fn loadA(m: u32, k: u32) -> f32 { return loadA4(m, k / 4u)[k % 4u]; }
-fn loadB(k: u32, n: u32) -> f32 { return loadB4(k / 4u, n)[k % 4u]; }`;

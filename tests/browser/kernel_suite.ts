@@ -9,7 +9,7 @@ import { ELEMENTWISE_CHECKS } from "../kernels/elementwise_checks.ts";
 /** Convolution cases run in the browser: a gathered operand with groups, and vec4 dense reads. */
 const CASES = [
   "8 and 4 channels a group (packed operands gather B), stride 2, pad 2, 5x5, batch 1",
-  "dense in 2 groups of 36 channels read four a load, batch 11",
+  "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
 ];
 
 /** One tiling of each strategy, each compiling in about a second on SwiftShader. */
