@@ -25,6 +25,8 @@ const WORKGROUP = 256;
  */
 export function maxPoolBackwardWgsl(h: number, w: number, size: number, stride: number): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
+  const span = [...Array(Math.ceil(size / stride)).keys()].reverse(); // windows covering a row
+  const windows = span.flatMap((di) => span.map((dj) => [di, dj]));
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> argmax: array<u32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -48,17 +50,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let q = e % HW;
   let r = q / W;
   let c = q % W;
-  // Windows (i, j) covering (r, c): i * STRIDE <= r < i * STRIDE + SIZE.
-  let iLo = select(0u, (r - SIZE) / STRIDE + 1u, r >= SIZE);
-  let jLo = select(0u, (c - SIZE) / STRIDE + 1u, c >= SIZE);
+  // The windows covering (r, c) are the last SPAN rows and columns of windows up to (iHi, jHi)
+  // that still reach it, written out in ascending order (no loops whose bounds vary by lane).
   let iHi = min(r / STRIDE, OH - 1u);
   let jHi = min(c / STRIDE, OW - 1u);
   var sum = 0.0;
-  for (var i = iLo; i <= iHi; i++) {
-    for (var j = jLo; j <= jHi; j++) {
-      let o = (map * OH + i) * OW + j;
-      if (argmax[o] == q) { sum += dy[o]; }
-    }
+${
+    windows.map(([di, dj]) =>
+      `  if (${di}u <= iHi && ${dj}u <= jHi && r < (iHi - ${di}u) * STRIDE + SIZE &&
+      c < (jHi - ${dj}u) * STRIDE + SIZE) {
+    let o = (map * OH + iHi - ${di}u) * OW + jHi - ${dj}u;
+    if (argmax[o] == q) { sum += dy[o]; }
+  }`
+    ).join("\n")
   }
   dx[e] = sum;
 }`;
