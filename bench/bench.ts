@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: per-layer forward and backward times, GFLOP/s and their fraction of this
- * adapter's ceiling (our GEMM core on a square 1024 problem with its fastest candidate tiling,
- * measured in the same run), and
+ * adapter's ceiling (the best rate the GEMM core reached in the same run: probes of a square 1024
+ * problem in every candidate tiling, and the layers themselves), and
  * whole-network images/s for inference and training, on this adapter. Each measurement replays
  * the launches `repeats` times in one pass: GPU time from timestamp queries where the adapter has
  * them, otherwise wall time with one wait (whose ~11 ms on CPU adapters the repeats spread).
@@ -20,11 +20,12 @@ import { Tensor } from "../gpu/tensor.ts";
 import { hasTimestamps } from "../gpu/timing.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
 import { candidateTiles } from "../kernels/gemm/tiles.ts";
-import { Dense } from "../layers/conv2d.ts";
+import { Conv2d, Dense } from "../layers/conv2d.ts";
 import { recordTraining } from "../layers/plan.ts";
 import type { ModelConfig } from "../layers/models.ts";
 import type { Network } from "../layers/network.ts";
 import { secondsPerCall, timeDispatches } from "./clock.ts";
+import { tileName } from "./kernels.ts";
 
 /** One layer's figures. */
 export interface LayerBench {
@@ -62,8 +63,8 @@ export interface BenchResult {
     /** "gpu" (timestamp queries) or "wall". */
     clock: string;
   };
-  /** GFLOP/s of the GEMM core on 1024 x 1024 x 1024: the ceiling layers are compared with. */
-  ceilingGflops: number;
+  /** The best rate the GEMM core reached in the run: what the layers are compared with. */
+  ceiling: Ceiling;
   /** Per layer, in order. */
   layers: LayerBench[];
   /** Inference images per second at batch 1 and at `batch`; training at `batch`. */
@@ -136,34 +137,62 @@ async function benchLoader(config: ModelConfig, batch: number, repeats: number) 
   return { workers, decode, batches };
 }
 
+/** The best rate the GEMM core reached in a run, and where. */
+export interface Ceiling {
+  /** GFLOP/s: the most of any probe and of any layer's forward or backward pass. */
+  gflops: number;
+  /** What reached it: a probe ("1024^3 dense, registers 16x16") or a layer ("conv3 backward"). */
+  source: string;
+  /** Each probe with its fastest tiling. */
+  probes: { name: string; tile: string; gflops: number }[];
+}
+
 /**
- * GFLOP/s of the GEMM core on a square 1024 problem (a 1024 -> 1024 dense layer at batch 1024)
- * with the fastest of the adapter's candidate tilings: what a tuned GEMM reaches here.
+ * GFLOP/s of the GEMM core on 1024 x 1024 x 1024 read two ways, each with the fastest of the
+ * adapter's candidate tilings: as a dense layer at batch 1024 (vector loads) and as a 1x1
+ * convolution of 1024 channels over a 32 x 32 image (the convolutions' operand paths).
  */
-async function gemmCeiling(gpu: Gpu, repeats: number): Promise<number> {
-  const n = 1024;
-  const layer = new Dense(gpu, "ceiling", [n, 1, 1], { out: n, relu: false });
-  const x = Tensor.zeros(gpu, [n, n], "ceiling input");
-  const y = Tensor.zeros(gpu, [n, n], "ceiling output");
-  const [weight, bias] = layer.parameters.values();
-  const { geometry, relu } = layer;
-  let best = 0;
+async function gemmProbes(gpu: Gpu, repeats: number): Promise<Ceiling["probes"]> {
+  const n = 1024, side = 32;
+  const dense = new Dense(gpu, "probe", [n, 1, 1], { out: n, relu: false });
+  const conv = new Conv2d(gpu, "probe", [n, side, side], { out: n, kernel: 1, relu: false });
+  const x = Tensor.zeros(gpu, [n, n], "probe input");
+  const y = Tensor.zeros(gpu, [n, n], "probe output");
+  const probes: Ceiling["probes"] = [];
   try {
-    for (const tile of candidateTiles(gpu.family, gpu.limits)) {
-      const launch = conv2dForward(gpu, { geometry, batch: n, x, weight, bias, y, relu, tile });
-      try {
-        const { ms } = await timeDispatches(gpu, launch.dispatches, repeats);
-        best = Math.max(best, (2 * n * n * n) / ms / 1e6);
-      } finally {
-        for (const b of launch.buffers) b.destroy();
+    for (const [name, layer, batch] of [["dense", dense, n], ["1x1 conv", conv, 1]] as const) {
+      const [weight, bias] = layer.parameters.values();
+      let best = { name: `1024^3 ${name}`, tile: "", gflops: 0 };
+      for (const tile of candidateTiles(gpu.family, gpu.limits)) {
+        const args = { geometry: layer.geometry, batch, x, weight, bias, y, relu: false, tile };
+        const launch = conv2dForward(gpu, args);
+        try {
+          const { ms } = await timeDispatches(gpu, launch.dispatches, repeats);
+          const gflops = (2 * n * n * n) / ms / 1e6;
+          if (gflops > best.gflops) best = { ...best, tile: tileName(tile), gflops };
+        } finally {
+          for (const b of launch.buffers) b.destroy();
+        }
       }
+      probes.push(best);
     }
-    return best;
+    return probes;
   } finally {
-    layer.destroy();
-    x.destroy();
-    y.destroy();
+    for (const t of [dense, conv, x, y]) t.destroy();
   }
+}
+
+/** The ceiling of a run: the best of the probes and of the layers, so no layer exceeds it. */
+function ceilingOf(probes: Ceiling["probes"], layers: readonly LayerBench[]): Ceiling {
+  const reached = [
+    ...probes.map((p) => ({ gflops: p.gflops, source: `${p.name}, ${p.tile}` })),
+    ...layers.flatMap((l) => [
+      { gflops: l.forwardGflops ?? 0, source: `${l.name} forward` },
+      { gflops: l.backwardGflops ?? 0, source: `${l.name} backward` },
+    ]),
+  ];
+  const best = reached.reduce((a, b) => (b.gflops > a.gflops ? b : a));
+  return { ...best, probes };
 }
 
 /**
@@ -214,7 +243,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
   for (const t of plan.owned) t.destroy();
   for (const b of plan.buffers) b.destroy();
   const loader = await benchLoader(config, batch, repeats);
-  const ceilingGflops = await gemmCeiling(gpu, repeats);
+  const ceiling = ceilingOf(await gemmProbes(gpu, repeats), layers);
   return {
     setup: {
       adapter: gpu.description,
@@ -227,7 +256,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
       repeats,
       clock: hasTimestamps(gpu) ? "gpu" : "wall",
     },
-    ceilingGflops,
+    ceiling,
     layers,
     network,
     loader,
@@ -254,15 +283,14 @@ export function formatBench(r: BenchResult, config?: ModelConfig): string {
     `backend ${s.backend}, Deno ${s.deno}; ${
       s.clock === "gpu" ? "GPU time (timestamp queries)" : "wall time"
     }, ${s.repeats} replays per figure`,
-    `ceiling: the GEMM core on 1024x1024x1024 (fastest tiling) runs at ${
-      r.ceilingGflops.toFixed(2)
-    } GFLOP/s`,
+    `ceiling: ${r.ceiling.gflops.toFixed(2)} GFLOP/s, the best of this run (${r.ceiling.source}; ` +
+    `probes: ${r.ceiling.probes.map((p) => `${p.name} ${p.gflops.toFixed(2)}`).join(", ")})`,
     ...micro,
     "layer   forward ms  GFLOP/s  of ceiling  backward ms  GFLOP/s  of ceiling  compile ms",
   ];
   const g = (v: number | null) => (v === null ? "" : v.toFixed(2)).padStart(8);
   const c = (v: number | null) =>
-    (v === null ? "" : `${(100 * v / r.ceilingGflops).toFixed(0)}%`).padStart(11);
+    (v === null ? "" : `${(100 * v / r.ceiling.gflops).toFixed(0)}%`).padStart(11);
   for (const l of r.layers) {
     lines.push(
       `${l.name.padEnd(6)} ${l.forwardMs.toFixed(1).padStart(11)} ${g(l.forwardGflops)} ` +

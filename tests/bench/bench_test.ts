@@ -29,7 +29,11 @@ Deno.test("bench reports every layer, the whole network and the data pipeline", 
     }
     assert(Object.values(result.network).every(positive));
     assert(Object.values(result.loader).every(positive));
-    assert(positive(result.ceilingGflops));
+    assert(positive(result.ceiling.gflops) && result.ceiling.probes.length === 2);
+    for (const l of result.layers) {
+      assert((l.forwardGflops ?? 0) <= result.ceiling.gflops, `${l.name} above the ceiling`);
+      assert((l.backwardGflops ?? 0) <= result.ceiling.gflops, `${l.name} above the ceiling`);
+    }
     assert(["gpu", "wall"].includes(result.setup.clock));
     const table = formatBench(result);
     for (
