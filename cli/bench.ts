@@ -21,7 +21,7 @@ import {
 
 // The peers `--peer` names (literals: importing bench/peers.ts would load TensorFlow.js).
 const TFJS_PEERS = ["webgpu", "wasm"] as const;
-const PEER_NAMES: readonly string[] = [...TFJS_PEERS, "pytorch", "ort"];
+const PEER_NAMES: readonly string[] = [...TFJS_PEERS, "pytorch", "ort", "jax"];
 
 /** `bench`. */
 export const benchCommand: Command = {
@@ -39,7 +39,8 @@ export const benchCommand: Command = {
                  alexnet at under 1 image/s here, so a batch of 128 takes many minutes a step),
                  pytorch (PyTorch on the CPU, Debian's python3-torch: the reference point for
                  running AlexNet on this machine's cores), ort (ONNX Runtime's CPU inference on
-                 this network exported to ONNX: the fastest a JavaScript user can install)
+                 this network exported to ONNX: the fastest a JavaScript user can install), jax
+                 (jax-js on WebGPU, the same adapter: a second WebGPU library that trains)
   --devices      also run the network on one device and on two (model and data parallel),
                  each device in its own worker: images/s and the exchanges' time per step
   --precision f32|f16  what the GEMM core multiplies in the figures above (default f32)
@@ -101,6 +102,10 @@ async function runBench(v: Values): Promise<void> {
       if (peerNames.has("ort")) {
         const { benchOrt } = await import("../bench/ort.ts");
         peers.push(await benchOrt(net.config, await net.weights(), batch, repeats));
+      }
+      if (peerNames.has("jax")) {
+        const { benchJax } = await import("../bench/jax.ts");
+        peers.push(await benchJax(net.config, await net.weights(), batch, repeats));
       }
       console.log(formatPeers(result, peers));
     }

@@ -2,11 +2,12 @@
 // asserted beyond being positive and finite.
 import { deepStrictEqual, ok as assert, rejects } from "node:assert";
 import { bench, benchFrozen, formatBench } from "../../bench/bench.ts";
+import { benchJax, jaxLogits } from "../../bench/jax.ts";
 import { benchOrt } from "../../bench/ort.ts";
 import { benchPyTorch } from "../../bench/pytorch.ts";
 import { Gpu } from "../../gpu/device.ts";
 import { Network } from "../../layers/network.ts";
-import { TINY } from "../helpers.ts";
+import { assertClose, randomArray, TINY } from "../helpers.ts";
 
 const positive = (v: number) => v > 0 && Number.isFinite(v);
 
@@ -78,6 +79,20 @@ Deno.test("benchFrozen times training with and without frozen layers and restore
     const r = await benchFrozen(net, 4, 1, ["conv1", "conv2"]);
     assert(r.all > 0 && r.frozen > 0, JSON.stringify(r));
     deepStrictEqual(net.frozen, ["fc1"]);
+  } finally {
+    await net.destroy();
+  }
+});
+
+Deno.test("the jax-js peer runs the same network (its logits are ours) and trains", async () => {
+  const net = await Network.create(TINY, { seed: 1 });
+  try {
+    const input = randomArray(2 * TINY.input.reduce((a, b) => a * b), 5, 1);
+    const weights = await net.weights();
+    const ours = await net.forward(input, 2);
+    assertClose(await jaxLogits(TINY, weights, input, 2), ours, { atol: 1e-5, rtol: 1e-4 });
+    const jax = await benchJax(TINY, weights, 2, 1);
+    assert(jax.name === "jax-js 0.1.25 webgpu" && jax.inference > 0 && jax.training! > 0);
   } finally {
     await net.destroy();
   }
