@@ -65,7 +65,8 @@ export function tileName(tile: GemmTile): string {
 
 /**
  * Records the kernels of `config`'s layers for `batch` examples (at most a micro-batch) on `gpu`,
- * on tensors of seeded values. Call `free` when done.
+ * on tensors of seeded values; runs once the forward launches whose saved state (LRN's
+ * denominators, pooling's argmax) a kept backward kernel reads. Call `free` when done.
  *
  * @example
  * ```ts ignore
@@ -81,7 +82,7 @@ export function kernelCases(
   const layers = buildLayers(gpu, config.layers, config.input);
   const shapes = [config.input, ...layers.map((l) => l.outputShape)];
   const micro = Math.min(batch, microBatchLimit(gpu, config.name, shapes));
-  const tensors: Tensor[] = [], cases: KernelCase[] = [];
+  const tensors: Tensor[] = [], cases: KernelCase[] = [], setup: Launch[] = [];
   const own = (t: Tensor) => {
     tensors.push(t); // freed with the cases
     return t;
@@ -100,16 +101,23 @@ export function kernelCases(
     const recorded = layer instanceof Conv2d
       ? multiplyCases(gpu, layer, { ...io, own }, micro, filter.tiles)
       : elementwiseCases(layer, io, micro);
-    cases.push(...recorded.filter((c) => wanted(c.kernel)));
-    for (const c of recorded.filter((c) => !wanted(c.kernel))) free(c.launch);
+    const kept = recorded.filter((c) => wanted(c.kernel));
+    cases.push(...kept);
+    for (const c of recorded.filter((c) => !wanted(c.kernel))) {
+      // A backward kernel reads what its forward launch saved (LRN's denominators, the argmax).
+      if (c.variant === "forward" && kept.length > 0) setup.push(c.launch);
+      else free(c.launch);
+    }
   });
   if (!filter.layers && wanted("softmax_cross_entropy")) {
     cases.push(lossCase(gpu, config, micro, tensor));
   }
+  gpu.run(setup.flatMap((l) => l.dispatches));
   return {
     batch: micro,
     cases,
     free: () => {
+      for (const l of setup) free(l);
       for (const c of cases) free(c.launch);
       for (const t of tensors) t.destroy();
       for (const l of layers) l.destroy();

@@ -56,10 +56,10 @@ export class Lrn extends ParameterFreeLayer implements Layer {
   }
 
   /** Records the input gradient from the denominators the forward launch saved. */
-  backward({ x, y, dy, dx, batch, forward }: BackwardArgs): Launch {
+  backward({ x, dy, dx, batch, forward }: BackwardArgs): Launch {
     const scale = (forward as LrnLaunch).scale;
     if (!dx) return NO_LAUNCH;
     if (!scale) throw new Error(`${this.name}: backward needs a training forward pass`);
-    return lrnBackward(this.#gpu, { x, y, scale, dy, dx, batch, params: this.params });
+    return lrnBackward(this.#gpu, { x, scale, dy, dx, batch, params: this.params });
   }
 }

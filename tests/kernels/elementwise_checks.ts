@@ -132,7 +132,6 @@ for (const [name, shape, params] of LRN_BACKWARD_CASES) {
       const forward = lrnForward(gpu, { x, y, batch: shape[0], params, saveScale: true });
       const backward = lrnBackward(gpu, {
         x,
-        y,
         scale: forward.scale!,
         dy,
         dx,
