@@ -17,6 +17,8 @@ import {
   conv2dConstantsWgsl,
   type Conv2dGeometry,
   conv2dOutputSize,
+  LAUNCH_WGSL,
+  launchValues,
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
@@ -52,10 +54,10 @@ export function conv2dBackwardInputOperandsWgsl(
   g: Conv2dGeometry,
   read: BackwardInputRead = "elements",
 ): string {
-  const element = read === "vectors" ? "vec4f" : "f32";
+  if (read === "vectors") return DENSE_WGSL;
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<${element}>;
-@group(0) @binding(1) var<storage, read> w: array<${element}>;
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> launch: Launch;
 ${conv2dConstantsWgsl(g)}
@@ -63,7 +65,7 @@ ${conv2dConstantsWgsl(g)}
 fn gemmRows() -> u32 { return CG; }
 fn gemmCols() -> u32 { return launch.batch * H * W; }
 fn gemmDepth() -> u32 { return launch.oCount * KHW; }
-${{ elements: ELEMENTS_WGSL, gathered: GATHERED_WGSL, vectors: VECTORS_WGSL }[read]}
+${read === "gathered" ? GATHERED_WGSL : ELEMENTS_WGSL}
 fn storeC(c: u32, n: u32, v: f32) {
   let i = ((n / (H * W)) * CIN + (launch.oBase / MG) * CG + c) * H * W + n % (H * W);
   var sum = v;
@@ -108,10 +110,27 @@ fn texelOfB(k4: u32, n: u32) -> u32 {
   return 2u + ((n / (H * W)) * P + p) * (COUT / 4u) + launch.oBase / 4u + k4 % o4;
 }`;
 
-// A dense layer: one pixel, one tap; row c of A is input channel c, column n image n, k channel o.
-const VECTORS_WGSL = /* wgsl */ `
-fn loadA4m(c4: u32, o: u32) -> vec4f { return w[(launch.wOffset + o * CG) / 4u + c4]; }
-fn loadB4(o4: u32, n: u32) -> vec4f { return dy[(n * COUT + launch.oBase) / 4u + o4]; }`;
+// A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): row c
+// of A is input channel c of the group, column n image n, k output channel o of the launch.
+const DENSE_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<vec4f>;
+@group(0) @binding(1) var<storage, read> w: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> launch: Launch;
+${LAUNCH_WGSL}
+
+fn gemmRows() -> u32 { return launch.cg; }
+fn gemmCols() -> u32 { return launch.batch; }
+fn gemmDepth() -> u32 { return launch.oCount; }
+fn loadA4m(c4: u32, o: u32) -> vec4f { return w[(launch.wOffset + o * launch.cg) / 4u + c4]; }
+fn loadB4(o4: u32, n: u32) -> vec4f { return dy[(n * launch.cout + launch.oBase) / 4u + o4]; }
+fn storeC(c: u32, n: u32, v: f32) {
+  let i = n * launch.cin + launch.cBase + c;
+  var sum = v;
+  if (launch.accumulate != 0u) { sum += dx[i]; } // uniform: a launch that overwrites reads nothing
+  dx[i] = sum;
+}
+`;
 
 /**
  * Whether a convolution's gradients read their operands four channels a load: a dense layer
@@ -184,10 +203,12 @@ export function conv2dBackwardInput(
     : quads && canGather(gpu, tile, view)
     ? "gathered"
     : "elements";
-  const key = `conv2d_backward_input:${Object.values(g)}:${read}`;
+  // Dense layers share their pipelines: their sizes are in the launch's uniform.
+  const key = `conv2d_backward_input:${vectors ? "dense" : Object.values(g).join()}:${read}`;
   const calls = slices.map(({ oBase, oCount, binding, wOffset }) => {
-    const accumulate = oBase % mg !== 0 ? 1 : 0; // later slices of a group add to the first
-    const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, accumulate], `${key} launch`);
+    const accumulate = oBase % mg !== 0; // later slices of a group add to the first
+    const values = launchValues(g, { batch: args.batch, oBase, oCount, wOffset, accumulate });
+    const uniform = gpu.uniform(values, `${key} launch`);
     buffers.push(uniform);
     return {
       label: `conv2d_backward_input ${oBase}+${oCount}`,

@@ -18,6 +18,8 @@ import {
   type Conv2dGeometry,
   conv2dOutputSize,
   IM2COL_WGSL,
+  LAUNCH_WGSL,
+  launchValues,
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
@@ -54,19 +56,19 @@ export function conv2dBackwardWeightOperandsWgsl(
   g: Conv2dGeometry,
   read: BackwardWeightRead = "elements",
 ): string {
-  const element = read === "vectors" ? "vec4f" : "f32";
+  if (read === "vectors") return DENSE_WGSL;
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<${element}>;
-@group(0) @binding(1) var<storage, read> dy: array<${element}>;
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(4) var<uniform> launch: Launch;
 ${conv2dConstantsWgsl(g)}
-${read === "vectors" ? "" : IM2COL_WGSL}
+${IM2COL_WGSL}
 
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return KG + 1u; } // the last column is the bias
-${{ elements: ELEMENTS_WGSL, gathered: GATHERED_WGSL, vectors: VECTORS_WGSL }[read]}
+${read === "gathered" ? GATHERED_WGSL : ELEMENTS_WGSL}
 fn storeC(m: u32, k: u32, value: f32) {
   let add = launch.accumulate != 0u; // uniform: a launch that overwrites reads nothing
   var v = value;
@@ -107,15 +109,39 @@ fn texelOfB(d4: u32, k: u32) -> u32 {
   return 2u + (c * H * W + q) * images4() + d4 % images4();
 }`;
 
-// A dense layer: one pixel, one tap; the depth is the batch, row m output channel m, column k
-// input channel k (the quad past the last, KG / 4, is the bias's ones).
-const VECTORS_WGSL = /* wgsl */ `
+// A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): the
+// depth is the batch, row m output channel oBase + m, column k input channel k of the group (the
+// quad past the last, cg / 4, is the bias's ones).
+const DENSE_WGSL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<vec4f>;
+@group(0) @binding(1) var<storage, read> dy: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dbias: array<f32>;
+@group(0) @binding(4) var<uniform> launch: Launch;
+${LAUNCH_WGSL}
+
+fn gemmRows() -> u32 { return launch.oCount; }
+fn gemmCols() -> u32 { return launch.cg + 1u; } // the last column is the bias
 fn gemmDepth() -> u32 { return launch.batch; }
-fn loadA4m(m4: u32, b: u32) -> vec4f { return dy[(b * COUT + launch.oBase) / 4u + m4]; }
+fn loadA4m(m4: u32, b: u32) -> vec4f { return dy[(b * launch.cout + launch.oBase) / 4u + m4]; }
 fn loadB4n(b: u32, k4: u32) -> vec4f {
-  if (k4 == KG / 4u) { return vec4f(1.0); }
-  return x[(b * CIN + (launch.oBase / MG) * CG) / 4u + k4];
-}`;
+  if (k4 == launch.cg / 4u) { return vec4f(1.0); }
+  return x[(b * launch.cin + launch.cBase) / 4u + k4];
+}
+fn storeC(m: u32, k: u32, value: f32) {
+  let add = launch.accumulate != 0u; // uniform: a launch that overwrites reads nothing
+  var v = value;
+  if (k == launch.cg) {
+    let o = launch.oBase + m;
+    if (add) { v += dbias[o]; }
+    dbias[o] = v;
+  } else {
+    let i = launch.wOffset + m * launch.cg + k;
+    if (add) { v += dw[i]; }
+    dw[i] = v;
+  }
+}
+`;
 
 /**
  * Records the gradients of a convolution's weight [outChannels, inChannels / groups, kh, kw]
@@ -182,10 +208,17 @@ export function conv2dBackwardWeight(
   const depth = read === "gathered"
     ? oh * ow * Math.ceil(args.batch / 4) * 4
     : args.batch * oh * ow;
-  const key = `conv2d_backward_weight:${Object.values(g)}:${read}`;
+  // Dense layers share their pipelines: their sizes are in the launch's uniform.
+  const key = `conv2d_backward_weight:${vectors ? "dense" : Object.values(g).join()}:${read}`;
   const buffers: GPUBuffer[] = [];
   const calls = slices.map(({ oBase, oCount, binding, wOffset }) => {
-    const values = [args.batch, oBase, oCount, wOffset, args.accumulate ? 1 : 0];
+    const values = launchValues(g, {
+      batch: args.batch,
+      oBase,
+      oCount,
+      wOffset,
+      accumulate: args.accumulate,
+    });
     const uniform = gpu.uniform(values, `${key} launch`);
     buffers.push(uniform);
     return {

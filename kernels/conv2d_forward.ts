@@ -20,6 +20,8 @@ import {
   type Conv2dGeometry,
   conv2dOutputSize,
   IM2COL_WGSL,
+  LAUNCH_WGSL,
+  launchValues,
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
@@ -57,10 +59,10 @@ export function conv2dForwardOperandsWgsl(
   relu: boolean,
   input: ForwardInput = "im2col",
 ): string {
-  const element = input === "vectors" ? "vec4f" : "f32";
+  if (input === "vectors") return denseForwardWgsl();
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<${element}>;
-@group(0) @binding(1) var<storage, read> w: array<${element}>;
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> launch: Launch;
@@ -91,16 +93,38 @@ fn texelOfB(k4: u32, n: u32) -> u32 {
   let c4 = (launch.oBase / MG) * CG4 + k4 % CG4;
   return 2u + ((n / P) * H * W + q) * CIN4 + c4;
 }`,
-      vectors: /* wgsl */ `
-fn gemmDepth() -> u32 { return KG; } // column n is image n, k its channel in the group
-fn loadA4(m: u32, k4: u32) -> vec4f { return w[(launch.wOffset + m * KG) / 4u + k4]; }
-fn loadB4(k4: u32, n: u32) -> vec4f { return x[(n * CIN + (launch.oBase / MG) * CG) / 4u + k4]; }`,
     }[input]
   }
 fn storeC(m: u32, n: u32, value: f32) {
   let o = launch.oBase + m;
   let v = value + bias[o];
   y[((n / P) * COUT + o) * P + n % P] = ${relu ? "max(v, 0.0)" : "v"};
+}
+`;
+}
+
+/**
+ * A dense layer's operands (`vectors`), its sizes and ReLU read from the launch's uniform so that
+ * one pipeline serves every dense layer: column n is image n, k its channel in the group.
+ */
+function denseForwardWgsl(): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<vec4f>;
+@group(0) @binding(1) var<storage, read> w: array<vec4f>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> launch: Launch;
+${LAUNCH_WGSL}
+
+fn gemmRows() -> u32 { return launch.oCount; }
+fn gemmCols() -> u32 { return launch.batch; }
+fn gemmDepth() -> u32 { return launch.cg; }
+fn loadA4(m: u32, k4: u32) -> vec4f { return w[(launch.wOffset + m * launch.cg) / 4u + k4]; }
+fn loadB4(k4: u32, n: u32) -> vec4f { return x[(n * launch.cin + launch.cBase) / 4u + k4]; }
+fn storeC(m: u32, n: u32, value: f32) {
+  let o = launch.oBase + m;
+  let v = value + bias[o];
+  y[n * launch.cout + o] = select(v, max(v, 0.0), launch.relu != 0u);
 }
 `;
 }
@@ -210,10 +234,15 @@ export function conv2dForward(
     : "im2col";
   const padded = Math.ceil(g.inChannels / g.groups / 4) * 4 * g.kernelH * g.kernelW;
   const depth = input === "gathered" ? padded : kg; // the gathered depth runs over padded channels
-  const key = `conv2d_forward:${Object.values(g)}:${args.relu}:${input}`;
+  // Dense layers share their pipelines: their sizes and ReLU are in the launch's uniform.
+  const key = input === "vectors"
+    ? "conv2d_forward:dense:vectors"
+    : `conv2d_forward:${Object.values(g)}:${args.relu}:${input}`;
   const buffers: GPUBuffer[] = [];
   const calls = weights.map(({ oBase, oCount, binding, wOffset }) => {
-    const uniform = gpu.uniform([args.batch, oBase, oCount, wOffset, 0], `${key} launch`);
+    const { batch, relu } = args;
+    const values = launchValues(g, { batch, oBase, oCount, wOffset, accumulate: false, relu });
+    const uniform = gpu.uniform(values, `${key} launch`);
     buffers.push(uniform);
     return {
       label: `conv2d_forward ${oBase}+${oCount}`,

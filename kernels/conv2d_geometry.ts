@@ -83,9 +83,52 @@ export function validateConv2d(g: Conv2dGeometry): void {
 }
 
 /**
- * WGSL constants of a geometry, shared by the three kernels, and the uniform every launch gets:
- * the batch, the launch's output channels [oBase, oBase + oCount) (within one group), where
- * channel oBase's weights start in the bound slice, and whether to add to the destination.
+ * The uniform every launch of the three kernels gets: the batch, the launch's output channels
+ * [oBase, oBase + oCount) (within one group), where channel oBase's weights start in the bound
+ * slice, whether to add to the destination, and what a dense layer's kernels read from it rather
+ * than from constants, so that one pipeline serves every dense layer: input and output channels,
+ * input channels per group (a weight row), the first input channel of oBase's group, and whether
+ * the forward pass applies ReLU.
+ */
+export const LAUNCH_WGSL = /* wgsl */ `
+struct Launch {
+  batch: u32, oBase: u32, oCount: u32, wOffset: u32, accumulate: u32,
+  cin: u32, cout: u32, cg: u32, cBase: u32, relu: u32,
+}`;
+
+/**
+ * The values of {@linkcode LAUNCH_WGSL}'s uniform for a launch of `g` over output channels
+ * [oBase, oBase + oCount) whose weights start at `wOffset` in the bound slice.
+ *
+ * @example
+ * ```ts
+ * import { launchValues } from "./conv2d_geometry.ts";
+ * const g = { inChannels: 8, height: 1, width: 1, outChannels: 6, kernelH: 1, kernelW: 1,
+ *   strideH: 1, strideW: 1, padH: 0, padW: 0, groups: 2 };
+ * console.log(launchValues(g, { batch: 2, oBase: 3, oCount: 3, wOffset: 12, accumulate: false }));
+ * // [2, 3, 3, 12, 0, 8, 6, 4, 4, 0]
+ * ```
+ */
+export function launchValues(
+  g: Conv2dGeometry,
+  l: {
+    batch: number;
+    oBase: number;
+    oCount: number;
+    wOffset: number;
+    accumulate: boolean;
+    relu?: boolean;
+  },
+): number[] {
+  const cg = g.inChannels / g.groups, group = Math.floor(l.oBase / (g.outChannels / g.groups));
+  return [
+    ...[l.batch, l.oBase, l.oCount, l.wOffset, l.accumulate ? 1 : 0],
+    ...[g.inChannels, g.outChannels, cg, group * cg, l.relu ? 1 : 0],
+  ];
+}
+
+/**
+ * WGSL constants of a geometry, shared by the three kernels, after {@linkcode LAUNCH_WGSL}.
  *
  * @example
  * ```ts
@@ -97,8 +140,7 @@ export function validateConv2d(g: Conv2dGeometry): void {
  */
 export function conv2dConstantsWgsl(g: Conv2dGeometry): string {
   const [oh, ow] = conv2dOutputSize(g);
-  return /* wgsl */ `
-struct Launch { batch: u32, oBase: u32, oCount: u32, wOffset: u32, accumulate: u32 }
+  return /* wgsl */ `${LAUNCH_WGSL}
 const CIN = ${g.inChannels}u;
 const H = ${g.height}u;
 const W = ${g.width}u;

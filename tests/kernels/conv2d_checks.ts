@@ -167,6 +167,37 @@ check(
   },
 );
 
+check(
+  "dense layers of different sizes share their pipelines (sizes in the uniform)",
+  () =>
+    withGpu(async (gpu) => {
+      const dense = (inChannels: number, outChannels: number) =>
+        convGeometry({ inChannels, outChannels, height: 1, width: 1, kernelH: 1, kernelW: 1 });
+      const keys = [dense(24, 16), dense(40, 8)].map((g) => {
+        const { wShape, xs, ws, bs, dys, oh, ow } = convCaseData(g, 3);
+        const x = Tensor.from(gpu, [3, g.inChannels, 1, 1], xs),
+          dy = Tensor.from(gpu, [3, g.outChannels, oh, ow], dys);
+        const weight = Tensor.from(gpu, wShape, ws), bias = Tensor.from(gpu, [g.outChannels], bs);
+        const y = Tensor.zeros(gpu, dy.shape), dx = Tensor.zeros(gpu, x.shape);
+        const dWeight = Tensor.zeros(gpu, wShape), dBias = Tensor.zeros(gpu, [g.outChannels]);
+        const common = { geometry: g, batch: 3, tile: GEMM_TILES.thinBlocks };
+        const launches = [
+          conv2dForward(gpu, { ...common, x, weight, bias, y, relu: g.inChannels === 24 }),
+          conv2dBackwardInput(gpu, { ...common, dy, weight, dx }),
+          conv2dBackwardWeight(gpu, { ...common, dy, x, dWeight, dBias, accumulate: false }),
+        ];
+        const pipelines = launches.map((l) => l.dispatches[0].pipeline);
+        for (const l of launches) for (const b of l.buffers) b.destroy();
+        for (const t of [x, dy, weight, bias, y, dx, dWeight, dBias]) t.destroy();
+        return pipelines;
+      });
+      for (let i = 0; i < 3; i++) {
+        assert(keys[0][i] === keys[1][i], `${keys[0][i].key} is not shared`);
+      }
+      await gpu.check();
+    }),
+);
+
 // [input channels, output channels, size]: the forward pass gathers B from the input packed
 // channels last for 17 in (padded to 20) and packs the im2col matrix for 5; 40 out lets the input
 // gradient gather from the output gradient, 6 packs it.
