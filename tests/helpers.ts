@@ -238,6 +238,12 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
     false,
   ],
   [
+    "few outputs summed over many pixels (the weight gradient splits its depth)",
+    convGeometry({ inChannels: 1, outChannels: 8, height: 40, width: 40 }),
+    3,
+    true,
+  ],
+  [
     "many output channels and columns (several tiles each way)",
     convGeometry({ inChannels: 17, height: 13, width: 13, outChannels: 70, padH: 1, padW: 1 }),
     2,
@@ -268,12 +274,14 @@ export const PACKED_CASES: ReadonlySet<string> = new Set([
   "8 and 4 channels a group (packed operands gather B), stride 2, pad 2, 5x5, batch 1",
   "batch 5, 4 -> 8 channels (packed operands gather B; images pad to 8 in the weight gradient)",
   "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
+  "few outputs summed over many pixels (the weight gradient splits its depth)",
   "many output channels and columns (several tiles each way)",
 ]);
 
 /** The cases run with 16 x 16 and 16 x 8 register blocks (see {@linkcode tilingsOf}). */
 export const BLOCK_CASES: ReadonlySet<string> = new Set([
   "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
+  "few outputs summed over many pixels (the weight gradient splits its depth)",
   "many output channels and columns (several tiles each way)",
 ]);
 

@@ -16,7 +16,9 @@ import type { GemmTile } from "./tiles.ts";
  * and columns past the edge are clamped for loading and skipped on store. "registers" reads the
  * operands through the loaders, one k at a time, four with `vectorK`, and A four rows or B four
  * columns a load with `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16");
- * "textures" reads four k per texel from the packed operands.
+ * "textures" reads four k per texel from the packed operands. With `splits` S > 1, S invocations
+ * share each block's depth and write their sums to `partial` [S, rows, cols] for `splitReduceWgsl`
+ * to add and store (too few blocks to keep a CPU adapter's cores busy otherwise).
  *
  * @example
  * ```ts
@@ -29,7 +31,7 @@ export function blockGemmWgsl(
   t: Extract<GemmTile, { kind: "registers" | "textures" }>,
   variant: GemmVariant = {},
 ): string {
-  const { binding = 0, gatheredB = false, vectorK = false } = variant;
+  const { binding = 0, gatheredB = false, vectorK = false, splits = 1 } = variant;
   const half = variant.precision === "f16";
   const packed = t.kind === "textures";
   const quads = packed || vectorK; // four k a step
@@ -82,7 +84,12 @@ export function blockGemmWgsl(
     subs.reduce((acc, s) => `fma(${a(i, s)}, ${b(j, s)}, ${acc})`, `c${i}_${j}`);
   const step = /* wgsl */ `
   let steps = ${quads ? "(depth + 3u) / 4u" : "depth"};
-  for (var k = 0u; k < steps; k++) {
+${
+    splits > 1
+      ? `  let share = (steps + ${splits - 1}u) / ${splits}u;
+  for (var k = split * share; k < min(split * share + share, steps); k++) {`
+      : "  for (var k = 0u; k < steps; k++) {"
+  }
 ${[...aLoads, ...bLoads].map((line) => `    ${line}`).join("\n")}
 ${each((i, j) => `    c${i}_${j} = ${fmas(i, j)};`)}
   }`;
@@ -97,6 +104,12 @@ ${
       : ""
   }
 
+${
+    splits > 1
+      ? `@group(0) @binding(${variant.partialBinding}) var<storage, read_write> partial: array<f32>;`
+      : ""
+  }
+
 @compute @workgroup_size(${t.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
@@ -104,8 +117,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let cols = ${packed ? "chunk.nc" : "gemmCols()"};
   let depth = gemmDepth();
   let blocksN = (cols + ${t.tn - 1}u) / ${t.tn}u;
-  let block = workgroupIndex(wid, nwg) * ${t.threads}u + lid;
-  if (block >= blocksN * ((rows + ${t.tm - 1}u) / ${t.tm}u)) { return; }
+  let blocks = blocksN * ((rows + ${t.tm - 1}u) / ${t.tm}u);
+${
+    splits > 1
+      ? `  let whole = workgroupIndex(wid, nwg) * ${t.threads}u + lid;
+  if (whole >= blocks * ${splits}u) { return; }
+  let split = whole / blocks; // the share of the depth this invocation sums
+  let block = whole % blocks;`
+      : `  let block = workgroupIndex(wid, nwg) * ${t.threads}u + lid;
+  if (block >= blocks) { return; }`
+  }
   let n0 = (block % blocksN) * ${t.tn}u; // neighbouring invocations: neighbouring column blocks
   let m0 = (block / blocksN) * ${t.tm}u;
 ${
@@ -126,9 +147,13 @@ ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
 ${step}
 ${
     each((i, j) =>
-      `  if (m0 + ${i}u < rows && n0 + ${j}u < cols) { storeC(${
-        packed ? "chunk.r0 + " : ""
-      }m0 + ${i}u, ${packed ? "chunk.c0 + " : ""}n0 + ${j}u, c${i}_${j}); }`
+      `  if (m0 + ${i}u < rows && n0 + ${j}u < cols) { ${
+        splits > 1
+          ? `partial[(split * rows + m0 + ${i}u) * cols + n0 + ${j}u] = c${i}_${j};`
+          : `storeC(${packed ? "chunk.r0 + " : ""}m0 + ${i}u, ${
+            packed ? "chunk.c0 + " : ""
+          }n0 + ${j}u, c${i}_${j});`
+      } }`
     )
   }
 }`;

@@ -49,6 +49,13 @@ export interface GemmVariant {
   /** B is read four columns a load, `loadB4n` (with `vectorK`, A still four k a load). */
   vectorN?: boolean;
   /**
+   * Register blocks and packed operands only: the depth is split among this many invocations per
+   * block, which write partial sums at binding `partialBinding` (see `split_wgsl.ts`).
+   */
+  splits?: number;
+  /** The binding of the partial sums with `splits`. */
+  partialBinding?: number;
+  /**
    * "f16": the workgroup tiles hold half-precision values and register blocks round what they load
    * (the module must start with {@linkcode enableWgsl}'s directive); packed operands are rounded
    * when packed, so it changes nothing for them (default "f32").

@@ -9,6 +9,7 @@ import type { Gpu } from "../../gpu/device.ts";
 import type { BindingKind, Launch, Pipeline, Resource } from "../../gpu/launch.ts";
 import { enableWgsl, type GemmVariant, gemmWgsl, scalarLoadersWgsl } from "./core.ts";
 import { gemmPackWgsl, PACKED_HEIGHT, PACKED_WIDTH } from "./pack_wgsl.ts";
+import { depthSplits, splitReduceWgsl } from "./split_wgsl.ts";
 import { type GemmTile, gemmWorkgroups } from "./tiles.ts";
 
 /** One launch of a GEMM kernel: its label, its resources (the kernel's bindings, in order) and
@@ -66,15 +67,55 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
   }
   const operands = args.operands + scalarLoadersWgsl(vectors);
   if (tile.kind === "textures") return recordPacked(gpu, { ...args, operands }, tile);
-  const { precision } = gpu;
-  const wgsl = enableWgsl(precision) + operands + gemmWgsl(tile, { precision, ...vectors });
-  const pipeline = gpu.pipeline(`${key}:${Object.values(tile)}`, wgsl, bindings);
-  return {
-    dispatches: calls.map((c) =>
-      gpu.dispatch(c.label, pipeline, c.resources, gemmWorkgroups(c.rows, c.cols, tile))
-    ),
-    buffers: [],
-  };
+  const { precision } = gpu, enable = enableWgsl(precision), n = bindings.length;
+  const launch: Launch = { dispatches: [], buffers: [] };
+  for (const c of calls) {
+    const steps = vectors.vectorK ? Math.ceil(c.depth / 4) : c.depth;
+    const splits = tile.kind === "workgroup"
+      ? 1
+      : depthSplits(c.rows, c.cols, steps, tile, gpu.family);
+    const core = gemmWgsl(tile, { precision, ...vectors, splits, partialBinding: n });
+    const name = `${key}:${Object.values(tile)}${splits > 1 ? `:split${splits}` : ""}`;
+    const kinds: BindingKind[] = [...bindings, ...(splits > 1 ? ["read_write" as const] : [])];
+    const pipeline = gpu.pipeline(name, enable + operands + core, kinds);
+    if (splits === 1 || tile.kind === "workgroup") {
+      launch.dispatches.push(
+        gpu.dispatch(c.label, pipeline, c.resources, gemmWorkgroups(c.rows, c.cols, tile)),
+      );
+      continue;
+    }
+    const partial = gpu.buffer(splits * c.rows * c.cols * 4, `${c.label} partial sums`);
+    launch.buffers.push(partial);
+    const reduce = gpu.pipeline(
+      `${key}:reduce${splits}`,
+      enable + operands + splitReduceWgsl(splits, n),
+      [
+        ...bindings,
+        "read",
+      ],
+    );
+    const groups = Math.ceil(splitInvocations(c.rows, c.cols, tile, splits) / tile.threads);
+    launch.dispatches.push(
+      gpu.dispatch(`${c.label} split ${splits}`, pipeline, [...c.resources, partial], groups),
+      gpu.dispatch(
+        `${c.label} sum`,
+        reduce,
+        [...c.resources, partial],
+        Math.ceil(c.rows * c.cols / 64),
+      ),
+    );
+  }
+  return launch;
+}
+
+/** Invocations of a register-block launch whose depth `splits` invocations share per block. */
+function splitInvocations(
+  rows: number,
+  cols: number,
+  tile: { tm: number; tn: number },
+  splits: number,
+) {
+  return Math.ceil(rows / tile.tm) * Math.ceil(cols / tile.tn) * splits;
 }
 
 /** What {@linkcode recordGemm} records. */
@@ -116,13 +157,26 @@ function recordPacked(
     );
   const gathered = gatherB !== undefined;
   const packA = pack("A"), packB = gathered ? undefined : pack("B");
-  const core = gemmWgsl(tile, { binding: n, gatheredB: gathered }); // packing rounded
-  const gemm = gpu.pipeline(`${key}:${Object.values(tile)}:${gathered}`, operands + core, [
-    ...bindings,
-    "uniform",
-    "texture",
-    "texture",
-  ]);
+  const packedKinds: BindingKind[] = [...bindings, "uniform", "texture", "texture"];
+  // The multiply kernel for a chunk whose depth `splits` invocations share per block.
+  const gemm = (splits: number) => {
+    const core = gemmWgsl(tile, { binding: n, gatheredB: gathered, splits, partialBinding: n + 3 }); // packing rounded
+    const name = `${key}:${Object.values(tile)}:${gathered}${splits > 1 ? `:split${splits}` : ""}`;
+    return gpu.pipeline(name, operands + core, [
+      ...packedKinds,
+      ...(splits > 1 ? ["read_write" as const] : []),
+    ]);
+  };
+  const reduce = (splits: number) =>
+    gpu.pipeline(
+      `${key}:packed reduce${splits}`,
+      enable + operands + splitReduceWgsl(splits, n + 1, n),
+      [
+        ...bindings,
+        "uniform",
+        "read",
+      ],
+    );
   const { a, b, texels: capacity } = gemmScratch(gpu);
   const launch: Launch = {
     dispatches: [...gatherB?.dispatches ?? []],
@@ -151,7 +205,16 @@ function recordPacked(
         // A is packed once unless it takes several chunks; B once per column chunk.
         if (c0 === 0 || rowsPer < c.rows) at(`${label} pack A`, packA, [a], texels(nr));
         if (packB && r0 === 0) at(`${label} pack B`, packB, [b], texels(nc));
-        at(label, gemm, [a, b], gemmWorkgroups(nr, nc, tile));
+        const splits = depthSplits(nr, nc, steps, tile, gpu.family);
+        if (splits === 1) {
+          at(label, gemm(1), [a, b], gemmWorkgroups(nr, nc, tile));
+          continue;
+        }
+        const partial = gpu.buffer(splits * nr * nc * 4, `${label} partial sums`);
+        launch.buffers.push(partial);
+        const groups = Math.ceil(splitInvocations(nr, nc, tile, splits) / tile.threads);
+        at(`${label} split ${splits}`, gemm(splits), [a, b, partial], groups);
+        at(`${label} sum`, reduce(splits), [partial], Math.ceil(nr * nc / 64));
       }
     }
   }
