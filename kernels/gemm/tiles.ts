@@ -122,8 +122,9 @@ export function candidateTiles(family: TileFamily, limits: TileLimits): readonly
 /**
  * Picks the tiling for `rows` x `cols` x `depth` on an adapter of `family` whose workgroups are
  * bounded by `limits` (a pick that does not fit gives way to the family's first candidate that
- * does). On CPU adapters: packed operands for GEMMs of at least 2^25 multiply-adds, register blocks
- * below (packing pays for its two passes and its kernels' compile time only on large GEMMs) and
+ * does). On CPU adapters: packed operands for GEMMs of at least 2^25 multiply-adds that reuse each
+ * packed element at least 24 times, register blocks below (packing pays for its two passes and
+ * its kernels' compile time only there) and
  * where the operands load four elements at a time (`vectors`: as fast as texels, nothing to pack);
  * on llvmpipe, narrow register blocks for eight columns or fewer and thin ones for four or fewer
  * (dense layers at small batches); on SwiftShader, four columns always. On GPUs, wide workgroup
@@ -157,7 +158,9 @@ function preferredTile(
   family: TileFamily,
   vectors: boolean,
 ): GemmTile {
-  const large = rows * cols * depth >= 2 ** 25 && !vectors;
+  // Packing pays on large GEMMs whose blocks reuse each packed element (about rows * cols /
+  // (rows + cols) multiply-adds apiece): not on alexnet-small conv1's 64 x 26 weight gradient.
+  const large = rows * cols * depth >= 2 ** 25 && rows * cols >= 24 * (rows + cols) && !vectors;
   if (family === "swiftshader") return large ? GEMM_TILES.thinPacked : GEMM_TILES.thinBlocks;
   if (family === "llvmpipe") {
     if (cols <= 8) return cols <= 4 ? GEMM_TILES.thinBlocks : GEMM_TILES.narrowBlocks;
