@@ -113,9 +113,11 @@ Deno.test("mod.ts imported from an HTTP URL runs alexnet-small on one device and
       const net = await createAlexNet({ model: "alexnet-small", seed: 1 });
       const logits = await net.forward(new Float32Array(2 * 28 * 28), 2);
       const pixels = Array.from(decodeImage(new Uint8Array(${JSON.stringify(PNG)})).data);
-      // Two devices: each tower's worker module comes from the same URL.
+      // Two devices: each tower's worker module comes from the same URL. A tower holds half of a
+      // layer's rows, so a GEMM may split its depth differently: equal within rounding.
       const two = await createAlexNet({ model: "alexnet-small", seed: 1, devices: 2 });
-      const same = (await two.forward(new Float32Array(2 * 28 * 28), 2)).every((v, i) => v === logits[i]);
+      const same = (await two.forward(new Float32Array(2 * 28 * 28), 2))
+        .every((v, i) => Math.abs(v - logits[i]) <= 1e-5 * (1 + Math.abs(logits[i])));
       await two.destroy();
       console.log(JSON.stringify({ length: logits.length, finite: logits.every(Number.isFinite), pixels, same }));
       await net.destroy();`;

@@ -127,7 +127,10 @@ Deno.test("bad command lines exit with code 2 and one clear line", async () => {
     [["train", "--devices", "2", "--parallel", "pipe"], /error: --parallel must be model or data/],
     [["train", "--precision", "f8"], /error: --precision must be f32 or f16, got "f8"/],
     [["bench", "--precision", "bf16"], /error: --precision must be f32 or f16, got "bf16"/],
-    [["bench", "--peer", "onnx"], /error: --peer must name webgpu, wasm, pytorch, ort, got "onnx"/],
+    [
+      ["bench", "--peer", "onnx"],
+      /error: --peer must name webgpu, wasm, pytorch, ort, jax, got "onnx"/,
+    ],
   ];
   for (const [args, message] of cases) {
     const run = await cli(...args);
