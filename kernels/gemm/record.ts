@@ -36,7 +36,9 @@ export interface GemmCall {
  * (packed operands only), B is not packed: `gatherB`'s launches, recorded first, write texels to
  * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it
  * (see `core.ts`); the columns are still taken in chunks, the rows too. With `vectors` the
- * operands define vector loaders (see `GemmVariant`) and the scalar ones are derived from them. The device's precision
+ * operands define vector loaders (see `GemmVariant`) and the scalar ones are derived from them.
+ * On CPU adapters a call with too few register blocks for the cores splits its depth among
+ * several invocations per block and adds their partial sums after (`split_wgsl.ts`). The device's precision
  * ({@linkcode Gpu.precision}) decides what the core multiplies.
  *
  * @example
@@ -84,28 +86,37 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
       );
       continue;
     }
-    const partial = gpu.buffer(splits * c.rows * c.cols * 4, `${c.label} partial sums`);
-    launch.buffers.push(partial);
-    const reduce = gpu.pipeline(
-      `${key}:reduce${splits}`,
-      enable + operands + splitReduceWgsl(splits, n),
-      [
-        ...bindings,
-        "read",
-      ],
-    );
-    const groups = Math.ceil(splitInvocations(c.rows, c.cols, tile, splits) / tile.threads);
-    launch.dispatches.push(
-      gpu.dispatch(`${c.label} split ${splits}`, pipeline, [...c.resources, partial], groups),
-      gpu.dispatch(
-        `${c.label} sum`,
-        reduce,
-        [...c.resources, partial],
-        Math.ceil(c.rows * c.cols / 64),
-      ),
-    );
+    const split = recordSplit(gpu, { ...args, operands }, c, pipeline, splits);
+    launch.dispatches.push(...split.dispatches);
+    launch.buffers.push(...split.buffers);
   }
   return launch;
+}
+
+/**
+ * A register-block call whose depth `splits` invocations share: the multiply into a buffer of
+ * partial sums (the launch owns it), then their sum through the operands' epilogue.
+ */
+function recordSplit(
+  gpu: Gpu,
+  { key, operands, bindings, tile }: GemmArgs,
+  c: GemmCall,
+  multiply: Pipeline,
+  splits: number,
+): Launch {
+  const partial = gpu.buffer(splits * c.rows * c.cols * 4, `${c.label} partial sums`);
+  const wgsl = enableWgsl(gpu.precision) + operands + splitReduceWgsl(splits, bindings.length);
+  const reduce = gpu.pipeline(`${key}:reduce${splits}`, wgsl, [...bindings, "read"]);
+  const threads = tile.kind === "workgroup" ? 1 : tile.threads;
+  const groups = Math.ceil(splitInvocations(c.rows, c.cols, tile, splits) / threads);
+  const resources = [...c.resources, partial];
+  return {
+    dispatches: [
+      gpu.dispatch(`${c.label} split ${splits}`, multiply, resources, groups),
+      gpu.dispatch(`${c.label} sum`, reduce, resources, Math.ceil(c.rows * c.cols / 64)),
+    ],
+    buffers: [partial],
+  };
 }
 
 /** Invocations of a register-block launch whose depth `splits` invocations share per block. */
