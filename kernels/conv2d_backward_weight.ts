@@ -125,7 +125,7 @@ fn gemmCols() -> u32 { return launch.cg + 1u; } // the last column is the bias
 fn gemmDepth() -> u32 { return launch.batch; }
 fn loadA4m(m4: u32, b: u32) -> vec4f { return dy[(b * launch.cout + launch.oBase) / 4u + m4]; }
 fn loadB4n(b: u32, k4: u32) -> vec4f {
-  if (k4 == launch.cg / 4u) { return vec4f(1.0); }
+  if (4u * k4 == launch.cg) { return vec4f(1.0); } // a product, not a division, per load
   return x[(b * launch.cin + launch.cBase) / 4u + k4];
 }
 fn storeC(m: u32, k: u32, value: f32) {
