@@ -10,7 +10,7 @@ import type { BindingKind, Launch, Pipeline, Resource } from "../../gpu/launch.t
 import { enableWgsl, type GemmVariant, gemmWgsl, scalarLoadersWgsl } from "./core.ts";
 import { gemmPackWgsl, PACKED_HEIGHT, PACKED_WIDTH } from "./pack_wgsl.ts";
 import { depthSplits, splitReduceWgsl } from "./split_wgsl.ts";
-import { type GemmTile, gemmWorkgroups } from "./tiles.ts";
+import { type GemmTile, gemmWorkgroups, registerBlocks } from "./tiles.ts";
 
 /** One launch of a GEMM kernel: its label, its resources (the kernel's bindings, in order) and
  * the sizes its `gemmRows`, `gemmCols` and `gemmDepth` return for them. */
@@ -86,7 +86,7 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
       );
       continue;
     }
-    const split = recordSplit(gpu, { ...args, operands }, c, pipeline, splits);
+    const split = recordSplit(gpu, { ...args, operands }, tile, c, pipeline, splits);
     launch.dispatches.push(...split.dispatches);
     launch.buffers.push(...split.buffers);
   }
@@ -99,34 +99,42 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
  */
 function recordSplit(
   gpu: Gpu,
-  { key, operands, bindings, tile }: GemmArgs,
+  { key, operands, bindings }: GemmArgs,
+  tile: Exclude<GemmTile, { kind: "workgroup" }>,
   c: GemmCall,
   multiply: Pipeline,
   splits: number,
 ): Launch {
-  const partial = gpu.buffer(splits * c.rows * c.cols * 4, `${c.label} partial sums`);
+  const { partial, groups, sums } = splitScratch(gpu, c.label, c.rows, c.cols, tile, splits);
   const wgsl = enableWgsl(gpu.precision) + operands + splitReduceWgsl(splits, bindings.length);
   const reduce = gpu.pipeline(`${key}:reduce${splits}`, wgsl, [...bindings, "read"]);
-  const threads = tile.kind === "workgroup" ? 1 : tile.threads;
-  const groups = Math.ceil(splitInvocations(c.rows, c.cols, tile, splits) / threads);
   const resources = [...c.resources, partial];
   return {
     dispatches: [
       gpu.dispatch(`${c.label} split ${splits}`, multiply, resources, groups),
-      gpu.dispatch(`${c.label} sum`, reduce, resources, Math.ceil(c.rows * c.cols / 64)),
+      gpu.dispatch(`${c.label} sum`, reduce, resources, sums),
     ],
     buffers: [partial],
   };
 }
 
-/** Invocations of a register-block launch whose depth `splits` invocations share per block. */
-function splitInvocations(
+/**
+ * The partial sums of a `rows` x `cols` launch whose depth `splits` invocations share per block
+ * (the caller owns the buffer), the multiply's workgroups and the sum's.
+ */
+function splitScratch(
+  gpu: Gpu,
+  label: string,
   rows: number,
   cols: number,
-  tile: { tm: number; tn: number },
+  tile: Exclude<GemmTile, { kind: "workgroup" }>,
   splits: number,
-) {
-  return Math.ceil(rows / tile.tm) * Math.ceil(cols / tile.tn) * splits;
+): { partial: GPUBuffer; groups: number; sums: number } {
+  return {
+    partial: gpu.buffer(splits * rows * cols * 4, `${label} partial sums`),
+    groups: Math.ceil(registerBlocks(rows, cols, tile) * splits / tile.threads),
+    sums: Math.ceil(rows * cols / 64),
+  };
 }
 
 /** What {@linkcode recordGemm} records. */
@@ -221,11 +229,10 @@ function recordPacked(
           at(label, gemm(1), [a, b], gemmWorkgroups(nr, nc, tile));
           continue;
         }
-        const partial = gpu.buffer(splits * nr * nc * 4, `${label} partial sums`);
+        const { partial, groups, sums } = splitScratch(gpu, label, nr, nc, tile, splits);
         launch.buffers.push(partial);
-        const groups = Math.ceil(splitInvocations(nr, nc, tile, splits) / tile.threads);
         at(`${label} split ${splits}`, gemm(splits), [a, b, partial], groups);
-        at(`${label} sum`, reduce(splits), [partial], Math.ceil(nr * nc / 64));
+        at(`${label} sum`, reduce(splits), [partial], sums);
       }
     }
   }

@@ -8,7 +8,7 @@
  */
 import { WORKGROUP_INDEX_WGSL } from "../../gpu/launch.ts";
 import { PACKED_TEXEL_WGSL } from "./pack_wgsl.ts";
-import type { GemmTile } from "./tiles.ts";
+import { type GemmTile, registerBlocks, type TileFamily } from "./tiles.ts";
 
 /** Workgroups a CPU adapter's launch should have: a few for each of its cores. */
 const BUSY_WORKGROUPS = 8;
@@ -33,11 +33,10 @@ export function depthSplits(
   cols: number,
   steps: number,
   tile: GemmTile,
-  family: string,
+  family: TileFamily,
 ): number {
   if (tile.kind === "workgroup" || family === "gpu") return 1;
-  const blocks = Math.ceil(rows / tile.tm) * Math.ceil(cols / tile.tn);
-  const wanted = Math.ceil(BUSY_WORKGROUPS * tile.threads / blocks); // invocations to fill them
+  const wanted = Math.ceil(BUSY_WORKGROUPS * tile.threads / registerBlocks(rows, cols, tile));
   return Math.max(1, Math.min(wanted, Math.floor(steps / LEAST_SHARE)));
 }
 

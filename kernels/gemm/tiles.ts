@@ -182,10 +182,22 @@ function preferredTile(
  * ```
  */
 export function gemmWorkgroups(rows: number, cols: number, tile: GemmTile): number {
-  if (tile.kind !== "workgroup") {
-    return Math.ceil(Math.ceil(rows / tile.tm) * Math.ceil(cols / tile.tn) / tile.threads);
-  }
+  if (tile.kind !== "workgroup") return Math.ceil(registerBlocks(rows, cols, tile) / tile.threads);
   return Math.ceil(rows / tile.bm) * Math.ceil(cols / tile.bn);
+}
+
+/**
+ * The TM x TN blocks (one an invocation) of a `rows` x `cols` launch with register blocks or
+ * packed operands.
+ *
+ * @example
+ * ```ts
+ * import { registerBlocks } from "./tiles.ts";
+ * console.log(registerBlocks(64, 26, { tm: 16, tn: 16 })); // 8
+ * ```
+ */
+export function registerBlocks(rows: number, cols: number, tile: { tm: number; tn: number }) {
+  return Math.ceil(rows / tile.tm) * Math.ceil(cols / tile.tn);
 }
 
 /**
