@@ -61,6 +61,10 @@ function forward(config: ModelConfig, params: Params, x: np.Array, training: boo
   return x;
 }
 
+/** The inference pass of `config`, compiled by `jit`. */
+const inference = (config: ModelConfig) =>
+  jit((p: Params, x: np.Array) => forward(config, p, x, false));
+
 /** Starts jax-js on WebGPU (once a process), or says why it cannot. */
 async function useWebGpu() {
   if (!(await init("webgpu")).includes("webgpu")) throw new Error("jax-js found no WebGPU");
@@ -86,7 +90,7 @@ export async function jaxLogits(
   await useWebGpu();
   const params = toParams(weights);
   const x = np.array(input.slice()).reshape([batch, ...config.input]);
-  const logits = await forward(config, params, x, false).data();
+  const logits = await inference(config)(refs(params), x).data(); // what the bench times
   for (const p of Object.values(params)) p.dispose();
   return Float32Array.from(logits as Float32Array);
 }
@@ -118,7 +122,7 @@ export async function benchJax(
     }),
     config.classes,
   );
-  const infer = jit((p: Params, x: np.Array) => forward(config, p, x, false));
+  const infer = inference(config);
   const loss = (p: Params, x: np.Array, y: np.Array) =>
     nn.logSoftmax(forward(config, p, x, true)).mul(y).sum().mul(-1 / batch);
   const gradient = jit(valueAndGrad(loss));
