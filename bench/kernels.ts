@@ -65,8 +65,8 @@ export function tileName(tile: GemmTile): string {
 
 /**
  * Records the kernels of `config`'s layers for `batch` examples (at most a micro-batch) on `gpu`,
- * on tensors of seeded values; runs once the forward launches whose saved state (LRN's
- * denominators, pooling's argmax) a kept backward kernel reads. Call `free` when done.
+ * on tensors of seeded values; runs once the forward launches whose saved state (pooling's
+ * argmax) a kept backward kernel reads. Call `free` when done.
  *
  * @example
  * ```ts ignore
@@ -104,7 +104,7 @@ export function kernelCases(
     const kept = recorded.filter((c) => wanted(c.kernel));
     cases.push(...kept);
     for (const c of recorded.filter((c) => !wanted(c.kernel))) {
-      // A backward kernel reads what its forward launch saved (LRN's denominators, the argmax).
+      // A backward kernel reads what its forward launch saved (pooling's argmax).
       if (c.variant === "forward" && kept.length > 0) setup.push(c.launch);
       else free(c.launch);
     }

@@ -6,8 +6,8 @@
  *           g[i] * a[i] * d[i]^-beta / d[i]
  *
  * Windows are symmetric (i's window holds j exactly when j's holds i, groups included), so the
- * sum runs over j's own window. d was saved by the forward pass; b = a d^-beta is recomputed rather
- * than read (one stream fewer: lrn1 of alexnet-small at batch 128, 63.8 -> 46.8 ms).
+ * sum runs over j's own window. d is recomputed from a, which the gradient reads anyway, rather
+ * than saved by the forward pass: each step loads one a and one g and stores one da.
  *
  * Reference test: tests/kernels/elementwise_test.ts; timed by
  * `deno task bench:kernels --kernel lrn_backward`.
@@ -22,9 +22,11 @@ import { type LrnParams, lrnSizesWgsl } from "./lrn_forward.ts";
 const WORKGROUP = 256;
 
 /**
- * WGSL for the LRN gradient over maps of `channels` x `pixels`. As in the forward kernel, one
- * invocation walks one pixel's channels of one group with the window's terms g * b / d in
- * registers, each computed once; the sums run in a per-element window's order.
+ * WGSL for the LRN gradient over maps of `channels` x `pixels`. One invocation walks one pixel's
+ * channels of one group, c ascending, with rings in registers: a over c .. c + 2 HALF (the
+ * inputs of d up to channel c + HALF), the window's terms g * a * d^-beta / d, and g and d^-beta
+ * over c .. c + HALF; each step loads the a and g that enter and computes one new term. Sums run
+ * in the forward kernel's order.
  *
  * @example
  * ```ts
@@ -35,23 +37,35 @@ const WORKGROUP = 256;
  */
 export function lrnBackwardWgsl(channels: number, pixels: number, p: LrnParams): string {
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
-  const ring = [...Array(width).keys()];
+  const upTo = (n: number) => [...Array(n).keys()];
+  // k + alpha * the sum of squares of a{from} .. a{to} (ascending, as the forward kernel adds).
+  const denominator = (from: number, to: number, last = `a${to}`) =>
+    `${p.k} + ${p.alpha} * ${
+      upTo(to - from + 1).reduce(
+        (sum, i) =>
+          `fma(${i + from === to ? last : `a${i + from}`}, ${
+            i + from === to ? last : `a${i + from}`
+          }, ${sum})`,
+        "0.0",
+      )
+    }`;
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> scale: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(4) var<uniform> count: vec4u; // x: (image, group, pixel)s
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> count: vec4u; // x: (image, group, pixel)s
 ${WORKGROUP_INDEX_WGSL}
 
 ${lrnSizesWgsl(channels, pixels, p)}
 
-// g * b / d = g * a * d^-beta / d at channel c of this invocation's group, or 0 outside it.
-fn term(base: u32, c: i32) -> f32 {
-  if (c < 0 || c >= i32(CG)) { return 0.0; }
-  let o = base + u32(c) * P;
-  let d = scale[o];
-  return dy[o] * x[o] * pow(d, -${p.beta}) / d;
+// Channel c of this invocation's group of x (a) or of dy (g), or 0 outside it.
+fn a(base: u32, c: u32) -> f32 {
+  if (c >= CG) { return 0.0; }
+  return x[base + c * P];
+}
+fn g(base: u32, c: u32) -> f32 {
+  if (c >= CG) { return 0.0; }
+  return dy[base + c * P];
 }
 
 @compute @workgroup_size(${WORKGROUP})
@@ -60,56 +74,66 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
   let base = (i / P) * CG * P + i % P; // element (image, group's first channel, pixel)
-  // t{j} holds the term of channel c - HALF + j.
-${ring.map((j) => `  var t${j} = term(base, ${j - half});`).join("\n")}
+  // Before step c: a{j} = a[c + j], g{j} = g[c + j], p{j} = d[c + j]^-beta,
+  // t{j} = the term of channel c - HALF + j (0 below the group).
+${upTo(width).map((j) => `  var a${j} = a(base, ${j}u);`).join("\n")}
+${upTo(half).map((j) => `  var t${j} = 0.0;`).join("\n")}
+${
+    upTo(half + 1).map((j) =>
+      `  let d${j} = ${denominator(Math.max(0, j - half), j + half)};
+  var g${j} = g(base, ${j}u);
+  var p${j} = pow(d${j}, -${p.beta});
+  var t${j + half} = select(0.0, g${j} * a${j} * p${j} / d${j}, ${j}u < CG);`
+    ).join("\n")
+  }
   for (var c = 0u; c < CG; c++) {
     var cross = 0.0;
-${ring.map((j) => `    cross += t${j};`).join("\n")}
-    let o = base + c * P;
-    dx[o] = dy[o] * pow(scale[o], -${p.beta}) - ${2 * p.alpha * p.beta} * x[o] * cross;
-${ring.slice(0, -1).map((j) => `    t${j} = t${j + 1};`).join("\n")}
-    t${width - 1} = term(base, i32(c) + ${half + 1});
+${upTo(width).map((j) => `    cross += t${j};`).join("\n")}
+    dx[base + c * P] = g0 * p0 - ${2 * p.alpha * p.beta} * a0 * cross;
+    // The term of channel n = c + HALF + 1 enters: its d spans a[c + 1] .. a[c + 2 HALF + 1].
+    let n = c + ${half + 1}u;
+    let aIn = a(base, c + ${width}u);
+    let gIn = g(base, n);
+    let dIn = ${denominator(1, width, "aIn")};
+    let pIn = pow(dIn, -${p.beta});
+    let tIn = select(0.0, gIn * a${half + 1} * pIn / dIn, n < CG);
+${upTo(width - 1).map((j) => `    a${j} = a${j + 1};`).join("\n")}
+    a${width - 1} = aIn;
+${upTo(half).map((j) => `    g${j} = g${j + 1};\n    p${j} = p${j + 1};`).join("\n")}
+    g${half} = gIn;
+    p${half} = pIn;
+${upTo(width - 1).map((j) => `    t${j} = t${j + 1};`).join("\n")}
+    t${width - 1} = tIn;
   }
 }`;
 }
 
 /**
- * Records the LRN input gradient `dx` from the input `x`, the denominators `scale`
- * the training forward pass saved, and the output gradient `dy`.
+ * Records the LRN input gradient `dx` from the forward pass's input `x` and the output
+ * gradient `dy`.
  *
  * @example
  * ```ts
  * import { Gpu } from "../gpu/device.ts";
  * import { Tensor } from "../gpu/tensor.ts";
  * import { lrnBackward } from "./lrn_backward.ts";
- * import { lrnForward } from "./lrn_forward.ts";
  * const gpu = await Gpu.create();
  * const x = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([1]));
- * const y = Tensor.zeros(gpu, [1, 1, 1, 1]), dx = Tensor.zeros(gpu, [1, 1, 1, 1]);
  * const dy = Tensor.from(gpu, [1, 1, 1, 1], new Float32Array([1]));
+ * const dx = Tensor.zeros(gpu, [1, 1, 1, 1]);
  * const params = { size: 1, alpha: 1, beta: 1, k: 1, groups: 1 }; // b = a / (1 + a^2)
- * const forward = lrnForward(gpu, { x, y, batch: 1, params, saveScale: true });
- * const backward = lrnBackward(gpu, { x, scale: forward.scale!, dy, dx, batch: 1, params });
- * gpu.run([...forward.dispatches, ...backward.dispatches]);
+ * gpu.run(lrnBackward(gpu, { x, dy, dx, batch: 1, params }).dispatches);
  * console.log(await dx.read()); // Float32Array [0]: (1 - a^2) / (1 + a^2)^2 at a = 1
  * gpu.destroy();
  * ```
  */
 export function lrnBackward(
   gpu: Gpu,
-  args: {
-    x: Tensor;
-    scale: GPUBuffer;
-    dy: Tensor;
-    dx: Tensor;
-    batch: number;
-    params: LrnParams;
-  },
+  args: { x: Tensor; dy: Tensor; dx: Tensor; batch: number; params: LrnParams },
 ): Launch {
   const [, channels, h, w] = args.x.shape;
   const key = `lrn_backward:${channels}:${h * w}:${Object.values(args.params)}`;
   const pipeline = gpu.pipeline(key, lrnBackwardWgsl(channels, h * w, args.params), [
-    "read",
     "read",
     "read",
     "read_write",
@@ -119,7 +143,7 @@ export function lrnBackward(
   return gpu.perElement(
     "lrn_backward",
     pipeline,
-    [args.x.buffer, args.scale, args.dy.buffer, args.dx.buffer],
+    [args.x.buffer, args.dy.buffer, args.dx.buffer],
     walks,
     WORKGROUP,
   );

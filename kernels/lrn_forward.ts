@@ -69,19 +69,13 @@ const CG = ${channels / p.groups}u;`;
  * console.assert(lrnForwardWgsl(96, 55 * 55, PAPER_LRN).includes("pow"));
  * ```
  */
-export function lrnForwardWgsl(
-  channels: number,
-  pixels: number,
-  p: LrnParams,
-  saveScale = false,
-): string {
+export function lrnForwardWgsl(channels: number, pixels: number, p: LrnParams): string {
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
   const ring = [...Array(width).keys()];
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-${saveScale ? "@group(0) @binding(2) var<storage, read_write> scale: array<f32>;" : ""}
-@group(0) @binding(${saveScale ? 3 : 2}) var<uniform> count: vec4u; // x: (image, group, pixel)s
+@group(0) @binding(2) var<uniform> count: vec4u; // x: (image, group, pixel)s
 ${WORKGROUP_INDEX_WGSL}
 
 ${lrnSizesWgsl(channels, pixels, p)}
@@ -106,22 +100,15 @@ ${ring.map((j) => `    sum = fma(r${j}, r${j}, sum);`).join("\n")}
     let d = ${p.k} + ${p.alpha} * sum;
     let o = base + c * P;
     y[o] = r${half} / pow(d, ${p.beta});
-    ${saveScale ? "scale[o] = d; // k + alpha * sum, for the backward pass" : ""}
 ${ring.slice(0, -1).map((j) => `    r${j} = r${j + 1};`).join("\n")}
     r${width - 1} = at(base, i32(c) + ${half + 1});
   }
 }`;
 }
 
-/** A recorded LRN launch that saves its denominators (training). */
-export interface LrnLaunch extends Launch {
-  /** d = k + alpha * (sum of squares) per element, for the backward pass. */
-  scale?: GPUBuffer;
-}
-
 /**
- * Records LRN of `x` [batch, channels, h, w] into `y` (same shape); with `saveScale`, also the
- * denominators d (a buffer the launch owns).
+ * Records LRN of `x` [batch, channels, h, w] into `y` (same shape). Training saves nothing: the
+ * backward pass recomputes the denominators from `x`, which it reads anyway.
  *
  * @example
  * ```ts
@@ -140,25 +127,20 @@ export interface LrnLaunch extends Launch {
  */
 export function lrnForward(
   gpu: Gpu,
-  args: { x: Tensor; y: Tensor; batch: number; params: LrnParams; saveScale?: boolean },
-): LrnLaunch {
+  args: { x: Tensor; y: Tensor; batch: number; params: LrnParams },
+): Launch {
   const [, channels, h, w] = args.x.shape;
   if (channels % args.params.groups) {
     throw new RangeError(
       `LRN: ${channels} channels do not divide into ${args.params.groups} groups`,
     );
   }
-  const save = args.saveScale === true;
-  const key = `lrn_forward:${channels}:${h * w}:${Object.values(args.params)}:${save}`;
-  const pipeline = gpu.pipeline(
-    key,
-    lrnForwardWgsl(channels, h * w, args.params, save),
-    save ? ["read", "read_write", "read_write", "uniform"] : ["read", "read_write", "uniform"],
-  );
-  const elements = args.batch * channels * h * w;
-  const scale = save ? gpu.buffer(elements * 4, "lrn denominators") : undefined;
-  const resources = [args.x.buffer, args.y.buffer, ...(scale ? [scale] : [])];
+  const key = `lrn_forward:${channels}:${h * w}:${Object.values(args.params)}`;
+  const pipeline = gpu.pipeline(key, lrnForwardWgsl(channels, h * w, args.params), [
+    "read",
+    "read_write",
+    "uniform",
+  ]);
   const walks = args.batch * args.params.groups * h * w; // one per (image, group, pixel)
-  const launch = gpu.perElement("lrn_forward", pipeline, resources, walks, WORKGROUP);
-  return { ...launch, buffers: [...launch.buffers, ...(scale ? [scale] : [])], scale };
+  return gpu.perElement("lrn_forward", pipeline, [args.x.buffer, args.y.buffer], walks, WORKGROUP);
 }

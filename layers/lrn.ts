@@ -7,7 +7,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { type Launch, NO_LAUNCH } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
-import { lrnForward, type LrnLaunch, type LrnParams } from "../kernels/lrn_forward.ts";
+import { lrnForward, type LrnParams } from "../kernels/lrn_forward.ts";
 import { type BackwardArgs, type Layer, ParameterFreeLayer, type Shape } from "./layer.ts";
 
 /**
@@ -50,16 +50,14 @@ export class Lrn extends ParameterFreeLayer implements Layer {
     this.params = params;
   }
 
-  /** Records the normalisation of `batch` examples (saving the denominators in training). */
-  forward(x: Tensor, y: Tensor, batch: number, training: boolean): LrnLaunch {
-    return lrnForward(this.#gpu, { x, y, batch, params: this.params, saveScale: training });
+  /** Records the normalisation of `batch` examples (the same in training: nothing is saved). */
+  forward(x: Tensor, y: Tensor, batch: number, _training: boolean): Launch {
+    return lrnForward(this.#gpu, { x, y, batch, params: this.params });
   }
 
-  /** Records the input gradient from the denominators the forward launch saved. */
-  backward({ x, dy, dx, batch, forward }: BackwardArgs): Launch {
-    const scale = (forward as LrnLaunch).scale;
+  /** Records the input gradient from the forward pass's input. */
+  backward({ x, dy, dx, batch }: BackwardArgs): Launch {
     if (!dx) return NO_LAUNCH;
-    if (!scale) throw new Error(`${this.name}: backward needs a training forward pass`);
-    return lrnBackward(this.#gpu, { x, scale, dy, dx, batch, params: this.params });
+    return lrnBackward(this.#gpu, { x, dy, dx, batch, params: this.params });
   }
 }
