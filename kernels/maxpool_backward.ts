@@ -1,6 +1,6 @@
 /**
  * The gradient of max-pooling, gathered: each input element sums the output gradients of the
- * windows whose saved argmax it is. No atomics, deterministic, ties as in the forward pass.
+ * windows whose saved argmax it is, a stride x stride block of elements to an invocation. No atomics, deterministic, ties as in the forward pass.
  *
  * Reference test: tests/kernels/elementwise_test.ts; timed by
  * `deno task bench:kernels --kernel maxpool_backward`.
@@ -15,7 +15,9 @@ import { maxPoolOutputSize } from "./maxpool_forward.ts";
 const WORKGROUP = 256;
 
 /**
- * WGSL for the max-pool gradient over `h` x `w` maps; one invocation per input element.
+ * WGSL for the max-pool gradient over `h` x `w` maps. One invocation per stride x stride block of
+ * input elements: the same ceil(size / stride)^2 windows cover every element of a block, so it
+ * loads each window's argmax and gradient once and writes the block's elements.
  *
  * @example
  * ```ts
@@ -25,20 +27,25 @@ const WORKGROUP = 256;
  */
 export function maxPoolBackwardWgsl(h: number, w: number, size: number, stride: number): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
-  const span = [...Array(Math.ceil(size / stride)).keys()].reverse(); // windows covering a row
+  const [bh, bw] = poolBlocks(h, w, stride);
+  // Windows covering a block, in ascending order (the sum's order): block row minus di, di falling.
+  const span = [...Array(Math.ceil(size / stride)).keys()].reverse();
   const windows = span.flatMap((di) => span.map((dj) => [di, dj]));
+  const cells = [...Array(stride * stride).keys()].map((n) => [Math.floor(n / stride), n % stride]);
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> argmax: array<u32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<uniform> count: vec4u; // x: input elements in the launch
+@group(0) @binding(3) var<uniform> count: vec4u; // x: blocks in the launch
 ${WORKGROUP_INDEX_WGSL}
 
+const H = ${h}u;
 const W = ${w}u;
 const HW = ${h * w}u;
 const OH = ${oh}u;
 const OW = ${ow}u;
-const SIZE = ${size}u;
+const BW = ${bw}u;
+const BLOCKS = ${bh * bw}u;
 const STRIDE = ${stride}u;
 
 @compute @workgroup_size(${WORKGROUP})
@@ -46,26 +53,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let e = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (e >= count.x) { return; }
-  let map = e / HW;
-  let q = e % HW;
-  let r = q / W;
-  let c = q % W;
-  // The windows covering (r, c) are the last SPAN rows and columns of windows up to (iHi, jHi)
-  // that still reach it, written out in ascending order (no loops whose bounds vary by lane).
-  let iHi = min(r / STRIDE, OH - 1u);
-  let jHi = min(c / STRIDE, OW - 1u);
-  var sum = 0.0;
+  let map = e / BLOCKS;
+  let bi = (e % BLOCKS) / BW;
+  let bj = e % BW;
+  // Window (bi - di, bj - dj)'s argmax and gradient; an argmax no element has outside the map.
 ${
     windows.map(([di, dj]) =>
-      `  if (${di}u <= iHi && ${dj}u <= jHi && r < (iHi - ${di}u) * STRIDE + SIZE &&
-      c < (jHi - ${dj}u) * STRIDE + SIZE) {
-    let o = (map * OH + iHi - ${di}u) * OW + jHi - ${dj}u;
-    if (argmax[o] == q) { sum += dy[o]; }
+      `  var m${di}${dj} = HW;
+  var g${di}${dj} = 0.0;
+  if (bi >= ${di}u && bi - ${di}u < OH && bj >= ${dj}u && bj - ${dj}u < OW) {
+    let o = (map * OH + bi - ${di}u) * OW + bj - ${dj}u;
+    m${di}${dj} = argmax[o];
+    g${di}${dj} = dy[o];
   }`
     ).join("\n")
   }
-  dx[e] = sum;
+${
+    cells.map(([a, b]) =>
+      `  if (bi * STRIDE + ${a}u < H && bj * STRIDE + ${b}u < W) {
+    let q = (bi * STRIDE + ${a}u) * W + bj * STRIDE + ${b}u;
+    var sum = 0.0;
+${windows.map(([di, dj]) => `    if (m${di}${dj} == q) { sum += g${di}${dj}; }`).join("\n")}
+    dx[map * HW + q] = sum;
+  }`
+    ).join("\n")
+  }
 }`;
+}
+
+/** Blocks of stride x stride input elements a map has, down and across (edges partly empty). */
+function poolBlocks(h: number, w: number, stride: number): [number, number] {
+  return [Math.ceil(h / stride), Math.ceil(w / stride)];
 }
 
 /**
@@ -103,7 +121,8 @@ export function maxPoolBackward(
     "read_write",
     "uniform",
   ]);
-  const count = args.batch * channels * h * w;
+  const [bh, bw] = poolBlocks(h, w, args.stride);
+  const count = args.batch * channels * bh * bw;
   return gpu.perElement(
     "maxpool_backward",
     pipeline,

@@ -143,6 +143,8 @@ for (const [name, shape, params] of LRN_BACKWARD_CASES) {
 const POOL_BACKWARD_CASES: [string, [number, number, number, number], number, number][] = [
   ["overlapping 3/2 on an odd map", [2, 3, 13, 11], 3, 2],
   ["non-overlapping 2/2 with a ragged edge", [1, 2, 7, 6], 2, 2],
+  ["overlapping 3/2, a last row and column no window reaches", [2, 2, 8, 10], 3, 2],
+  ["gapped 2/3 (windows smaller than their step)", [1, 2, 7, 8], 2, 3],
 ];
 for (const [name, shape, size, stride] of POOL_BACKWARD_CASES) {
   check(`maxPoolBackward matches the reference: ${name}`, () =>
