@@ -96,7 +96,7 @@ ${upTo(width).map((j) => `    cross += t${j};`).join("\n")}
     let gIn = g(base, n);
     let dIn = ${denominator(1, width, "aIn")};
     let pIn = pow(dIn, -${p.beta});
-    let tIn = select(0.0, gIn * a${half + 1} * pIn / dIn, n < CG);
+    let tIn = select(0.0, gIn * ${half + 1 < width ? `a${half + 1}` : "aIn"} * pIn / dIn, n < CG);
 ${upTo(width - 1).map((j) => `    a${j} = a${j + 1};`).join("\n")}
     a${width - 1} = aIn;
 ${upTo(half).map((j) => `    g${j} = g${j + 1};\n    p${j} = p${j + 1};`).join("\n")}

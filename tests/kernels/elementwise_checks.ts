@@ -112,6 +112,7 @@ check("softmaxForward matches the reference, including large logits", () =>
 
 const LRN_BACKWARD_CASES: [string, [number, number, number, number], typeof PAPER_LRN][] = [
   ["paper constants, two towers", [2, 10, 3, 5], PAPER_LRN],
+  ["a window of one channel", [1, 4, 2, 3], { size: 1, alpha: 0.05, beta: 0.75, k: 1, groups: 1 }],
   ["paper constants, one group of 13 (rings past their start)", [2, 13, 3, 3], {
     ...PAPER_LRN,
     groups: 1,
