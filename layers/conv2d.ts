@@ -138,6 +138,7 @@ export class Conv2d implements Layer {
    * const conv = new Conv2d(gpu, "conv", [1, 4, 4], { out: 2, kernel: 3, pad: 1 });
    * const x = Tensor.zeros(gpu, [1, 1, 4, 4]), y = Tensor.zeros(gpu, [1, 2, 4, 4]);
    * gpu.run(conv.forward(x, y, 1).dispatches);
+   * console.log((await y.read()).length); // 32: the read waits for the launch
    * gpu.destroy();
    * ```
    */
@@ -169,6 +170,7 @@ export class Conv2d implements Layer {
    * const dy = Tensor.zeros(gpu, [1, 2, 4, 4]), dx = Tensor.zeros(gpu, [1, 1, 4, 4]);
    * gpu.run(conv.backward({ x, y, dy, dx, batch: 1, accumulate: false, forward }).dispatches);
    * console.log([...conv.gradients.keys()]); // ["conv.weight", "conv.bias"]
+   * console.log(await conv.gradients.get("conv.bias")!.read()); // Float32Array [0, 0]
    * gpu.destroy();
    * ```
    */
