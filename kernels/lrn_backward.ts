@@ -38,17 +38,11 @@ const WORKGROUP = 256;
 export function lrnBackwardWgsl(channels: number, pixels: number, p: LrnParams): string {
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
   const upTo = (n: number) => [...Array(n).keys()];
-  // k + alpha * the sum of squares of a{from} .. a{to} (ascending, as the forward kernel adds).
-  const denominator = (from: number, to: number, last = `a${to}`) =>
-    `${p.k} + ${p.alpha} * ${
-      upTo(to - from + 1).reduce(
-        (sum, i) =>
-          `fma(${i + from === to ? last : `a${i + from}`}, ${
-            i + from === to ? last : `a${i + from}`
-          }, ${sum})`,
-        "0.0",
-      )
-    }`;
+  // Ring slot j inside a step: a{j}, or the value entering past the ring's end.
+  const aAt = (j: number) => j < width ? `a${j}` : "aIn";
+  // k + alpha * the sum of squares of `names` (ascending, as the forward kernel adds).
+  const denominator = (names: string[]) =>
+    `${p.k} + ${p.alpha} * ${names.reduce((sum, n) => `fma(${n}, ${n}, ${sum})`, "0.0")}`;
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -80,7 +74,7 @@ ${upTo(width).map((j) => `  var a${j} = a(base, ${j}u);`).join("\n")}
 ${upTo(half).map((j) => `  var t${j} = 0.0;`).join("\n")}
 ${
     upTo(half + 1).map((j) =>
-      `  let d${j} = ${denominator(Math.max(0, j - half), j + half)};
+      `  let d${j} = ${denominator(upTo(j + half + 1).slice(Math.max(0, j - half)).map(aAt))};
   var g${j} = g(base, ${j}u);
   var p${j} = pow(d${j}, -${p.beta});
   var t${j + half} = select(0.0, g${j} * a${j} * p${j} / d${j}, ${j}u < CG);`
@@ -94,9 +88,9 @@ ${upTo(width).map((j) => `    cross += t${j};`).join("\n")}
     let n = c + ${half + 1}u;
     let aIn = a(base, c + ${width}u);
     let gIn = g(base, n);
-    let dIn = ${denominator(1, width, "aIn")};
+    let dIn = ${denominator(upTo(width).map((j) => aAt(j + 1)))};
     let pIn = pow(dIn, -${p.beta});
-    let tIn = select(0.0, gIn * ${half + 1 < width ? `a${half + 1}` : "aIn"} * pIn / dIn, n < CG);
+    let tIn = select(0.0, gIn * ${aAt(half + 1)} * pIn / dIn, n < CG);
 ${upTo(width - 1).map((j) => `    a${j} = a${j + 1};`).join("\n")}
     a${width - 1} = aIn;
 ${upTo(half).map((j) => `    g${j} = g${j + 1};\n    p${j} = p${j + 1};`).join("\n")}

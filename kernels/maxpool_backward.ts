@@ -1,6 +1,7 @@
 /**
  * The gradient of max-pooling, gathered: each input element sums the output gradients of the
- * windows whose saved argmax it is, a stride x stride block of elements to an invocation. No atomics, deterministic, ties as in the forward pass.
+ * windows whose saved argmax it is, a stride x stride block of elements to an invocation. No
+ * atomics, deterministic, ties as in the forward pass.
  *
  * Reference test: tests/kernels/elementwise_test.ts; timed by
  * `deno task bench:kernels --kernel maxpool_backward`.
