@@ -13,7 +13,8 @@ import type { GemmTile } from "./tiles.ts";
 /**
  * The "registers" and "textures" strategies: one TM x TN block per invocation, written out as
  * scalar statements (no arrays, no inner loops), so that the compiler keeps it in registers; rows
- * and columns past the edge are clamped for loading and skipped on store. "registers" reads the
+ * and columns past the edge are clamped for loading and skipped on store. The block is stored a
+ * row at a time by a loop, so that the epilogue's `storeC` is inlined TN times, not TM x TN. "registers" reads the
  * operands through the loaders, one k at a time, four with `vectorK`, and A four rows or B four
  * columns a load with `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16");
  * "textures" reads four k per texel from the packed operands. With `splits` S > 1, S invocations
@@ -146,15 +147,29 @@ ${
 ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
 ${step}
 ${
-    each((i, j) =>
-      `  if (m0 + ${i}u < rows && n0 + ${j}u < cols) { ${
-        splits > 1
-          ? `partial[(split * rows + m0 + ${i}u) * cols + n0 + ${j}u] = c${i}_${j};`
-          : `storeC(${packed ? "chunk.r0 + " : ""}m0 + ${i}u, ${
-            packed ? "chunk.c0 + " : ""
-          }n0 + ${j}u, c${i}_${j});`
-      } }`
-    )
+    shiftedStores(t, (row, j) =>
+      splits > 1
+        ? `partial[(split * rows + ${row}) * cols + n0 + ${j}u] = c0_${j};`
+        : `storeC(${packed ? "chunk.r0 + " : ""}${row}, ${
+          packed ? "chunk.c0 + " : ""
+        }n0 + ${j}u, c0_${j});`)
   }
 }`;
+}
+
+/**
+ * The epilogue: a loop over the block's rows that stores row 0 (`store(row, j)`, column j) and
+ * shifts the rows up, so that the store is written TN times, not TM x TN times (inlined loads and
+ * stores are what the compiler spends its time on).
+ */
+function shiftedStores(
+  t: { tm: number; tn: number },
+  store: (row: string, j: number) => string,
+): string {
+  const cols = [...Array(t.tn).keys()], rows = [...Array(t.tm - 1).keys()];
+  return `  let blockRows = min(rows - m0, ${t.tm}u); // a runtime bound: the loop stays a loop
+  for (var i = 0u; i < blockRows; i++) {
+${cols.map((j) => `    if (n0 + ${j}u < cols) { ${store("m0 + i", j)} }`).join("\n")}
+${rows.flatMap((i) => cols.map((j) => `    c${i}_${j} = c${i + 1}_${j};`)).join("\n")}
+  }`;
 }
