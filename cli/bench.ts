@@ -21,6 +21,9 @@ import {
 
 // The peers `--peer` names (literals: importing bench/peers.ts would load TensorFlow.js).
 const TFJS_PEERS = ["webgpu", "wasm"] as const;
+// The peers' modules by name, not literal, so that Deno fetches their npm packages (600 MB)
+// only when a bench asks for them, never for `train` (with "npm-lazy-caching" in deno.json).
+const PEERS = "../bench/peers.ts", ORT = "../bench/ort.ts", JAX = "../bench/jax.ts";
 const PEER_NAMES: readonly string[] = [...TFJS_PEERS, "pytorch", "ort", "jax"];
 
 /** `bench`. */
@@ -94,17 +97,17 @@ async function runBench(v: Values): Promise<void> {
     let peers;
     if (peerNames.size > 0) {
       // Loaded only here: TensorFlow.js is the benchmark's, never the library's.
-      const { benchPeers, formatPeers } = await import("../bench/peers.ts");
+      const { benchPeers, formatPeers }: typeof import("../bench/peers.ts") = await import(PEERS);
       peers = tfjs.length > 0 ? await benchPeers(net.config, batch, repeats, tfjs) : [];
       if (peerNames.has("pytorch")) {
         peers.push(await benchPyTorch(net.config, batch, repeats, net.parameterCount));
       }
       if (peerNames.has("ort")) {
-        const { benchOrt } = await import("../bench/ort.ts");
+        const { benchOrt }: typeof import("../bench/ort.ts") = await import(ORT);
         peers.push(await benchOrt(net.config, await net.weights(), batch, repeats));
       }
       if (peerNames.has("jax")) {
-        const { benchJax } = await import("../bench/jax.ts");
+        const { benchJax }: typeof import("../bench/jax.ts") = await import(JAX);
         peers.push(await benchJax(net.config, await net.weights(), batch, repeats));
       }
       console.log(formatPeers(result, peers));
