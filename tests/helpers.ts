@@ -353,6 +353,8 @@ export function withNetwork(
 /** What a subprocess printed, and how it ended. */
 export interface Output {
   code: number;
+  /** The signal that ended the process, if one did (a crash prints nothing of its own). */
+  signal: Deno.Signal | null;
   stdout: string;
   stderr: string;
 }
@@ -373,7 +375,12 @@ export async function run(
 ): Promise<Output> {
   const out = await new Deno.Command(command, { ...options, args }).output();
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+  return {
+    code: out.code,
+    signal: out.signal,
+    stdout: text(out.stdout),
+    stderr: text(out.stderr),
+  };
 }
 
 /** `deno run -A main.ts ...args`: the command line as a user runs it. */

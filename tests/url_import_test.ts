@@ -123,11 +123,11 @@ Deno.test("mod.ts imported from an HTTP URL runs alexnet-small on one device and
       await net.destroy();`;
     await Deno.writeTextFile(`${dir}/main.ts`, script);
     const args = ["run", "--no-config", "--no-lock", "--reload", `--allow-import=${origin}`];
-    const { code, stdout, stderr } = await deno([...args, `${dir}/main.ts`], {
+    const { code, signal, stdout, stderr } = await deno([...args, `${dir}/main.ts`], {
       cwd: dir,
       env: { DENO_DIR: `${dir}/cache` },
     });
-    assert(code === 0, `subprocess failed:\n${stderr}`);
+    assert(code === 0, `subprocess failed (code ${code}, signal ${signal}):\n${stderr}\n${stdout}`);
     assertEquals(
       stdout.trim(),
       JSON.stringify({ length: 20, finite: true, pixels: [10, 40, 20, 50, 30, 60], same: true }),
