@@ -54,12 +54,10 @@ ${lrnSizesWgsl(channels, pixels, p)}
 
 // Channel c of this invocation's group of x (a) or of dy (g), or 0 outside it.
 fn a(base: u32, c: u32) -> f32 {
-  if (c >= CG) { return 0.0; }
-  return x[base + c * P];
+  return select(0.0, x[base + min(c, CG - 1u) * P], c < CG); // no branch: loads unmasked
 }
 fn g(base: u32, c: u32) -> f32 {
-  if (c >= CG) { return 0.0; }
-  return dy[base + c * P];
+  return select(0.0, dy[base + min(c, CG - 1u) * P], c < CG);
 }
 
 @compute @workgroup_size(${WORKGROUP})
