@@ -26,7 +26,7 @@ const WORKGROUP = 256;
  * channels of one group, c ascending, with rings in registers: a over c .. c + 2 HALF (the
  * inputs of d up to channel c + HALF), the window's terms g * a * d^-beta / d, and g and d^-beta
  * over c .. c + HALF; each step loads the a and g that enter and computes one new term. Sums run
- * in the forward kernel's order.
+ * in the forward kernel's order. `reluInput`: zero where a is (see {@linkcode lrnBackward}).
  *
  * @example
  * ```ts
@@ -35,7 +35,12 @@ const WORKGROUP = 256;
  * console.assert(lrnBackwardWgsl(96, 55 * 55, PAPER_LRN).includes("pow"));
  * ```
  */
-export function lrnBackwardWgsl(channels: number, pixels: number, p: LrnParams): string {
+export function lrnBackwardWgsl(
+  channels: number,
+  pixels: number,
+  p: LrnParams,
+  reluInput = false,
+): string {
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
   const upTo = (n: number) => [...Array(n).keys()];
   // Ring slot j inside a step: a{j}, or the value entering past the ring's end.
@@ -81,7 +86,10 @@ ${
   for (var c = 0u; c < CG; c++) {
     var cross = 0.0;
 ${upTo(width).map((j) => `    cross += t${j};`).join("\n")}
-    dx[base + c * P] = g0 * p0 - ${2 * p.alpha * p.beta} * a0 * cross;
+    let da = g0 * p0 - ${2 * p.alpha * p.beta} * a0 * cross;
+    dx[base + c * P] = ${
+    reluInput ? "select(0.0, da, a0 > 0.0); // the ReLU before: its mask" : "da;"
+  }
     // The term of channel n = c + HALF + 1 enters: its d spans a[c + 1] .. a[c + 2 HALF + 1].
     let n = c + ${half + 1}u;
     let aIn = a(base, c + ${width}u);
@@ -102,7 +110,8 @@ ${upTo(width - 1).map((j) => `    t${j} = t${j + 1};`).join("\n")}
 
 /**
  * Records the LRN input gradient `dx` from the forward pass's input `x` and the output
- * gradient `dy`.
+ * gradient `dy`. With `reluInput` (x is a ReLU's output), the gradient is also the ReLU's: zero
+ * where x is, so that the layer before need not mask it in a pass of its own.
  *
  * @example
  * ```ts
@@ -121,11 +130,19 @@ ${upTo(width - 1).map((j) => `    t${j} = t${j + 1};`).join("\n")}
  */
 export function lrnBackward(
   gpu: Gpu,
-  args: { x: Tensor; dy: Tensor; dx: Tensor; batch: number; params: LrnParams },
+  args: {
+    x: Tensor;
+    dy: Tensor;
+    dx: Tensor;
+    batch: number;
+    params: LrnParams;
+    reluInput?: boolean;
+  },
 ): Launch {
   const [, channels, h, w] = args.x.shape;
-  const key = `lrn_backward:${channels}:${h * w}:${Object.values(args.params)}`;
-  const pipeline = gpu.pipeline(key, lrnBackwardWgsl(channels, h * w, args.params), [
+  const relu = args.reluInput === true;
+  const key = `lrn_backward:${channels}:${h * w}:${Object.values(args.params)}:${relu}`;
+  const pipeline = gpu.pipeline(key, lrnBackwardWgsl(channels, h * w, args.params, relu), [
     "read",
     "read",
     "read_write",

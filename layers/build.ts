@@ -70,7 +70,8 @@ export function buildLayer(gpu: Gpu, spec: LayerSpec, input: Shape, tuning?: Tun
 
 /**
  * Builds the layers of `rows` in order, each reading the one before's output, from `input`; on an
- * error, frees what was built and rethrows.
+ * error, frees what was built and rethrows. An LRN right after a convolution's ReLU applies the
+ * ReLU's mask in its input gradient, in place of the convolution's own pass over it.
  *
  * @example
  * ```ts
@@ -91,7 +92,13 @@ export function buildLayers(
   const layers: Layer[] = [];
   try {
     for (const row of rows) {
-      layers.push(buildLayer(gpu, row, layers.at(-1)?.outputShape ?? input, tuning));
+      const layer = buildLayer(gpu, row, layers.at(-1)?.outputShape ?? input, tuning);
+      const before = layers.at(-1);
+      // An LRN after a ReLU masks the gradient it computes: the ReLU's own pass is saved.
+      if (layer instanceof Lrn && before instanceof Conv2d && before.relu) {
+        layer.reluInput = before.reluMaskedAfter = true;
+      }
+      layers.push(layer);
     }
     return layers;
   } catch (e) {

@@ -67,6 +67,11 @@ export class Conv2d implements Layer {
   readonly geometry: Conv2dGeometry;
   /** Whether ReLU is fused. */
   readonly relu: boolean;
+  /**
+   * The next layer's input gradient applies this layer's ReLU mask (an LRN, which reads the
+   * output anyway), so the backward pass does not: one pass over the output gradient fewer.
+   */
+  reluMaskedAfter = false;
   /** The autotuner's choices its kernels use. */
   readonly tuning: Tuning;
   readonly #gpu: Gpu;
@@ -178,7 +183,7 @@ export class Conv2d implements Layer {
     const gradients = this.gradients;
     // The fused ReLU's mask goes into dy first (in place: dy is this layer's alone).
     const gpu = this.#gpu;
-    const mask = this.relu
+    const mask = this.relu && !this.reluMaskedAfter
       ? [reluBackward(gpu, { y: args.y, dy: args.dy, count: args.dy.size })]
       : [];
     const common = { geometry: this.geometry, batch: args.batch, dy: args.dy, tuning: this.tuning };

@@ -34,6 +34,11 @@ export class Lrn extends ParameterFreeLayer implements Layer {
   readonly inPlace = false;
   /** The normalisation constants. */
   readonly params: LrnParams;
+  /**
+   * The input is a ReLU's output whose mask this layer's input gradient applies (set by
+   * `buildLayers`, with the convolution's `reluMaskedAfter`).
+   */
+  reluInput = false;
   readonly #gpu: Gpu;
 
   /** A normalisation over inputs of `input` shape. */
@@ -58,6 +63,7 @@ export class Lrn extends ParameterFreeLayer implements Layer {
   /** Records the input gradient from the forward pass's input. */
   backward({ x, dy, dx, batch }: BackwardArgs): Launch {
     if (!dx) return NO_LAUNCH;
-    return lrnBackward(this.#gpu, { x, dy, dx, batch, params: this.params });
+    const { params, reluInput } = this;
+    return lrnBackward(this.#gpu, { x, dy, dx, batch, params, reluInput });
   }
 }

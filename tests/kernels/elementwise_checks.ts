@@ -141,6 +141,24 @@ for (const [name, shape, params] of LRN_BACKWARD_CASES) {
     }));
 }
 
+check(
+  "lrnBackward with reluInput also applies the ReLU's mask: zero where the input is",
+  () =>
+    withGpu(async (gpu) => {
+      const shape: [number, number, number, number] = [2, 10, 3, 5];
+      const n = shape.reduce((a, b) => a * b);
+      const xs = randomArray(n, 10, 30).map((v) => Math.max(v, 0)), dys = randomArray(n, 11);
+      assert(xs.some((v) => v === 0) && xs.some((v) => v > 0));
+      const x = Tensor.from(gpu, shape, xs),
+        dy = Tensor.from(gpu, shape, dys),
+        dx = Tensor.zeros(gpu, shape);
+      const args = { x, dy, dx, batch: shape[0], params: PAPER_LRN, reluInput: true };
+      gpu.run(lrnBackward(gpu, args).dispatches);
+      const masked = lrnBackwardRef(shape, xs, dys, PAPER_LRN).map((v, i) => xs[i] > 0 ? v : 0);
+      assertClose(await dx.read(), masked, { atol: 1e-6, rtol: 1e-4 });
+    }),
+);
+
 const POOL_BACKWARD_CASES: [string, [number, number, number, number], number, number][] = [
   ["overlapping 3/2 on an odd map", [2, 3, 13, 11], 3, 2],
   ["non-overlapping 2/2 with a ragged edge", [1, 2, 7, 6], 2, 2],
