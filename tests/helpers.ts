@@ -206,6 +206,18 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
     true,
   ],
   [
+    "64 channels a group in 2 groups, pad 1 (packed operands gather B a tap at a time), batch 2",
+    convGeometry({ inChannels: 128, outChannels: 20, width: 6, padH: 1, padW: 1, groups: 2 }),
+    2,
+    true,
+  ],
+  [
+    "33 channels padded to 36, stride 2 (B gathered a tap at a time), batch 3",
+    convGeometry({ inChannels: 33, outChannels: 6, height: 8, strideH: 2, strideW: 2, padW: 1 }),
+    3,
+    false,
+  ],
+  [
     "batch 5, 4 -> 8 channels (packed operands gather B; images pad to 8 in the weight gradient)",
     convGeometry({ inChannels: 4, outChannels: 8, padH: 1, padW: 1 }),
     5,
@@ -272,6 +284,8 @@ export function tilingsOf(name: string): [string, GemmTile][] {
 export const PACKED_CASES: ReadonlySet<string> = new Set([
   "stride 4, 11x11 (conv1-like)",
   "8 and 4 channels a group (packed operands gather B), stride 2, pad 2, 5x5, batch 1",
+  "64 channels a group in 2 groups, pad 1 (packed operands gather B a tap at a time), batch 2",
+  "33 channels padded to 36, stride 2 (B gathered a tap at a time), batch 3",
   "batch 5, 4 -> 8 channels (packed operands gather B; images pad to 8 in the weight gradient)",
   "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
   "few outputs summed over many pixels (the weight gradient splits its depth)",

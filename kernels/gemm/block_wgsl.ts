@@ -33,6 +33,7 @@ export function blockGemmWgsl(
   variant: GemmVariant = {},
 ): string {
   const { binding = 0, gatheredB = false, vectorK = false, splits = 1 } = variant;
+  const taps = gatheredB && variant.gatheredTaps === true;
   const half = variant.precision === "f16";
   const packed = t.kind === "textures";
   const quads = packed || vectorK; // four k a step
@@ -72,7 +73,11 @@ export function blockGemmWgsl(
       `let b${j} = ${
         packed
           ? `textureLoad(packedB, packedTexel(${
-            gatheredB ? `texelOfB(k, chunk.c0 + col${j})` : `col${j} * steps + k`
+            taps
+              ? `t${j}.x + q * t${j}.y`
+              : gatheredB
+              ? `texelOfB(k, chunk.c0 + col${j})`
+              : `col${j} * steps + k`
           }), 0)`
           : round(vectorK ? `loadB4(k, col${j})` : `loadB(k, col${j})`, vectorK)
       };`
@@ -83,7 +88,12 @@ export function blockGemmWgsl(
     byCols ? `b${j >> 2}_${s}.${lane(j)}` : quads ? `b${j}.${lane(s)}` : `b${j}`;
   const fmas = (i: number, j: number) =>
     subs.reduce((acc, s) => `fma(${a(i, s)}, ${b(j, s)}, ${acc})`, `c${i}_${j}`);
-  const step = /* wgsl */ `
+  const body = [
+    ...aLoads,
+    ...bLoads,
+    ...rows.flatMap((i) => cols.map((j) => `c${i}_${j} = ${fmas(i, j)};`)),
+  ];
+  const step = taps ? tapSteps(t, splits, body) : /* wgsl */ `
   let steps = ${quads ? "(depth + 3u) / 4u" : "depth"};
 ${
     splits > 1
@@ -91,8 +101,7 @@ ${
   for (var k = split * share; k < min(split * share + share, steps); k++) {`
       : "  for (var k = 0u; k < steps; k++) {"
   }
-${[...aLoads, ...bLoads].map((line) => `    ${line}`).join("\n")}
-${each((i, j) => `    c${i}_${j} = ${fmas(i, j)};`)}
+${body.map((line) => `    ${line}`).join("\n")}
   }`;
   return /* wgsl */ `
 ${WORKGROUP_INDEX_WGSL}
@@ -155,6 +164,33 @@ ${
         }n0 + ${j}u, c0_${j});`)
   }
 }`;
+}
+
+/**
+ * The depth loop of packed operands whose B is gathered a tap at a time (`gatheredTaps`): k runs
+ * over (tap, channel quad), the operands' `tapOfB(tap, n)` gives column n's texel of the tap's
+ * first quad and the step to the next (0 where the tap is padding: texel 0 is zeros), so the
+ * inner loop walks texels with one multiply-add a column instead of the full gather. With
+ * `splits`, invocations share the taps.
+ */
+function tapSteps(t: { tn: number }, splits: number, body: string[]): string {
+  const cols = [...Array(t.tn).keys()];
+  return `
+  let steps = (depth + 3u) / 4u;
+  let taps = gemmTaps();
+  let perTap = steps / taps; // channel quads a tap
+${
+    splits > 1
+      ? `  let share = (taps + ${splits - 1}u) / ${splits}u;
+  for (var tap = split * share; tap < min(split * share + share, taps); tap++) {`
+      : "  for (var tap = 0u; tap < taps; tap++) {"
+  }
+${cols.map((j) => `    let t${j} = tapOfB(tap, chunk.c0 + col${j});`).join("\n")}
+    for (var q = 0u; q < perTap; q++) {
+      let k = tap * perTap + q;
+${body.map((line) => `      ${line}`).join("\n")}
+    }
+  }`;
 }
 
 /**

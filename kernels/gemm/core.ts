@@ -40,6 +40,12 @@ export interface GemmVariant {
   /** B gathered from texels the operands' `texelOfB` names (packed operands only). */
   gatheredB?: boolean;
   /**
+   * With `gatheredB`, register blocks only: B gathered a tap at a time through the operands'
+   * `fn gemmTaps() -> u32` and `fn tapOfB(tap: u32, n: u32) -> vec2u` instead of `texelOfB` (the
+   * depth is taps x channel quads; see `block_wgsl.ts`).
+   */
+  gatheredTaps?: boolean;
+  /**
    * The operands define `loadA4` and `loadB4` (four consecutive k) instead of `loadA` and `loadB`:
    * register blocks read four k a load, workgroup tiles through scalar loaders derived from them.
    */

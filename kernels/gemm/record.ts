@@ -151,6 +151,11 @@ export interface GemmArgs {
   calls: readonly GemmCall[];
   /** Launches that fill the scratch texture B which the operands' `texelOfB` gathers from. */
   gatherB?: Launch;
+  /**
+   * With `gatherB`: B is gathered a tap at a time, this many taps (the operands define `gemmTaps`
+   * and `tapOfB` instead of `texelOfB`; see `GemmVariant.gatheredTaps`).
+   */
+  gatherTaps?: number;
   /** Which vector loaders the operands define instead of scalar ones (see `GemmVariant`). */
   vectors?: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN">;
 }
@@ -158,7 +163,7 @@ export interface GemmArgs {
 /** Packed operands: per chunk of rows and columns that fits the scratch, pack A, pack B, multiply. */
 function recordPacked(
   gpu: Gpu,
-  { key, operands, bindings, calls, gatherB, vectors = {} }: GemmArgs,
+  { key, operands, bindings, calls, gatherB, gatherTaps, vectors = {} }: GemmArgs,
   tile: Exclude<GemmTile, { kind: "workgroup" }>,
 ): Launch {
   const n = bindings.length, enable = enableWgsl(gpu.precision);
@@ -179,8 +184,17 @@ function recordPacked(
   const packedKinds: BindingKind[] = [...bindings, "uniform", "texture", "texture"];
   // The multiply kernel for a chunk whose depth `splits` invocations share per block.
   const gemm = (splits: number) => {
-    const core = gemmWgsl(tile, { binding: n, gatheredB: gathered, splits, partialBinding: n + 3 }); // packing rounded
-    const name = `${key}:${Object.values(tile)}:${gathered}${splits > 1 ? `:split${splits}` : ""}`;
+    const core = gemmWgsl(tile, {
+      binding: n,
+      gatheredB: gathered,
+      gatheredTaps: gathered && gatherTaps !== undefined,
+      splits,
+      partialBinding: n + 3,
+    }); // packing rounded
+    const taps = gathered && gatherTaps !== undefined ? ":taps" : "";
+    const name = `${key}:${Object.values(tile)}:${gathered}${taps}${
+      splits > 1 ? `:split${splits}` : ""
+    }`;
     return gpu.pipeline(name, operands + core, [
       ...packedKinds,
       ...(splits > 1 ? ["read_write" as const] : []),
@@ -224,7 +238,8 @@ function recordPacked(
         // A is packed once unless it takes several chunks; B once per column chunk.
         if (c0 === 0 || rowsPer < c.rows) at(`${label} pack A`, packA, [a], texels(nr));
         if (packB && r0 === 0) at(`${label} pack B`, packB, [b], texels(nc));
-        const splits = depthSplits(nr, nc, steps, tile, gpu.family);
+        // Taps gathered: the invocations of a block share its taps, so at most one each.
+        const splits = Math.min(depthSplits(nr, nc, steps, tile, gpu.family), gatherTaps ?? steps);
         if (splits === 1) {
           at(label, gemm(1), [a, b], gemmWorkgroups(nr, nc, tile));
           continue;
