@@ -26,7 +26,7 @@ import { recordGemm } from "./gemm/record.ts";
 import type { GemmTile } from "./gemm/tiles.ts";
 import { tileFor, type Tuning } from "./gemm/tuning.ts";
 import { readsVectors } from "./conv2d_forward.ts";
-import { canGather, packTransposed } from "./pack_transposed.ts";
+import { canGather, packTransposed, tapsToGather } from "./pack_transposed.ts";
 
 /**
  * How the input gradient reads its operands: "elements", one at a time through the transposed
@@ -103,11 +103,16 @@ fn loadA(c: u32, k: u32) -> f32 {
   let o = k % launch.oCount;
   return w[launch.wOffset + (o * CG + c) * KHW + k / launch.oCount];
 }
-fn texelOfB(k4: u32, n: u32) -> u32 {
+fn gemmTaps() -> u32 { return KHW; }
+fn tapOfB(tap: u32, n: u32) -> vec2u { // the tap's first output quad, and the step to the next
+  let p = outputPixel(tap, n);
+  if (p == P) { return vec2u(0u); } // texel 0, zeros, for every quad
+  return vec2u(2u + ((n / (H * W)) * P + p) * (COUT / 4u) + launch.oBase / 4u, 1u);
+}
+fn texelOfB(k4: u32, n: u32) -> u32 { // few outputs a tap: gathered a quad at a time
   let o4 = launch.oCount / 4u;
-  let p = outputPixel(k4 / o4, n);
-  if (p == P) { return 0u; } // texel 0: zeros
-  return 2u + ((n / (H * W)) * P + p) * (COUT / 4u) + launch.oBase / 4u + k4 % o4;
+  let t = tapOfB(k4 / o4, n);
+  return t.x + (k4 % o4) * t.y;
 }`;
 
 // A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): row c
@@ -225,6 +230,9 @@ export function conv2dBackwardInput(
     tile,
     calls,
     gatherB: read === "gathered" ? packTransposed(gpu, { x: args.dy, view }) : undefined,
+    gatherTaps: read === "gathered"
+      ? tapsToGather(g.kernelH * g.kernelW, Math.min(...slices.map((s) => s.oCount)) / 4)
+      : undefined,
     vectors: { vectorK: vectors, vectorM: vectors },
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };

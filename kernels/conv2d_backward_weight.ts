@@ -27,7 +27,7 @@ import { recordGemm } from "./gemm/record.ts";
 import type { GemmTile } from "./gemm/tiles.ts";
 import { tileFor, type Tuning } from "./gemm/tuning.ts";
 import { readsVectorGradients } from "./conv2d_backward_input.ts";
-import { canGather, packTransposed } from "./pack_transposed.ts";
+import { canGather, packTransposed, tapsToGather } from "./pack_transposed.ts";
 
 /**
  * How the weight gradient reads its operands: "elements", the output gradient and the im2col
@@ -101,12 +101,17 @@ fn loadA(m: u32, d: u32) -> f32 {
   if (b >= launch.batch) { return 0.0; } // a padding image
   return dy[(b * COUT + launch.oBase + m) * P + d / (images4() * 4u)];
 }
-fn texelOfB(d4: u32, k: u32) -> u32 {
-  if (k == KG) { return 1u; } // texel 1: ones
-  let q = inputPixel(k % KHW, d4 / images4());
-  if (q == H * W) { return 0u; } // texel 0: zeros
+fn gemmTaps() -> u32 { return P; } // a tap: an output pixel, over the images' quads
+fn tapOfB(p: u32, k: u32) -> vec2u { // the pixel's first image quad, and the step to the next
+  if (k == KG) { return vec2u(1u, 0u); } // texel 1, ones, for every quad
+  let q = inputPixel(k % KHW, p);
+  if (q == H * W) { return vec2u(0u); } // texel 0, zeros, for every quad
   let c = (launch.oBase / MG) * CG + k / KHW;
-  return 2u + (c * H * W + q) * images4() + d4 % images4();
+  return vec2u(2u + (c * H * W + q) * images4(), 1u);
+}
+fn texelOfB(d4: u32, k: u32) -> u32 { // few images: gathered a quad at a time
+  let t = tapOfB(d4 / images4(), k);
+  return t.x + (d4 % images4()) * t.y;
 }`;
 
 // A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): the
@@ -236,6 +241,7 @@ export function conv2dBackwardWeight(
     tile,
     calls,
     gatherB: read === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
+    gatherTaps: read === "gathered" ? tapsToGather(oh * ow, Math.ceil(args.batch / 4)) : undefined,
     vectors: { vectorM: vectors, vectorN: vectors },
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };

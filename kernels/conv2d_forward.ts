@@ -28,7 +28,7 @@ import {
 import { recordGemm } from "./gemm/record.ts";
 import type { GemmTile } from "./gemm/tiles.ts";
 import { tileFor, type Tuning } from "./gemm/tuning.ts";
-import { canGather, packTransposed } from "./pack_transposed.ts";
+import { canGather, packTransposed, tapsToGather } from "./pack_transposed.ts";
 
 /**
  * How the forward pass reads B, the input: "im2col", element by element through the im2col
@@ -132,12 +132,6 @@ fn storeC(m: u32, n: u32, value: f32) {
 }
 `;
 }
-
-/**
- * The channel quads a tap needs for B to be gathered a tap at a time: with fewer, the tap's setup
- * costs more than the inner loop saves (alexnet's conv1, one quad a tap: 1.6x slower).
- */
-const TAP_QUADS = 8;
 
 /**
  * Whether the forward pass reads its operands four channels a load: a dense layer (a 1x1
@@ -269,8 +263,8 @@ export function conv2dForward(
     tile,
     calls,
     gatherB: input === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
-    gatherTaps: input === "gathered" && padded / (4 * g.kernelH * g.kernelW) >= TAP_QUADS
-      ? g.kernelH * g.kernelW
+    gatherTaps: input === "gathered"
+      ? tapsToGather(g.kernelH * g.kernelW, Math.ceil(g.inChannels / g.groups / 4))
       : undefined,
     vectors: { vectorK: vectors },
   });

@@ -141,3 +141,19 @@ export function packTransposed(
     WORKGROUP,
   );
 }
+
+/**
+ * The taps to gather B by, a tap at a time (`recordGemm`'s `gatherTaps`), for a depth of `taps`
+ * taps of `quads` texels each; undefined, a texel at a time, where a tap has fewer than 8: then
+ * the tap's setup costs more than its inner loop saves (alexnet's conv1, one quad a tap: 1.6x
+ * slower a tap at a time).
+ *
+ * @example
+ * ```ts
+ * import { tapsToGather } from "./pack_transposed.ts";
+ * console.log(tapsToGather(9, 32), tapsToGather(121, 1)); // 9 undefined
+ * ```
+ */
+export function tapsToGather(taps: number, quads: number): number | undefined {
+  return quads >= 8 ? taps : undefined;
+}

@@ -207,7 +207,7 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
   ],
   [
     "64 channels a group in 2 groups, pad 1 (packed operands gather B a tap at a time), batch 2",
-    convGeometry({ inChannels: 128, outChannels: 20, width: 6, padH: 1, padW: 1, groups: 2 }),
+    convGeometry({ inChannels: 128, outChannels: 64, width: 6, padH: 1, padW: 1, groups: 2 }),
     2,
     true,
   ],
@@ -216,6 +216,12 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
     convGeometry({ inChannels: 33, outChannels: 6, height: 8, strideH: 2, strideW: 2, padW: 1 }),
     3,
     false,
+  ],
+  [
+    "batch 30, 4 -> 8 channels (the weight gradient gathers B a pixel at a time, images to 32)",
+    convGeometry({ inChannels: 4, outChannels: 8, height: 5, width: 6, padH: 1, padW: 1 }),
+    30,
+    true,
   ],
   [
     "batch 5, 4 -> 8 channels (packed operands gather B; images pad to 8 in the weight gradient)",
@@ -286,6 +292,7 @@ export const PACKED_CASES: ReadonlySet<string> = new Set([
   "8 and 4 channels a group (packed operands gather B), stride 2, pad 2, 5x5, batch 1",
   "64 channels a group in 2 groups, pad 1 (packed operands gather B a tap at a time), batch 2",
   "33 channels padded to 36, stride 2 (B gathered a tap at a time), batch 3",
+  "batch 30, 4 -> 8 channels (the weight gradient gathers B a pixel at a time, images to 32)",
   "batch 5, 4 -> 8 channels (packed operands gather B; images pad to 8 in the weight gradient)",
   "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
   "few outputs summed over many pixels (the weight gradient splits its depth)",
