@@ -281,7 +281,7 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
  */
 export function tilingsOf(name: string): [string, GemmTile][] {
   const names: (keyof typeof GEMM_TILES)[] = ["wide", "tall", "flat", "thinBlocks"];
-  if (PACKED_CASES.has(name)) names.push("packed", "thinPacked");
+  if (PACKED_CASES.has(name)) names.push("packed", "tallPacked", "thinPacked");
   if (BLOCK_CASES.has(name)) names.push("blocks", "narrowBlocks");
   return names.map((n) => [n, GEMM_TILES[n]]);
 }

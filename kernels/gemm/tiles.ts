@@ -46,6 +46,7 @@ export const GEMM_TILES = {
   narrowBlocks: { kind: "registers", tm: 16, tn: 8, threads: 64 },
   thinBlocks: { kind: "registers", tm: 16, tn: 4, threads: 64 },
   packed: { kind: "textures", tm: 16, tn: 16, threads: 64 },
+  tallPacked: { kind: "textures", tm: 32, tn: 16, threads: 64 },
   thinPacked: { kind: "textures", tm: 16, tn: 4, threads: 64 },
 } as const satisfies Record<string, GemmTile>;
 
@@ -57,11 +58,17 @@ export const GEMM_TILES = {
  * @example
  * ```ts
  * import { GEMM_CANDIDATES } from "./tiles.ts";
- * console.log(GEMM_CANDIDATES.llvmpipe.length); // 4
+ * console.log(GEMM_CANDIDATES.llvmpipe.length); // 5
  * ```
  */
 export const GEMM_CANDIDATES: Readonly<Record<TileFamily, readonly GemmTile[]>> = {
-  llvmpipe: [GEMM_TILES.packed, GEMM_TILES.blocks, GEMM_TILES.narrowBlocks, GEMM_TILES.thinBlocks],
+  llvmpipe: [
+    GEMM_TILES.packed,
+    GEMM_TILES.tallPacked,
+    GEMM_TILES.blocks,
+    GEMM_TILES.narrowBlocks,
+    GEMM_TILES.thinBlocks,
+  ],
   swiftshader: [GEMM_TILES.thinPacked, GEMM_TILES.thinBlocks],
   gpu: [GEMM_TILES.wide, GEMM_TILES.tall, GEMM_TILES.flat],
 };
@@ -123,7 +130,8 @@ export function candidateTiles(family: TileFamily, limits: TileLimits): readonly
  * Picks the tiling for `rows` x `cols` x `depth` on an adapter of `family` whose workgroups are
  * bounded by `limits` (a pick that does not fit gives way to the family's first candidate that
  * does). On CPU adapters: packed operands for GEMMs of at least 2^25 multiply-adds that reuse each
- * packed element at least 24 times, register blocks below (packing pays for its two passes and
+ * packed element at least 24 times (32-row blocks where the rows are a multiple of 32, else 16),
+ * register blocks below (packing pays for its two passes and
  * its kernels' compile time only there) and
  * where the operands load four elements at a time (`vectors`: as fast as texels, nothing to pack);
  * on llvmpipe, narrow register blocks for eight columns or fewer and thin ones for four or fewer
@@ -164,7 +172,9 @@ function preferredTile(
   if (family === "swiftshader") return large ? GEMM_TILES.thinPacked : GEMM_TILES.thinBlocks;
   if (family === "llvmpipe") {
     if (cols <= 8) return cols <= 4 ? GEMM_TILES.thinBlocks : GEMM_TILES.narrowBlocks;
-    return large ? GEMM_TILES.packed : GEMM_TILES.blocks;
+    // Packed blocks of 32 rows where the rows are whole blocks of them (x1.1-1.2 over 16 rows).
+    if (large) return rows % 32 === 0 ? GEMM_TILES.tallPacked : GEMM_TILES.packed;
+    return GEMM_TILES.blocks;
   }
   if (cols <= 16 && rows >= 64) return GEMM_TILES.tall;
   if (rows <= 16 && cols >= 64) return GEMM_TILES.flat;

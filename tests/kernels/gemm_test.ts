@@ -26,7 +26,8 @@ function examples(n: number) {
 }
 
 Deno.test("chooseTile: packed operands for large GEMMs on a CPU adapter, thin blocks for few columns", () => {
-  strictEqual(chooseTile(96, 3025 * 8, 363, "llvmpipe"), GEMM_TILES.packed); // conv1 at batch 8
+  strictEqual(chooseTile(96, 3025 * 8, 363, "llvmpipe"), GEMM_TILES.tallPacked); // conv1, batch 8
+  strictEqual(chooseTile(48, 729 * 8, 2400, "llvmpipe"), GEMM_TILES.packed); // conv2's dx, batch 8
   strictEqual(chooseTile(96, 300, 363, "llvmpipe"), GEMM_TILES.blocks);
   strictEqual(chooseTile(64, 26, 100352, "llvmpipe"), GEMM_TILES.blocks); // little reuse to pack for
   strictEqual(chooseTile(4096, 8, 9216, "llvmpipe", true), GEMM_TILES.narrowBlocks); // fc6, batch 8
