@@ -17,7 +17,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { type LrnParams, lrnSizesWgsl } from "./lrn_forward.ts";
+import { lrnLanes, type LrnParams, lrnSizesWgsl } from "./lrn_forward.ts";
 
 const WORKGROUP = 256;
 
@@ -47,22 +47,21 @@ export function lrnBackwardWgsl(
   const aAt = (j: number) => j < width ? `a${j}` : "aIn";
   // k + alpha * the sum of squares of `names` (ascending, as the forward kernel adds).
   const denominator = (names: string[]) =>
-    `${p.k} + ${p.alpha} * ${names.reduce((sum, n) => `fma(${n}, ${n}, ${sum})`, "0.0")}`;
+    `${p.k} + ${p.alpha} * ${names.reduce((sum, n) => `fma(${n}, ${n}, ${sum})`, "T(0.0)")}`;
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${lrnSizesWgsl(channels, pixels, p)}
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read> dy: array<T>;
+@group(0) @binding(2) var<storage, read_write> dx: array<T>;
 @group(0) @binding(3) var<uniform> count: vec4u; // x: (image, group, pixel)s
 ${WORKGROUP_INDEX_WGSL}
 
-${lrnSizesWgsl(channels, pixels, p)}
-
 // Channel c of this invocation's group of x (a) or of dy (g), or 0 outside it.
-fn a(base: u32, c: u32) -> f32 {
-  return select(0.0, x[base + min(c, CG - 1u) * P], c < CG); // no branch: loads unmasked
+fn a(base: u32, c: u32) -> T {
+  return select(T(0.0), x[base + min(c, CG - 1u) * P], c < CG); // no branch: loads unmasked
 }
-fn g(base: u32, c: u32) -> f32 {
-  return select(0.0, dy[base + min(c, CG - 1u) * P], c < CG);
+fn g(base: u32, c: u32) -> T {
+  return select(T(0.0), dy[base + min(c, CG - 1u) * P], c < CG);
 }
 
 @compute @workgroup_size(${WORKGROUP})
@@ -74,29 +73,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // Before step c: a{j} = a[c + j], g{j} = g[c + j], p{j} = d[c + j]^-beta,
   // t{j} = the term of channel c - HALF + j (0 below the group).
 ${upTo(width).map((j) => `  var a${j} = a(base, ${j}u);`).join("\n")}
-${upTo(half).map((j) => `  var t${j} = 0.0;`).join("\n")}
+${upTo(half).map((j) => `  var t${j} = T(0.0);`).join("\n")}
 ${
     upTo(half + 1).map((j) =>
       `  let d${j} = ${denominator(upTo(j + half + 1).slice(Math.max(0, j - half)).map(aAt))};
   var g${j} = g(base, ${j}u);
-  var p${j} = pow(d${j}, -${p.beta});
-  var t${j + half} = select(0.0, g${j} * a${j} * p${j} / d${j}, ${j}u < CG);`
+  var p${j} = pow(d${j}, T(-${p.beta}));
+  var t${j + half} = select(T(0.0), g${j} * a${j} * p${j} / d${j}, ${j}u < CG);`
     ).join("\n")
   }
   for (var c = 0u; c < CG; c++) {
-    var cross = 0.0;
+    var cross = T(0.0);
 ${upTo(width).map((j) => `    cross += t${j};`).join("\n")}
     let da = g0 * p0 - ${2 * p.alpha * p.beta} * a0 * cross;
     dx[base + c * P] = ${
-    reluInput ? "select(0.0, da, a0 > 0.0); // the ReLU before: its mask" : "da;"
+    reluInput ? "select(T(0.0), da, a0 > T(0.0)); // the ReLU before: its mask" : "da;"
   }
     // The term of channel n = c + HALF + 1 enters: its d spans a[c + 1] .. a[c + 2 HALF + 1].
     let n = c + ${half + 1}u;
     let aIn = a(base, c + ${width}u);
     let gIn = g(base, n);
     let dIn = ${denominator(upTo(width).map((j) => aAt(j + 1)))};
-    let pIn = pow(dIn, -${p.beta});
-    let tIn = select(0.0, gIn * ${aAt(half + 1)} * pIn / dIn, n < CG);
+    let pIn = pow(dIn, T(-${p.beta}));
+    let tIn = select(T(0.0), gIn * ${aAt(half + 1)} * pIn / dIn, n < CG);
 ${upTo(width - 1).map((j) => `    a${j} = a${j + 1};`).join("\n")}
     a${width - 1} = aIn;
 ${upTo(half).map((j) => `    g${j} = g${j + 1};\n    p${j} = p${j + 1};`).join("\n")}
@@ -148,7 +147,7 @@ export function lrnBackward(
     "read_write",
     "uniform",
   ]);
-  const walks = args.batch * args.params.groups * h * w; // one per (image, group, pixel)
+  const walks = args.batch * args.params.groups * h * w / lrnLanes(h * w); // (image, group, pixel)s
   return gpu.perElement(
     "lrn_backward",
     pipeline,

@@ -52,9 +52,27 @@ const WORKGROUP = 256;
  * ```
  */
 export function lrnSizesWgsl(channels: number, pixels: number, p: LrnParams): string {
+  const lanes = lrnLanes(pixels);
   return /* wgsl */ `
-const P = ${pixels}u;
+alias T = ${
+    lanes === 4 ? "vec4f" : "f32"
+  }; // the pixels an invocation walks: four where maps hold quads
+const P = ${pixels / lanes}u; // of T a map
 const CG = ${channels / p.groups}u;`;
+}
+
+/**
+ * The pixels one LRN invocation walks side by side: four (vec4 loads and stores, a quarter of the
+ * accesses, each a per-lane loop on llvmpipe) where a map's pixels are a multiple of 4, else one.
+ *
+ * @example
+ * ```ts
+ * import { lrnLanes } from "./lrn_forward.ts";
+ * console.log(lrnLanes(28 * 28), lrnLanes(13 * 13)); // 4 1
+ * ```
+ */
+export function lrnLanes(pixels: number): 1 | 4 {
+  return pixels % 4 === 0 ? 4 : 1;
 }
 
 /**
@@ -73,16 +91,15 @@ export function lrnForwardWgsl(channels: number, pixels: number, p: LrnParams): 
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
   const ring = [...Array(width).keys()];
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${lrnSizesWgsl(channels, pixels, p)}
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> y: array<T>;
 @group(0) @binding(2) var<uniform> count: vec4u; // x: (image, group, pixel)s
 ${WORKGROUP_INDEX_WGSL}
 
-${lrnSizesWgsl(channels, pixels, p)}
-
 // Channel c of this invocation's group, or 0 outside it.
-fn at(base: u32, c: i32) -> f32 {
-  if (c < 0 || c >= i32(CG)) { return 0.0; }
+fn at(base: u32, c: i32) -> T {
+  if (c < 0 || c >= i32(CG)) { return T(0.0); }
   return x[base + u32(c) * P];
 }
 
@@ -95,11 +112,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // r{j} holds channel c - HALF + j.
 ${ring.map((j) => `  var r${j} = at(base, ${j - half});`).join("\n")}
   for (var c = 0u; c < CG; c++) {
-    var sum = 0.0;
+    var sum = T(0.0);
 ${ring.map((j) => `    sum = fma(r${j}, r${j}, sum);`).join("\n")}
     let d = ${p.k} + ${p.alpha} * sum;
     let o = base + c * P;
-    y[o] = r${half} / pow(d, ${p.beta});
+    y[o] = r${half} / pow(d, T(${p.beta}));
 ${ring.slice(0, -1).map((j) => `    r${j} = r${j + 1};`).join("\n")}
     r${width - 1} = at(base, i32(c) + ${half + 1});
   }
@@ -141,6 +158,6 @@ export function lrnForward(
     "read_write",
     "uniform",
   ]);
-  const walks = args.batch * args.params.groups * h * w; // one per (image, group, pixel)
+  const walks = args.batch * args.params.groups * h * w / lrnLanes(h * w); // (image, group, pixel)s
   return gpu.perElement("lrn_forward", pipeline, [args.x.buffer, args.y.buffer], walks, WORKGROUP);
 }

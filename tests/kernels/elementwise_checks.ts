@@ -32,6 +32,7 @@ const LRN_CASES: [string, [number, number, number, number], typeof PAPER_LRN][] 
   ["paper constants, two towers, batch 2", [2, 10, 3, 5], PAPER_LRN],
   ["one group, batch 1, large activations", [1, 7, 4, 3], { ...PAPER_LRN, groups: 1 }],
   ["wide window, strong alpha", [3, 9, 2, 2], { size: 7, alpha: 0.5, beta: 0.6, k: 1, groups: 3 }],
+  ["paper constants, maps of 4-pixel quads (vec4 loads)", [2, 12, 2, 4], PAPER_LRN],
 ];
 for (const [name, shape, params] of LRN_CASES) {
   check(`lrnForward matches the reference: ${name}`, () =>
@@ -112,6 +113,7 @@ check("softmaxForward matches the reference, including large logits", () =>
 
 const LRN_BACKWARD_CASES: [string, [number, number, number, number], typeof PAPER_LRN][] = [
   ["paper constants, two towers", [2, 10, 3, 5], PAPER_LRN],
+  ["paper constants, maps of 4-pixel quads (vec4 loads)", [2, 12, 2, 4], PAPER_LRN],
   ["a window of one channel", [1, 4, 2, 3], { size: 1, alpha: 0.05, beta: 0.75, k: 1, groups: 1 }],
   ["paper constants, one group of 13 (rings past their start)", [2, 13, 3, 3], {
     ...PAPER_LRN,
@@ -141,23 +143,24 @@ for (const [name, shape, params] of LRN_BACKWARD_CASES) {
     }));
 }
 
-check(
-  "lrnBackward with reluInput also applies the ReLU's mask: zero where the input is",
-  () =>
-    withGpu(async (gpu) => {
-      const shape: [number, number, number, number] = [2, 10, 3, 5];
-      const n = shape.reduce((a, b) => a * b);
-      const xs = randomArray(n, 10, 30).map((v) => Math.max(v, 0)), dys = randomArray(n, 11);
-      assert(xs.some((v) => v === 0) && xs.some((v) => v > 0));
-      const x = Tensor.from(gpu, shape, xs),
-        dy = Tensor.from(gpu, shape, dys),
-        dx = Tensor.zeros(gpu, shape);
-      const args = { x, dy, dx, batch: shape[0], params: PAPER_LRN, reluInput: true };
-      gpu.run(lrnBackward(gpu, args).dispatches);
-      const masked = lrnBackwardRef(shape, xs, dys, PAPER_LRN).map((v, i) => xs[i] > 0 ? v : 0);
-      assertClose(await dx.read(), masked, { atol: 1e-6, rtol: 1e-4 });
-    }),
-);
+for (const shape of [[2, 10, 3, 5], [2, 10, 2, 4]] as [number, number, number, number][]) {
+  check(
+    `lrnBackward with reluInput also applies the ReLU's mask, zero where x is: ${shape}`,
+    () =>
+      withGpu(async (gpu) => {
+        const n = shape.reduce((a, b) => a * b);
+        const xs = randomArray(n, 10, 30).map((v) => Math.max(v, 0)), dys = randomArray(n, 11);
+        assert(xs.some((v) => v === 0) && xs.some((v) => v > 0));
+        const x = Tensor.from(gpu, shape, xs),
+          dy = Tensor.from(gpu, shape, dys),
+          dx = Tensor.zeros(gpu, shape);
+        const args = { x, dy, dx, batch: shape[0], params: PAPER_LRN, reluInput: true };
+        gpu.run(lrnBackward(gpu, args).dispatches);
+        const masked = lrnBackwardRef(shape, xs, dys, PAPER_LRN).map((v, i) => xs[i] > 0 ? v : 0);
+        assertClose(await dx.read(), masked, { atol: 1e-6, rtol: 1e-4 });
+      }),
+  );
+}
 
 const POOL_BACKWARD_CASES: [string, [number, number, number, number], number, number][] = [
   ["overlapping 3/2 on an odd map", [2, 3, 13, 11], 3, 2],
