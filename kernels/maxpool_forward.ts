@@ -37,7 +37,10 @@ export function maxPoolOutputSize(
 }
 
 /**
- * WGSL for max-pooling `h` x `w` maps; one invocation per output element.
+ * WGSL for max-pooling `h` x `w` maps. One invocation per pair of neighbouring outputs in a row:
+ * it loads the pair's size x (stride + size) inputs once, as straight-line code, so that
+ * overlapping windows share the columns they overlap in (3/2 pooling: 15 loads for two outputs,
+ * not 18); the last pair of an odd row has one output.
  *
  * @example
  * ```ts
@@ -53,43 +56,63 @@ export function maxPoolForwardWgsl(
   saveIndices = false,
 ): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
+  const span = stride + size; // the pair's columns
+  const upTo = (n: number) => [...Array(n).keys()];
+  const window = upTo(size).flatMap((a) => upTo(size).map((b) => [a, b]));
+  // Output `o` (0 or 1) of the pair: the first maximum in row-major window order.
+  const best = (o: number) =>
+    [
+      `  var best${o} = v0_${o * stride};`,
+      `  var at${o} = 0u;`,
+      ...window.slice(1).map(([a, b]) =>
+        `  if (v${a}_${o * stride + b} > best${o}) { best${o} = v${a}_${o * stride + b}; at${o} = ${
+          a * w + b
+        }u; }`
+      ),
+    ].join("\n");
+  const store = (o: number) =>
+    `y[i + ${o}u] = best${o};${
+      saveIndices ? ` argmax[i + ${o}u] = corner % HW + ${o * stride}u + at${o};` : ""
+    }`;
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${saveIndices ? "@group(0) @binding(2) var<storage, read_write> argmax: array<u32>;" : ""}
-@group(0) @binding(${
-    saveIndices ? 3 : 2
-  }) var<uniform> count: vec4u; // x: output elements in the launch
+@group(0) @binding(${saveIndices ? 3 : 2}) var<uniform> count: vec4u; // x: pairs in the launch
 ${WORKGROUP_INDEX_WGSL}
 
 const W = ${w}u;
 const OW = ${ow}u;
+const PAIRS = ${Math.ceil(ow / 2)}u; // pairs a row
 const OP = ${oh * ow}u;
 const HW = ${h * w}u;
-const SIZE = ${size}u;
-const STRIDE = ${stride}u;
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
-  let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
-  if (i >= count.x) { return; }
-  let map = i / OP;
-  let p = i % OP;
-  let corner = map * HW + (p / OW) * STRIDE * W + (p % OW) * STRIDE;
-  var best = x[corner];
-  var at = 0u;
-  for (var a = 0u; a < SIZE; a++) {
-    for (var b = 0u; b < SIZE; b++) {
-      let v = x[corner + a * W + b];
-      if (v > best) {
-        best = v;
-        at = a * W + b;
-      }
-    }
+  let pair = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
+  if (pair >= count.x) { return; }
+  let row = pair / PAIRS; // (map, output row)
+  let o0 = (pair % PAIRS) * 2u; // the pair's first output column
+  let map = row / ${oh}u;
+  let i = map * OP + (row % ${oh}u) * OW + o0;
+  let corner = map * HW + (row % ${oh}u) * ${stride}u * W + o0 * ${stride}u;
+  let last = corner + W - 1u - o0 * ${stride}u; // the row's last input: a lone output's pair stops there
+${
+    upTo(size).flatMap((a) =>
+      upTo(span).map((b) =>
+        `  let v${a}_${b} = x[${
+          b < size ? `corner + ${a * w + b}u` : `min(corner + ${b}u, last) + ${a * w}u`
+        }];`
+      )
+    ).join("\n")
   }
-  y[i] = best;
-  ${saveIndices ? "argmax[i] = corner % HW + at;" : ""}
+${best(0)}
+  ${store(0)}
+  if (o0 + 1u < OW) {
+${best(1).replaceAll(/^/gm, "  ")}
+    ${store(1)}
+  }
 }`;
 }
 
@@ -139,6 +162,7 @@ export function maxPoolForward(
   const count = args.batch * channels * oh * ow;
   const indices = save ? gpu.buffer(count * 4, "maxpool argmax") : undefined;
   const resources = [args.x.buffer, args.y.buffer, ...(indices ? [indices] : [])];
-  const launch = gpu.perElement("maxpool_forward", pipeline, resources, count, WORKGROUP);
+  const pairs = args.batch * channels * oh * Math.ceil(ow / 2);
+  const launch = gpu.perElement("maxpool_forward", pipeline, resources, pairs, WORKGROUP);
   return { ...launch, buffers: [...launch.buffers, ...(indices ? [indices] : [])], indices };
 }

@@ -231,6 +231,26 @@ check(
     }),
 );
 
+check(
+  "max-pool forward: both windows of a pair keep their own first maximum on ties",
+  () =>
+    withGpu(async (gpu) => {
+      const x = Tensor.from(gpu, [1, 1, 3, 5], new Float32Array(15).fill(1)); // two windows
+      const y = Tensor.zeros(gpu, [1, 1, 1, 2]);
+      const forward = maxPoolForward(gpu, {
+        x,
+        y,
+        batch: 1,
+        size: 3,
+        stride: 2,
+        saveIndices: true,
+      });
+      gpu.run(forward.dispatches);
+      const at = new Uint32Array((await gpu.read(forward.indices!)).buffer);
+      assertClose([...at], [0, 2], { atol: 0, rtol: 0 }); // each window's own corner
+    }),
+);
+
 check("dropout backward applies the forward mask to the gradient", () =>
   withGpu(async (gpu) => {
     const n = 1000;
