@@ -13,11 +13,11 @@ import type { GemmTile } from "./tiles.ts";
 /**
  * The "registers" and "textures" strategies: one TM x TN block per invocation, written out as
  * scalar statements (no arrays, no inner loops), so that the compiler keeps it in registers; rows
- * and columns past the edge are clamped for loading and skipped on store. The block is stored a
- * row at a time by a loop, so that the epilogue's `storeC` is inlined TN times, not TM x TN. "registers" reads the
- * operands through the loaders, one k at a time, four with `vectorK`, and A four rows or B four
- * columns a load with `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16");
- * "textures" reads four k per texel from the packed operands. With `splits` S > 1, S invocations
+ * and columns past the edge are clamped for loading and skipped on store, the block a row at a
+ * time by a loop (`storeC` inlined TN times, not TM x TN). "registers" reads the operands through
+ * the loaders, one k at a time, four with `vectorK`, and A four rows or B four columns a load with
+ * `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16"); "textures" reads four
+ * k per texel from the packed operands, B a tap at a time with `gatheredTaps`. With `splits` S > 1, S invocations
  * share each block's depth and write their sums to `partial` [S, rows, cols] for `splitReduceWgsl`
  * to add and store (too few blocks to keep a CPU adapter's cores busy otherwise).
  *

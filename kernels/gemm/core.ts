@@ -12,6 +12,8 @@
  * - `fn storeC(m: u32, n: u32, value: f32)`: the epilogue, called only in range;
  * - with packed operands and B gathered in place (`gatheredB`), `fn texelOfB(k4: u32, n: u32) ->
  *   u32` instead of `loadB`: the texel of the scratch texture B that holds B[4 k4 .. 4 k4 + 3, n];
+ *   where k runs over taps of several texels (`gatheredTaps`), also `fn gemmTaps() -> u32` and
+ *   `fn tapOfB(tap: u32, n: u32) -> vec2u`, a tap's first texel of column n and the step after it;
  * - where both operands are contiguous along k (`vectorK`, a dense layer), `fn loadA4(m: u32, k4:
  *   u32) -> vec4f` and `fn loadB4(k4: u32, n: u32) -> vec4f` instead of `loadA` and `loadB`: four
  *   consecutive k, 4 k4 .. 4 k4 + 3, in one storage-buffer load (the depth a multiple of 4);
@@ -40,9 +42,9 @@ export interface GemmVariant {
   /** B gathered from texels the operands' `texelOfB` names (packed operands only). */
   gatheredB?: boolean;
   /**
-   * With `gatheredB`, register blocks only: B gathered a tap at a time through the operands'
-   * `fn gemmTaps() -> u32` and `fn tapOfB(tap: u32, n: u32) -> vec2u` instead of `texelOfB` (the
-   * depth is taps x channel quads; see `block_wgsl.ts`).
+   * With `gatheredB`: B gathered a tap at a time through the operands' `fn gemmTaps() -> u32` and
+   * `fn tapOfB(tap: u32, n: u32) -> vec2u` (the tap's first texel of column n, and the step to the
+   * next) instead of `texelOfB`; the depth is taps x texels a tap (see `block_wgsl.ts`).
    */
   gatheredTaps?: boolean;
   /**
