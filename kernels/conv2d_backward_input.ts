@@ -103,16 +103,11 @@ fn loadA(c: u32, k: u32) -> f32 {
   let o = k % launch.oCount;
   return w[launch.wOffset + (o * CG + c) * KHW + k / launch.oCount];
 }
-fn gemmTaps() -> u32 { return KHW; }
+fn quadsPerTap() -> u32 { return launch.oCount / 4u; }
 fn tapOfB(tap: u32, n: u32) -> vec2u { // the tap's first output quad, and the step to the next
   let p = outputPixel(tap, n);
   if (p == P) { return vec2u(0u); } // texel 0, zeros, for every quad
   return vec2u(2u + ((n / (H * W)) * P + p) * (COUT / 4u) + launch.oBase / 4u, 1u);
-}
-fn texelOfB(k4: u32, n: u32) -> u32 { // few outputs a tap: gathered a quad at a time
-  let o4 = launch.oCount / 4u;
-  let t = tapOfB(k4 / o4, n);
-  return t.x + (k4 % o4) * t.y;
 }`;
 
 // A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): row c

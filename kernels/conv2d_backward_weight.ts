@@ -34,7 +34,7 @@ import { canGather, packTransposed, tapsToGather } from "./pack_transposed.ts";
  * matrix one element at a time; "gathered" (packed operands), the depth running over (pixel,
  * image) instead of (image, pixel), images padded with zeros to a multiple of 4, so that four
  * consecutive depths are one texel of the input packed images last (kernels/pack_transposed.ts),
- * which the core gathers B from (`texelOfB`) instead of packing the im2col matrix; "vectors", for
+ * which the core gathers B from (`tapOfB`) instead of packing the im2col matrix; "vectors", for
  * a dense layer (see `readsVectorGradients`), the batch's outer products four output channels (A
  * along its rows) by four input channels (B along its columns) a load.
  */
@@ -101,17 +101,13 @@ fn loadA(m: u32, d: u32) -> f32 {
   if (b >= launch.batch) { return 0.0; } // a padding image
   return dy[(b * COUT + launch.oBase + m) * P + d / (images4() * 4u)];
 }
-fn gemmTaps() -> u32 { return P; } // a tap: an output pixel, over the images' quads
+fn quadsPerTap() -> u32 { return images4(); } // a tap: an output pixel, over the images' quads
 fn tapOfB(p: u32, k: u32) -> vec2u { // the pixel's first image quad, and the step to the next
   if (k == KG) { return vec2u(1u, 0u); } // texel 1, ones, for every quad
   let q = inputPixel(k % KHW, p);
   if (q == H * W) { return vec2u(0u); } // texel 0, zeros, for every quad
   let c = (launch.oBase / MG) * CG + k / KHW;
   return vec2u(2u + (c * H * W + q) * images4(), 1u);
-}
-fn texelOfB(d4: u32, k: u32) -> u32 { // few images: gathered a quad at a time
-  let t = tapOfB(d4 / images4(), k);
-  return t.x + (d4 % images4()) * t.y;
 }`;
 
 // A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): the

@@ -42,8 +42,8 @@ export type ForwardInput = "im2col" | "gathered" | "vectors";
  * the bias (+ ReLU) epilogue, for B read as `input` says. "gathered" (packed operands only): k runs
  * over (tap, channel) instead of (channel, tap), the channels padded with zero weights to a
  * multiple of 4, so that four consecutive k are one texel of the input packed channels last
- * (kernels/pack_transposed.ts), which the core gathers B from a tap at a time (`tapOfB`) instead of packing the
- * im2col matrix. "vectors": the weights and the input bound as vec4 arrays, read by the core's
+ * (kernels/pack_transposed.ts), which the core gathers B from (`tapOfB`) instead of packing
+ * the im2col matrix. "vectors": the weights and the input bound as vec4 arrays, read by the core's
  * vector loaders `loadA4` and `loadB4`.
  *
  * @example
@@ -87,15 +87,11 @@ fn loadA(m: u32, k: u32) -> f32 {
   if (c >= CG) { return 0.0; } // a padding channel
   return w[launch.wOffset + m * KG + c * KHW + k / (CG4 * 4u)];
 }
-fn gemmTaps() -> u32 { return KHW; }
+fn quadsPerTap() -> u32 { return CG4; }
 fn tapOfB(tap: u32, n: u32) -> vec2u { // the tap's first channel quad, and the step to the next
   let q = inputPixel(tap, n % P);
   if (q == H * W) { return vec2u(0u); } // texel 0, zeros, for every quad
   return vec2u(2u + ((n / P) * H * W + q) * CIN4 + (launch.oBase / MG) * CG4, 1u);
-}
-fn texelOfB(k4: u32, n: u32) -> u32 { // few channels a tap: gathered a quad at a time
-  let t = tapOfB(k4 / CG4, n);
-  return t.x + (k4 % CG4) * t.y;
 }`,
     }[input]
   }

@@ -110,7 +110,9 @@ ${
       ? `${PACKED_TEXEL_WGSL}
 @group(0) @binding(${binding}) var<uniform> chunk: GemmChunk;
 @group(0) @binding(${binding + 1}) var packedA: texture_2d<f32>;
-@group(0) @binding(${binding + 2}) var packedB: texture_2d<f32>;`
+@group(0) @binding(${binding + 2}) var packedB: texture_2d<f32>;${
+        gatheredB && !taps ? GATHERED_TEXEL_WGSL : ""
+      }`
       : ""
   }
 
@@ -166,9 +168,16 @@ ${
 }`;
 }
 
+// B's texel of k for column n, gathered a texel at a time: the tap's first texel and k's step in it.
+const GATHERED_TEXEL_WGSL = /* wgsl */ `
+fn texelOfB(k4: u32, n: u32) -> u32 {
+  let t = tapOfB(k4 / quadsPerTap(), n);
+  return t.x + (k4 % quadsPerTap()) * t.y;
+}`;
+
 /**
  * The depth loop of packed operands whose B is gathered a tap at a time (`gatheredTaps`): k runs
- * over (tap, channel quad), the operands' `tapOfB(tap, n)` gives column n's texel of the tap's
+ * over (tap, texel of the tap), the operands' `tapOfB(tap, n)` gives column n's texel of the tap's
  * first quad and the step to the next (0 where the tap is padding: texel 0 is zeros), so the
  * inner loop walks texels with one multiply-add a column instead of the full gather. With
  * `splits`, invocations share the taps.
@@ -177,8 +186,8 @@ function tapSteps(t: { tn: number }, splits: number, body: string[]): string {
   const cols = [...Array(t.tn).keys()];
   return `
   let steps = (depth + 3u) / 4u;
-  let taps = gemmTaps();
-  let perTap = steps / taps; // channel quads a tap
+  let perTap = quadsPerTap();
+  let taps = steps / perTap;
 ${
     splits > 1
       ? `  let share = (taps + ${splits - 1}u) / ${splits}u;

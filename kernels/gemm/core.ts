@@ -10,10 +10,10 @@
  * - `fn loadA(m: u32, k: u32) -> f32` and `fn loadB(k: u32, n: u32) -> f32`: elements, called
  *   only in range;
  * - `fn storeC(m: u32, n: u32, value: f32)`: the epilogue, called only in range;
- * - with packed operands and B gathered in place (`gatheredB`), `fn texelOfB(k4: u32, n: u32) ->
- *   u32` instead of `loadB`: the texel of the scratch texture B that holds B[4 k4 .. 4 k4 + 3, n];
- *   where k runs over taps of several texels (`gatheredTaps`), also `fn gemmTaps() -> u32` and
- *   `fn tapOfB(tap: u32, n: u32) -> vec2u`, a tap's first texel of column n and the step after it;
+ * - with packed operands and B gathered in place (`gatheredB`), k running over taps of texels of
+ *   the scratch texture B (four k a texel), `fn quadsPerTap() -> u32` and `fn tapOfB(tap: u32, n:
+ *   u32) -> vec2u` instead of `loadB`: the texel of tap `tap`'s first four k in column n, and the
+ *   step to its next texel (0 where every texel is the same: padding, a constant column);
  * - where both operands are contiguous along k (`vectorK`, a dense layer), `fn loadA4(m: u32, k4:
  *   u32) -> vec4f` and `fn loadB4(k4: u32, n: u32) -> vec4f` instead of `loadA` and `loadB`: four
  *   consecutive k, 4 k4 .. 4 k4 + 3, in one storage-buffer load (the depth a multiple of 4);
@@ -39,12 +39,12 @@ import { workgroupGemmWgsl } from "./workgroup_wgsl.ts";
 export interface GemmVariant {
   /** The first binding after the operands' (packed operands only; default 0). */
   binding?: number;
-  /** B gathered from texels the operands' `texelOfB` names (packed operands only). */
+  /** B gathered from texels the operands' `tapOfB` names (packed operands only). */
   gatheredB?: boolean;
   /**
-   * With `gatheredB`: B gathered a tap at a time through the operands' `fn gemmTaps() -> u32` and
-   * `fn tapOfB(tap: u32, n: u32) -> vec2u` (the tap's first texel of column n, and the step to the
-   * next) instead of `texelOfB`; the depth is taps x texels a tap (see `block_wgsl.ts`).
+   * With `gatheredB`: the depth loop runs over taps, asking `tapOfB` once per tap for each column
+   * and walking the tap's texels, instead of asking once per texel (where taps hold few texels);
+   * see `block_wgsl.ts`.
    */
   gatheredTaps?: boolean;
   /**
@@ -76,8 +76,7 @@ export interface GemmVariant {
  * the sizes, loaders and epilogue. With packed operands ("textures") it reads the chunk's uniform
  * and `packedA` and `packedB` at bindings `binding`, `binding + 1` and `binding + 2` instead of the
  * loaders (see `record.ts`); with `gatheredB` it reads B's four k at (k / 4, n) from the texel
- * that the operands' `fn texelOfB(k4: u32, n: u32) -> u32` names, B being left in place by the
- * caller rather than packed.
+ * that the operands' `tapOfB` names, B being left in place by the caller rather than packed.
  *
  * @example
  * ```ts

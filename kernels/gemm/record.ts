@@ -34,7 +34,7 @@ export interface GemmCall {
  * device's scratch textures, up to three launches (pack A, pack B, multiply); the launches of a
  * device share its scratch, which is safe because a queue runs them in order. With `gatherB`
  * (packed operands only), B is not packed: `gatherB`'s launches, recorded first, write texels to
- * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `texelOfB` gathers it
+ * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `tapOfB` gathers it
  * (see `core.ts`); the columns are still taken in chunks, the rows too. With `vectors` the
  * operands define vector loaders (see `GemmVariant`) and the scalar ones are derived from them.
  * On CPU adapters a call with too few register blocks for the cores splits its depth among
@@ -149,12 +149,9 @@ export interface GemmArgs {
   tile: GemmTile;
   /** One launch each (per chunk, with packed operands). */
   calls: readonly GemmCall[];
-  /** Launches that fill the scratch texture B which the operands' `texelOfB` gathers from. */
+  /** Launches that fill the scratch texture B which the operands' `tapOfB` gathers from. */
   gatherB?: Launch;
-  /**
-   * With `gatherB`: B is gathered a tap at a time, this many taps (the operands define `gemmTaps`
-   * and `tapOfB` instead of `texelOfB`; see `GemmVariant.gatheredTaps`).
-   */
+  /** With `gatherB`: B is gathered a tap at a time, this many taps (`GemmVariant.gatheredTaps`). */
   gatherTaps?: number;
   /** Which vector loaders the operands define instead of scalar ones (see `GemmVariant`). */
   vectors?: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN">;

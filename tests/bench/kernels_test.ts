@@ -52,7 +52,7 @@ Deno.test("wgsl prints a kernel's pipelines for a layer; a bad kernel or layer i
   strictEqual(out.code, 0, out.stderr);
   match(out.stdout, /^\/\/ conv2d_forward of alexnet-small conv2, textures 16x16/);
   // conv2 gathers its input packed channels last: the packing kernel, then the core on texels.
-  match(out.stdout, /\/\/ pipeline pack_transposed:[\s\S]*fn texelOfB[\s\S]*textureLoad\(packedA/);
+  match(out.stdout, /\/\/ pipeline pack_transposed:[\s\S]*fn tapOfB[\s\S]*textureLoad\(packedA/);
   const chosen = await cli("wgsl", "lrn_backward", "--model", "alexnet-small");
   strictEqual(chosen.code, 0, chosen.stderr);
   match(chosen.stdout, /lrn_backward of alexnet-small lrn1, backward[\s\S]*@compute/);
