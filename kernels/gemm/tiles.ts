@@ -131,9 +131,9 @@ export function candidateTiles(family: TileFamily, limits: TileLimits): readonly
  * bounded by `limits` (a pick that does not fit gives way to the family's first candidate that
  * does). On CPU adapters: packed operands for GEMMs of at least 2^25 multiply-adds that reuse each
  * packed element at least 24 times (32-row blocks where the rows are a multiple of 32, else 16),
- * register blocks below (packing pays for its two passes and
- * its kernels' compile time only there) and
- * where the operands load four elements at a time (`vectors`: as fast as texels, nothing to pack);
+ * register blocks below (packing pays for its two passes and its kernels' compile time only
+ * there) and where the operands load four elements at a time (`vectors`: as fast as texels,
+ * nothing to pack);
  * on llvmpipe, narrow register blocks for eight columns or fewer and thin ones for four or fewer
  * (dense layers at small batches); on SwiftShader, four columns always. On GPUs, wide workgroup
  * tiles by default, tall narrow ones when there are few columns (dense layers at small batch,
