@@ -17,22 +17,24 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { lrnLanes, type LrnParams, lrnSizesWgsl } from "./lrn_forward.ts";
+import { type LrnParams, negativePowerWgsl } from "./lrn_forward.ts";
+import { lrnWalk, walkWgsl } from "./lrn_walk.ts";
 
 const WORKGROUP = 256;
 
 /**
- * WGSL for the LRN gradient over maps of `channels` x `pixels`. One invocation walks one pixel's
- * channels of one group, c ascending, with rings in registers: a over c .. c + 2 HALF (the
- * inputs of d up to channel c + HALF), the window's terms g * a * d^-beta / d, and g and d^-beta
- * over c .. c + HALF; each step loads the a and g that enter and computes one new term. Sums run
- * in the forward kernel's order. `reluInput`: zero where a is (see {@linkcode lrnBackward}).
+ * WGSL for the LRN gradient over maps of `channels` x `pixels`. One invocation walks one unit's
+ * channels of one group, c ascending (see lrn_walk.ts; unshifted, so that a unit's terms line up
+ * with the next channel's), with rings in registers: a over c .. c + 2 HALF (the inputs of d up
+ * to channel c + HALF), the window's terms g * a * d^-beta / d, and g and d^-beta over
+ * c .. c + HALF; each step loads the a and g that enter and computes one new term. Sums run in
+ * the forward kernel's order. `reluInput`: zero where a is (see {@linkcode lrnBackward}).
  *
  * @example
  * ```ts
  * import { lrnBackwardWgsl } from "./lrn_backward.ts";
  * import { PAPER_LRN } from "./lrn_forward.ts";
- * console.assert(lrnBackwardWgsl(96, 55 * 55, PAPER_LRN).includes("pow"));
+ * console.assert(lrnBackwardWgsl(96, 55 * 55, PAPER_LRN).includes("inverseSqrt"));
  * ```
  */
 export function lrnBackwardWgsl(
@@ -42,6 +44,7 @@ export function lrnBackwardWgsl(
   reluInput = false,
 ): string {
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
+  const walk = lrnWalk(channels, pixels, p, false);
   const upTo = (n: number) => [...Array(n).keys()];
   // Ring slot j inside a step: a{j}, or the value entering past the ring's end.
   const aAt = (j: number) => j < width ? `a${j}` : "aIn";
@@ -49,53 +52,46 @@ export function lrnBackwardWgsl(
   const denominator = (names: string[]) =>
     `${p.k} + ${p.alpha} * ${names.reduce((sum, n) => `fma(${n}, ${n}, ${sum})`, "T(0.0)")}`;
   return /* wgsl */ `
-${lrnSizesWgsl(channels, pixels, p)}
+${walkWgsl(walk, ["x", "dy"])}
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read> dy: array<T>;
 @group(0) @binding(2) var<storage, read_write> dx: array<T>;
-@group(0) @binding(3) var<uniform> count: vec4u; // x: (image, group, pixel)s
+@group(0) @binding(3) var<uniform> count: vec4u; // x: (image, group, first unit)s
 ${WORKGROUP_INDEX_WGSL}
-
-// Channel c of this invocation's group of x (a) or of dy (g), or 0 outside it.
-fn a(base: u32, c: u32) -> T {
-  return select(T(0.0), x[base + min(c, CG - 1u) * P], c < CG); // no branch: loads unmasked
-}
-fn g(base: u32, c: u32) -> T {
-  return select(T(0.0), dy[base + min(c, CG - 1u) * P], c < CG);
-}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
-  let base = (i / P) * CG * P + i % P; // element (image, group's first channel, pixel)
-  // Before step c: a{j} = a[c + j], g{j} = g[c + j], p{j} = d[c + j]^-beta,
-  // t{j} = the term of channel c - HALF + j (0 below the group).
-${upTo(width).map((j) => `  var a${j} = a(base, ${j}u);`).join("\n")}
+  let g = (i / u32(S)) * u32(Q); // the group's first unit
+  let first = i32(i % u32(S));
+  // Before the step at unit m (channel c): a{j} = a[c + j], g{j} = g[c + j],
+  // p{j} = d[c + j]^-beta, t{j} = the term of channel c - HALF + j (0 outside the group).
+${upTo(width).map((j) => `  var a${j} = xUnit(g, first + ${j} * S);`).join("\n")}
 ${upTo(half).map((j) => `  var t${j} = T(0.0);`).join("\n")}
 ${
     upTo(half + 1).map((j) =>
       `  let d${j} = ${denominator(upTo(j + half + 1).slice(Math.max(0, j - half)).map(aAt))};
-  var g${j} = g(base, ${j}u);
-  var p${j} = pow(d${j}, T(-${p.beta}));
-  var t${j + half} = select(T(0.0), g${j} * a${j} * p${j} / d${j}, ${j}u < CG);`
+  var g${j} = dyUnit(g, first + ${j} * S);
+  var p${j} = ${negativePowerWgsl(`d${j}`, p.beta)};
+  var t${j + half} = select(T(0.0), g${j} * a${j} * p${j} / d${j}, first + ${j} * S < Q);`
     ).join("\n")
   }
-  for (var c = 0u; c < CG; c++) {
+  for (var m = first; m < Q; m += S) {
     var cross = T(0.0);
 ${upTo(width).map((j) => `    cross += t${j};`).join("\n")}
     let da = g0 * p0 - ${2 * p.alpha * p.beta} * a0 * cross;
-    dx[base + c * P] = ${
+    dx[g + u32(m)] = ${
     reluInput ? "select(T(0.0), da, a0 > T(0.0)); // the ReLU before: its mask" : "da;"
   }
     // The term of channel n = c + HALF + 1 enters: its d spans a[c + 1] .. a[c + 2 HALF + 1].
-    let n = c + ${half + 1}u;
-    let aIn = a(base, c + ${width}u);
-    let gIn = g(base, n);
+    let n = m + ${half + 1} * S;
+    let aIn = xUnit(g, m + ${width} * S);
+    let gIn = dyUnit(g, n);
     let dIn = ${denominator(upTo(width).map((j) => aAt(j + 1)))};
-    let pIn = pow(dIn, T(-${p.beta}));
-    let tIn = select(T(0.0), gIn * ${aAt(half + 1)} * pIn / dIn, n < CG);
+    let pIn = ${negativePowerWgsl("dIn", p.beta)};
+    let tIn = select(T(0.0), gIn * ${aAt(half + 1)} * pIn / dIn, n < Q);
 ${upTo(width - 1).map((j) => `    a${j} = a${j + 1};`).join("\n")}
     a${width - 1} = aIn;
 ${upTo(half).map((j) => `    g${j} = g${j + 1};\n    p${j} = p${j + 1};`).join("\n")}
@@ -147,7 +143,7 @@ export function lrnBackward(
     "read_write",
     "uniform",
   ]);
-  const walks = args.batch * args.params.groups * h * w / lrnLanes(h * w); // (image, group, pixel)s
+  const walks = args.batch * args.params.groups * lrnWalk(channels, h * w, args.params, false).step;
   return gpu.perElement(
     "lrn_backward",
     pipeline,

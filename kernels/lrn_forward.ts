@@ -13,6 +13,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { lrnWalk, neighbourWgsl, ringOffsets, unitName, walkWgsl } from "./lrn_walk.ts";
 
 /** Constants of local response normalisation. */
 export interface LrnParams {
@@ -42,83 +43,72 @@ export const PAPER_LRN: LrnParams = { size: 5, alpha: 1e-4, beta: 0.75, k: 2, gr
 const WORKGROUP = 256;
 
 /**
- * WGSL shared by LRN's forward and backward kernels: the sizes they walk, P pixels a map and CG
- * channels a group (a window never crosses a group: the paper's towers normalised apart).
+ * WGSL for d^-beta of the WGSL expression `d`. The paper's beta 0.75 is
+ * inverseSqrt(d) * sqrt(inverseSqrt(d)): two square roots instead of pow's log and exp, and no
+ * division after it; other betas use pow.
  *
  * @example
  * ```ts
- * import { lrnSizesWgsl, PAPER_LRN } from "./lrn_forward.ts";
- * console.assert(lrnSizesWgsl(96, 3025, PAPER_LRN).includes("const CG = 48u"));
+ * import { negativePowerWgsl } from "./lrn_forward.ts";
+ * console.log(negativePowerWgsl("d", 0.5)); // inverseSqrt(d)
  * ```
  */
-export function lrnSizesWgsl(channels: number, pixels: number, p: LrnParams): string {
-  const lanes = lrnLanes(pixels);
-  return /* wgsl */ `
-alias T = ${
-    lanes === 4 ? "vec4f" : "f32"
-  }; // the pixels an invocation walks: four where maps hold quads
-const P = ${pixels / lanes}u; // of T a map
-const CG = ${channels / p.groups}u;`;
+export function negativePowerWgsl(d: string, beta: number): string {
+  if (beta === 0.5) return `inverseSqrt(${d})`;
+  if (beta === 0.75) return `(inverseSqrt(${d}) * sqrt(inverseSqrt(${d})))`;
+  return `pow(${d}, T(${-beta}))`;
 }
 
 /**
- * The pixels one LRN invocation walks side by side: four (vec4 loads and stores, a quarter of the
- * accesses, each a per-lane loop on llvmpipe) where a map's pixels are a multiple of 4, else one.
- *
- * @example
- * ```ts
- * import { lrnLanes } from "./lrn_forward.ts";
- * console.log(lrnLanes(28 * 28), lrnLanes(13 * 13)); // 4 1
- * ```
- */
-export function lrnLanes(pixels: number): 1 | 4 {
-  return pixels % 4 === 0 ? 4 : 1;
-}
-
-/**
- * WGSL for LRN over maps of `channels` x `pixels`. One invocation walks one pixel's channels of
- * one group, keeping the window's values in registers (a ring shifted by one each channel), so
- * each input is loaded once instead of once per window it falls in; the sums run in the same
- * order as a per-element window would, so the result is the same.
+ * WGSL for LRN over maps of `channels` x `pixels`. One invocation walks one unit's channels of
+ * one group (see lrn_walk.ts), keeping the window's units in registers (a ring shifted by one
+ * each channel), so each input is loaded once instead of once per window it falls in; the sums
+ * run in the order a per-element window would add, so the result is the same.
  *
  * @example
  * ```ts
  * import { lrnForwardWgsl, PAPER_LRN } from "./lrn_forward.ts";
- * console.assert(lrnForwardWgsl(96, 55 * 55, PAPER_LRN).includes("pow"));
+ * console.assert(lrnForwardWgsl(96, 55 * 55, PAPER_LRN).includes("inverseSqrt"));
  * ```
  */
 export function lrnForwardWgsl(channels: number, pixels: number, p: LrnParams): string {
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
+  const walk = lrnWalk(channels, pixels, p);
+  const offsets = ringOffsets(walk, -half, half);
   const ring = [...Array(width).keys()];
+  // Slot j's units relative to unit `at`: those at at + (j - HALF) * S + offset.
+  const load = (j: number, at: string, declare: string) =>
+    offsets.map((d) =>
+      `${declare}${unitName(`r${j}`, d)} = xUnit(g, ${at} + ${j - half} * S + ${d});`
+    ).join(" ");
   return /* wgsl */ `
-${lrnSizesWgsl(channels, pixels, p)}
+${walkWgsl(walk, ["x"])}
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> y: array<T>;
-@group(0) @binding(2) var<uniform> count: vec4u; // x: (image, group, pixel)s
+@group(0) @binding(2) var<uniform> count: vec4u; // x: (image, group, first unit)s
 ${WORKGROUP_INDEX_WGSL}
-
-// Channel c of this invocation's group, or 0 outside it.
-fn at(base: u32, c: i32) -> T {
-  if (c < 0 || c >= i32(CG)) { return T(0.0); }
-  return x[base + u32(c) * P];
-}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
-  let base = (i / P) * CG * P + i % P; // element (image, group's first channel, pixel)
-  // r{j} holds channel c - HALF + j.
-${ring.map((j) => `  var r${j} = at(base, ${j - half});`).join("\n")}
-  for (var c = 0u; c < CG; c++) {
+  let g = (i / u32(S)) * u32(Q); // the group's first unit
+  let first = i32(i % u32(S));
+  // Slot r{j} holds the units j - HALF channels on from unit m.
+${ring.map((j) => `  ${load(j, "first", "var ")}`).join("\n")}
+  for (var m = first; m < Q; m += S) {
+${ring.map((j) => `    let v${j} = ${neighbourWgsl(walk, `r${j}`, j - half)};`).join("\n")}
     var sum = T(0.0);
-${ring.map((j) => `    sum = fma(r${j}, r${j}, sum);`).join("\n")}
+${ring.map((j) => `    sum = fma(v${j}, v${j}, sum);`).join("\n")}
     let d = ${p.k} + ${p.alpha} * sum;
-    let o = base + c * P;
-    y[o] = r${half} / pow(d, T(${p.beta}));
-${ring.slice(0, -1).map((j) => `    r${j} = r${j + 1};`).join("\n")}
-    r${width - 1} = at(base, i32(c) + ${half + 1});
+    y[g + u32(m)] = v${half} * ${negativePowerWgsl("d", p.beta)};
+${
+    ring.slice(0, -1).map((j) =>
+      offsets.map((d) => `    ${unitName(`r${j}`, d)} = ${unitName(`r${j + 1}`, d)};`).join("\n")
+    ).join("\n")
+  }
+    ${load(width, "m", "").replaceAll(`r${width}_`, `r${width - 1}_`)}
   }
 }`;
 }
@@ -158,6 +148,6 @@ export function lrnForward(
     "read_write",
     "uniform",
   ]);
-  const walks = args.batch * args.params.groups * h * w / lrnLanes(h * w); // (image, group, pixel)s
+  const walks = args.batch * args.params.groups * lrnWalk(channels, h * w, args.params).step;
   return gpu.perElement("lrn_forward", pipeline, [args.x.buffer, args.y.buffer], walks, WORKGROUP);
 }
