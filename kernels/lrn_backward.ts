@@ -17,18 +17,17 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { type LrnParams, negativePowerWgsl } from "./lrn_forward.ts";
+import { denominatorWgsl, type LrnParams, negativePowerWgsl } from "./lrn_forward.ts";
 import { lrnWalk, walkWgsl } from "./lrn_walk.ts";
 
 const WORKGROUP = 256;
 
 /**
  * WGSL for the LRN gradient over maps of `channels` x `pixels`. One invocation walks one unit's
- * channels of one group, c ascending (see lrn_walk.ts; unshifted, so that a unit's terms line up
- * with the next channel's), with rings in registers: a over c .. c + 2 HALF (the inputs of d up
- * to channel c + HALF), the window's terms g * a * d^-beta / d, and g and d^-beta over
- * c .. c + HALF; each step loads the a and g that enter and computes one new term. Sums run in
- * the forward kernel's order. `reluInput`: zero where a is (see {@linkcode lrnBackward}).
+ * channels of one group, c ascending (see lrn_walk.ts), with rings in registers: a over c .. c +
+ * 2 HALF (the inputs of d up to channel c + HALF), the window's terms g * a * d^-beta / d, and g
+ * and d^-beta over c .. c + HALF; each step loads the a and g that enter and computes one new
+ * term. Sums run in the forward kernel's order. `reluInput`: zero where a is (see {@linkcode lrnBackward}).
  *
  * @example
  * ```ts
@@ -44,13 +43,10 @@ export function lrnBackwardWgsl(
   reluInput = false,
 ): string {
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
-  const walk = lrnWalk(channels, pixels, p, false);
+  const walk = lrnWalk(channels, pixels, p);
   const upTo = (n: number) => [...Array(n).keys()];
   // Ring slot j inside a step: a{j}, or the value entering past the ring's end.
   const aAt = (j: number) => j < width ? `a${j}` : "aIn";
-  // k + alpha * the sum of squares of `names` (ascending, as the forward kernel adds).
-  const denominator = (names: string[]) =>
-    `${p.k} + ${p.alpha} * ${names.reduce((sum, n) => `fma(${n}, ${n}, ${sum})`, "T(0.0)")}`;
   return /* wgsl */ `
 ${walkWgsl(walk, ["x", "dy"])}
 @group(0) @binding(0) var<storage, read> x: array<T>;
@@ -72,7 +68,9 @@ ${upTo(width).map((j) => `  var a${j} = xUnit(g, first + ${j} * S);`).join("\n")
 ${upTo(half).map((j) => `  var t${j} = T(0.0);`).join("\n")}
 ${
     upTo(half + 1).map((j) =>
-      `  let d${j} = ${denominator(upTo(j + half + 1).slice(Math.max(0, j - half)).map(aAt))};
+      `  let d${j} = ${
+        denominatorWgsl(upTo(j + half + 1).slice(Math.max(0, j - half)).map(aAt), p)
+      };
   var g${j} = dyUnit(g, first + ${j} * S);
   var p${j} = ${negativePowerWgsl(`d${j}`, p.beta)};
   var t${j + half} = select(T(0.0), g${j} * a${j} * p${j} / d${j}, first + ${j} * S < Q);`
@@ -89,7 +87,7 @@ ${upTo(width).map((j) => `    cross += t${j};`).join("\n")}
     let n = m + ${half + 1} * S;
     let aIn = xUnit(g, m + ${width} * S);
     let gIn = dyUnit(g, n);
-    let dIn = ${denominator(upTo(width).map((j) => aAt(j + 1)))};
+    let dIn = ${denominatorWgsl(upTo(width).map((j) => aAt(j + 1)), p)};
     let pIn = ${negativePowerWgsl("dIn", p.beta)};
     let tIn = select(T(0.0), gIn * ${aAt(half + 1)} * pIn / dIn, n < Q);
 ${upTo(width - 1).map((j) => `    a${j} = a${j + 1};`).join("\n")}
@@ -143,7 +141,7 @@ export function lrnBackward(
     "read_write",
     "uniform",
   ]);
-  const walks = args.batch * args.params.groups * lrnWalk(channels, h * w, args.params, false).step;
+  const walks = args.batch * args.params.groups * lrnWalk(channels, h * w, args.params).step;
   return gpu.perElement(
     "lrn_backward",
     pipeline,

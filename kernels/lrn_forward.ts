@@ -13,7 +13,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { lrnWalk, neighbourWgsl, ringOffsets, unitName, walkWgsl } from "./lrn_walk.ts";
+import { lrnWalk, walkWgsl } from "./lrn_walk.ts";
 
 /** Constants of local response normalisation. */
 export interface LrnParams {
@@ -44,19 +44,33 @@ const WORKGROUP = 256;
 
 /**
  * WGSL for d^-beta of the WGSL expression `d`. The paper's beta 0.75 is
- * inverseSqrt(d) * sqrt(inverseSqrt(d)): two square roots instead of pow's log and exp, and no
- * division after it; other betas use pow.
+ * inverseSqrt(d) * sqrt(inverseSqrt(d)): two square roots instead of pow's log and exp; other
+ * betas use pow. `T` is the WGSL type of d.
  *
  * @example
  * ```ts
  * import { negativePowerWgsl } from "./lrn_forward.ts";
- * console.log(negativePowerWgsl("d", 0.5)); // inverseSqrt(d)
+ * console.log(negativePowerWgsl("d", 0.6)); // pow(d, T(-0.6))
  * ```
  */
 export function negativePowerWgsl(d: string, beta: number): string {
-  if (beta === 0.5) return `inverseSqrt(${d})`;
   if (beta === 0.75) return `(inverseSqrt(${d}) * sqrt(inverseSqrt(${d})))`;
   return `pow(${d}, T(${-beta}))`;
+}
+
+/**
+ * WGSL for the denominator d = k + alpha * (sum of squares of `window`), the squares added in
+ * the window's order (ascending channels), as every LRN kernel adds them, so that they agree to
+ * the bit. `T` is the WGSL type of the window's values.
+ *
+ * @example
+ * ```ts
+ * import { denominatorWgsl, PAPER_LRN } from "./lrn_forward.ts";
+ * console.log(denominatorWgsl(["a", "b"], PAPER_LRN)); // 2 + 0.0001 * fma(b, b, fma(a, a, T(0.0)))
+ * ```
+ */
+export function denominatorWgsl(window: readonly string[], p: LrnParams): string {
+  return `${p.k} + ${p.alpha} * ${window.reduce((sum, n) => `fma(${n}, ${n}, ${sum})`, "T(0.0)")}`;
 }
 
 /**
@@ -73,16 +87,9 @@ export function negativePowerWgsl(d: string, beta: number): string {
  */
 export function lrnForwardWgsl(channels: number, pixels: number, p: LrnParams): string {
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
-  const walk = lrnWalk(channels, pixels, p);
-  const offsets = ringOffsets(walk, -half, half);
   const ring = [...Array(width).keys()];
-  // Slot j's units relative to unit `at`: those at at + (j - HALF) * S + offset.
-  const load = (j: number, at: string, declare: string) =>
-    offsets.map((d) =>
-      `${declare}${unitName(`r${j}`, d)} = xUnit(g, ${at} + ${j - half} * S + ${d});`
-    ).join(" ");
   return /* wgsl */ `
-${walkWgsl(walk, ["x"])}
+${walkWgsl(lrnWalk(channels, pixels, p), ["x"])}
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read_write> y: array<T>;
 @group(0) @binding(2) var<uniform> count: vec4u; // x: (image, group, first unit)s
@@ -95,20 +102,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (i >= count.x) { return; }
   let g = (i / u32(S)) * u32(Q); // the group's first unit
   let first = i32(i % u32(S));
-  // Slot r{j} holds the units j - HALF channels on from unit m.
-${ring.map((j) => `  ${load(j, "first", "var ")}`).join("\n")}
+  // Slot r{j} holds the unit j - HALF channels on from unit m.
+${ring.map((j) => `  var r${j} = xUnit(g, first + ${j - half} * S);`).join("\n")}
   for (var m = first; m < Q; m += S) {
-${ring.map((j) => `    let v${j} = ${neighbourWgsl(walk, `r${j}`, j - half)};`).join("\n")}
-    var sum = T(0.0);
-${ring.map((j) => `    sum = fma(v${j}, v${j}, sum);`).join("\n")}
-    let d = ${p.k} + ${p.alpha} * sum;
-    y[g + u32(m)] = v${half} * ${negativePowerWgsl("d", p.beta)};
-${
-    ring.slice(0, -1).map((j) =>
-      offsets.map((d) => `    ${unitName(`r${j}`, d)} = ${unitName(`r${j + 1}`, d)};`).join("\n")
-    ).join("\n")
-  }
-    ${load(width, "m", "").replaceAll(`r${width}_`, `r${width - 1}_`)}
+    let d = ${denominatorWgsl(ring.map((j) => `r${j}`), p)};
+    y[g + u32(m)] = r${half} * ${negativePowerWgsl("d", p.beta)};
+${ring.slice(0, -1).map((j) => `    r${j} = r${j + 1};`).join("\n")}
+    r${width - 1} = xUnit(g, m + ${half + 1} * S);
   }
 }`;
 }
