@@ -31,8 +31,10 @@ import { tileName } from "./kernels.ts";
 export interface LayerBench {
   /** The layer's name. */
   name: string;
-  /** Forward milliseconds per batch. */
+  /** Forward milliseconds per batch (0 where the next layer's kernel computes it: `forwardIn`). */
   forwardMs: number;
+  /** The layer whose forward kernel computes this one's (an LRN pooled in one kernel). */
+  forwardIn?: string;
   /** Backward milliseconds per batch (input and parameter gradients). */
   backwardMs: number;
   /** Forward GFLOP/s (2 x multiply-adds), for layers that multiply. */
@@ -224,6 +226,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
     layers.push({
       name: layer.name,
       forwardMs,
+      ...plan.alone.has(i) ? { forwardIn: tower.layers[i + 1].name } : {},
       backwardMs,
       forwardGflops: layer.macs > 0 ? flops / forwardMs / 1e6 : null,
       backwardGflops: layer.macs > 0 ? gemms * flops / backwardMs / 1e6 : null,
@@ -293,7 +296,9 @@ export function formatBench(r: BenchResult, config?: ModelConfig): string {
     (v === null ? "" : `${(100 * v / r.ceiling.gflops).toFixed(0)}%`).padStart(11);
   for (const l of r.layers) {
     lines.push(
-      `${l.name.padEnd(6)} ${l.forwardMs.toFixed(1).padStart(11)} ${g(l.forwardGflops)} ` +
+      `${l.name.padEnd(6)} ${
+        (l.forwardIn ? `in ${l.forwardIn}` : l.forwardMs.toFixed(1)).padStart(11)
+      } ${g(l.forwardGflops)} ` +
         `${c(l.forwardGflops)} ${l.backwardMs.toFixed(1).padStart(12)} ${g(l.backwardGflops)} ` +
         `${c(l.backwardGflops)} ${l.compileMs.toFixed(0).padStart(11)}`,
     );

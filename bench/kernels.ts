@@ -18,6 +18,8 @@ import { candidateTiles, type GemmTile } from "../kernels/gemm/tiles.ts";
 import { buildLayers, microBatchLimit } from "../layers/build.ts";
 import { Conv2d } from "../layers/conv2d.ts";
 import type { Layer } from "../layers/layer.ts";
+import { Lrn } from "../layers/lrn.ts";
+import { MaxPool } from "../layers/maxpool.ts";
 import type { ModelConfig } from "../layers/models.ts";
 import { timeDispatches } from "./clock.ts";
 
@@ -100,7 +102,7 @@ export function kernelCases(
     };
     const recorded = layer instanceof Conv2d
       ? multiplyCases(gpu, layer, { ...io, own }, micro, filter.tiles)
-      : elementwiseCases(layer, io, micro);
+      : elementwiseCases(layer, io, micro, [layers[i - 1], layers[i + 1]]);
     const kept = recorded.filter((c) => wanted(c.kernel));
     cases.push(...kept);
     for (const c of recorded.filter((c) => !wanted(c.kernel))) {
@@ -170,10 +172,22 @@ function multiplyCases(
   return cases;
 }
 
-/** A layer without parameters: its forward kernel and its backward kernel, as training runs them. */
-function elementwiseCases(layer: Layer, io: LayerTensors, batch: number): KernelCase[] {
+/**
+ * A layer without parameters: its forward kernel and its backward kernel, as training runs them.
+ * Max-pooling after an LRN (`before`) pools the LRN of its input (lrn_maxpool_forward); the LRN's
+ * own forward kernel, which then runs only in a pass that stops at it, is the variant "alone".
+ */
+function elementwiseCases(
+  layer: Layer,
+  io: LayerTensors,
+  batch: number,
+  [before, after]: (Layer | undefined)[],
+): KernelCase[] {
   const y = layer.inPlace ? io.x : io.y;
-  const forward = layer.forward(io.x, y, batch, true);
+  const forward = layer instanceof MaxPool && before instanceof Lrn
+    ? layer.forwardAfter(before, io.x, y, batch, true)
+    : layer.forward(io.x, y, batch, true);
+  const pooled = layer instanceof Lrn && after instanceof MaxPool;
   const dx = layer.inPlace ? io.dy : io.dx;
   const backward = layer.backward({ x: io.x, y, dy: io.dy, dx, batch, accumulate: false, forward });
   const kernel = (l: Launch) => l.dispatches[0].pipeline.key.split(":")[0];
@@ -181,7 +195,7 @@ function elementwiseCases(layer: Layer, io: LayerTensors, batch: number): Kernel
   return cases.map((launch, i) => ({
     layer: layer.name,
     kernel: kernel(launch),
-    variant: i === 0 ? "forward" : "backward",
+    variant: i === 0 ? (pooled ? "alone" : "forward") : "backward",
     launch,
     flops: null,
   }));

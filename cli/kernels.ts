@@ -25,6 +25,7 @@ const KERNELS = [
   "relu_backward",
   "lrn_forward",
   "lrn_backward",
+  "lrn_maxpool_forward",
   "maxpool_forward",
   "maxpool_backward",
   "dropout_forward",

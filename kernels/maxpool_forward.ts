@@ -37,6 +37,68 @@ export function maxPoolOutputSize(
 }
 
 /**
+ * WGSL statements that pool a pair of neighbouring outputs in a row from its size x (stride +
+ * size) inputs, named `v{row}_{column}`, and store them: `y[out]` and, past it, `y[out + 1]` where
+ * `o0 + 1 < OW` (a row's last pair may hold one output); with `saveIndices`, each window's argmax
+ * (`origin`, the pair's corner within its map, plus the first maximum's offset in row-major window
+ * order) at the same index of `argmax`.
+ *
+ * @example
+ * ```ts
+ * import { poolPairWgsl } from "./maxpool_forward.ts";
+ * console.assert(poolPairWgsl(55, 3, 2, true).includes("argmax[out + 1u]"));
+ * ```
+ */
+export function poolPairWgsl(
+  w: number,
+  size: number,
+  stride: number,
+  saveIndices: boolean,
+): string {
+  const upTo = (n: number) => [...Array(n).keys()];
+  const window = upTo(size).flatMap((a) => upTo(size).map((b) => [a, b]));
+  const best = (o: number) => [
+    `var best${o} = v0_${o * stride};`,
+    `var at${o} = 0u;`,
+    ...window.slice(1).map(([a, b]) =>
+      `if (v${a}_${o * stride + b} > best${o}) { best${o} = v${a}_${o * stride + b}; at${o} = ${
+        a * w + b
+      }u; }`
+    ),
+    `y[out + ${o}u] = best${o};`,
+    ...(saveIndices ? [`argmax[out + ${o}u] = origin + ${o * stride}u + at${o};`] : []),
+  ];
+  return [
+    ...best(0).map((line) => `  ${line}`),
+    "  if (o0 + 1u < OW) {",
+    ...best(1).map((line) => `    ${line}`),
+    "  }",
+  ].join("\n");
+}
+
+/**
+ * A pair's inputs in row-major order: each one's name suffix `{row}_{column}` and WGSL for its
+ * offset in the map, from the pair's corner `origin` and first output column `o0`. A lone
+ * output's second window repeats the row's last input instead of reading past it.
+ *
+ * @example
+ * ```ts
+ * import { pairInputs } from "./maxpool_forward.ts";
+ * console.log(pairInputs(55, 3, 2)[4]); // ["0_4", "min(origin + 4u, origin + 54u - o0 * 2u) + 0u"]
+ * ```
+ */
+export function pairInputs(w: number, size: number, stride: number): [string, string][] {
+  const upTo = (n: number) => [...Array(n).keys()];
+  const last = `origin + ${w - 1}u - o0 * ${stride}u`; // the row's last input
+  return upTo(size).flatMap((a) =>
+    upTo(stride + size).map((b): [string, string] => [
+      `${a}_${b}`,
+      b < size ? `origin + ${a * w + b}u` : `min(origin + ${b}u, ${last}) + ${a * w}u`,
+    ])
+  );
+}
+
+/**
  * WGSL for max-pooling `h` x `w` maps. One invocation per pair of neighbouring outputs in a row:
  * it loads the pair's size x (stride + size) inputs once, as straight-line code, so that
  * overlapping windows share the columns they overlap in (3/2 pooling: 15 loads for two outputs,
@@ -56,24 +118,6 @@ export function maxPoolForwardWgsl(
   saveIndices = false,
 ): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
-  const span = stride + size; // the pair's columns
-  const upTo = (n: number) => [...Array(n).keys()];
-  const window = upTo(size).flatMap((a) => upTo(size).map((b) => [a, b]));
-  // Output `o` (0 or 1) of the pair: the first maximum in row-major window order.
-  const best = (o: number) =>
-    [
-      `  var best${o} = v0_${o * stride};`,
-      `  var at${o} = 0u;`,
-      ...window.slice(1).map(([a, b]) =>
-        `  if (v${a}_${o * stride + b} > best${o}) { best${o} = v${a}_${o * stride + b}; at${o} = ${
-          a * w + b
-        }u; }`
-      ),
-    ].join("\n");
-  const store = (o: number) =>
-    `y[i + ${o}u] = best${o};${
-      saveIndices ? ` argmax[i + ${o}u] = corner % HW + ${o * stride}u + at${o};` : ""
-    }`;
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
@@ -95,24 +139,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let row = pair / PAIRS; // (map, output row)
   let o0 = (pair % PAIRS) * 2u; // the pair's first output column
   let map = row / ${oh}u;
-  let i = map * OP + (row % ${oh}u) * OW + o0;
-  let corner = map * HW + (row % ${oh}u) * ${stride}u * W + o0 * ${stride}u;
-  let last = corner + W - 1u - o0 * ${stride}u; // the row's last input: a lone output's pair stops there
-${
-    upTo(size).flatMap((a) =>
-      upTo(span).map((b) =>
-        `  let v${a}_${b} = x[${
-          b < size ? `corner + ${a * w + b}u` : `min(corner + ${b}u, last) + ${a * w}u`
-        }];`
-      )
-    ).join("\n")
-  }
-${best(0)}
-  ${store(0)}
-  if (o0 + 1u < OW) {
-${best(1).replaceAll(/^/gm, "  ")}
-    ${store(1)}
-  }
+  let out = map * OP + (row % ${oh}u) * OW + o0;
+  let origin = (row % ${oh}u) * ${stride}u * W + o0 * ${stride}u; // the pair's corner in its map
+${pairInputs(w, size, stride).map(([v, q]) => `  let v${v} = x[map * HW + ${q}];`).join("\n")}
+${poolPairWgsl(w, size, stride, saveIndices)}
 }`;
 }
 

@@ -7,8 +7,10 @@ import type { Gpu } from "../gpu/device.ts";
 import { type Launch, NO_LAUNCH } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { maxPoolBackward } from "../kernels/maxpool_backward.ts";
+import { lrnMaxPoolForward } from "../kernels/lrn_maxpool_forward.ts";
 import { maxPoolForward, maxPoolOutputSize, type PoolLaunch } from "../kernels/maxpool_forward.ts";
 import { type BackwardArgs, type Layer, ParameterFreeLayer, type Shape } from "./layer.ts";
+import type { Lrn } from "./lrn.ts";
 
 /**
  * Max-pooling over `size` x `size` windows at `stride`.
@@ -58,6 +60,16 @@ export class MaxPool extends ParameterFreeLayer implements Layer {
   forward(x: Tensor, y: Tensor, batch: number, training: boolean): PoolLaunch {
     const { size, stride } = this;
     return maxPoolForward(this.#gpu, { x, y, batch, size, stride, saveIndices: training });
+  }
+
+  /**
+   * Records the pooling of `lrn`'s normalisation of `x` (that layer's input) in one kernel, as
+   * {@linkcode MaxPool.forward} of `lrn`'s output would pool it: LRN's output is never stored.
+   */
+  forwardAfter(lrn: Lrn, x: Tensor, y: Tensor, batch: number, training: boolean): PoolLaunch {
+    const { size, stride } = this;
+    const params = lrn.params, saveIndices = training;
+    return lrnMaxPoolForward(this.#gpu, { x, y, batch, params, size, stride, saveIndices });
   }
 
   /** Records the input gradient from the argmax the forward launch saved. */

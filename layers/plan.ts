@@ -13,6 +13,8 @@ import { type CrossEntropyLaunch, softmaxCrossEntropy } from "../kernels/softmax
 import { softmaxForward } from "../kernels/softmax_forward.ts";
 import { Dropout } from "./dropout.ts";
 import type { Layer, Shape } from "./layer.ts";
+import { Lrn } from "./lrn.ts";
+import { MaxPool } from "./maxpool.ts";
 
 /** What every plan has: its batch, input, logits and the buffers it owns. */
 interface PlanBase {
@@ -28,18 +30,28 @@ interface PlanBase {
   buffers: GPUBuffer[];
 }
 
+/** A plan's forward launches: run them with {@linkcode forwardDispatches}. */
+export interface ForwardLaunches {
+  /**
+   * Layer launches forward, by layer index; empty for an LRN that the max-pooling after it
+   * computes in its own kernel.
+   */
+  forward: Launch[];
+  /**
+   * For each layer whose `forward` launch is empty, the launch that computes its output after
+   * `forward`'s launches before it: for a pass that stops at that layer.
+   */
+  alone: Map<number, Launch>;
+  /** Each layer's output, by layer index (in-place layers share their input's). */
+  outputs: Tensor[];
+}
+
 /** Launches of the inference forward pass, and of softmax after it. */
-export interface InferencePlan extends PlanBase {
-  /** The layers forward. */
-  forward: Dispatch[];
+export interface InferencePlan extends PlanBase, ForwardLaunches {
   /** Softmax of the logits into `probabilities`. */
   softmax: Dispatch[];
   /** [batch, classes]. */
   probabilities: Tensor;
-  /** Each layer's output, by layer index (in-place layers share their input's). */
-  outputs: Tensor[];
-  /** Dispatches of `forward` up to and including each layer, by layer index. */
-  ends: number[];
 }
 
 /**
@@ -47,7 +59,7 @@ export interface InferencePlan extends PlanBase {
  * gradient placed at its output. A whole network is one stage with the loss after it; the
  * two-device scheduler runs each tower as several, exchanging activations between them.
  */
-export interface StagePlan {
+export interface StagePlan extends ForwardLaunches {
   /** Examples per launch. */
   batch: number;
   /** The input [batch, ...input shape], written before each run. */
@@ -58,12 +70,8 @@ export interface StagePlan {
   outputGradient: Tensor;
   /** The loss gradient with respect to `input`, where it was asked for. */
   inputGradient: Tensor | null;
-  /** Each layer's output, by layer index (in-place layers share their input's). */
-  outputs: Tensor[];
   /** The dropout launches, by layer index (set their seeds per run). */
   dropouts: Map<number, DropoutLaunch>;
-  /** Layer launches forward, by layer index. */
-  forward: Launch[];
   /** Layer launches backward writing the parameter gradients, by layer index. */
   backwardFirst: Launch[];
   /** The same, adding to the parameter gradients (later micro-batches of a batch). */
@@ -107,17 +115,76 @@ function activations(
 }
 
 /**
+ * Records the forward launches of `layers` from `acts` (their inputs and outputs), by layer index.
+ * An LRN followed by max-pooling runs inside the pooling's kernel (lrn_maxpool_forward.ts), which
+ * reads the LRN's input: its own slot is empty, and `alone` holds the launch that computes its
+ * output, for a pass that stops there.
+ */
+function recordForward(
+  layers: readonly Layer[],
+  acts: readonly Tensor[],
+  batch: number,
+  training: boolean,
+): { forward: Launch[]; alone: Map<number, Launch> } {
+  const forward: Launch[] = [], alone = new Map<number, Launch>();
+  layers.forEach((layer, i) => {
+    const before = layers[i - 1];
+    if (layer instanceof Lrn && layers[i + 1] instanceof MaxPool) {
+      alone.set(i, layer.forward(acts[i], acts[i + 1], batch, training));
+      forward.push(NO_LAUNCH);
+    } else if (layer instanceof MaxPool && before instanceof Lrn) {
+      forward.push(layer.forwardAfter(before, acts[i - 1], acts[i + 1], batch, training));
+    } else {
+      forward.push(layer.forward(acts[i], acts[i + 1], batch, training));
+    }
+  });
+  return { forward, alone };
+}
+
+/**
+ * The forward dispatches of a plan's layers up to and including `last` (default: all): a layer
+ * with an `alone` launch runs it where the pass stops at it. `keep` drops other launches (dropout
+ * off).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../gpu/device.ts";
+ * import { buildLayers } from "./build.ts";
+ * import { PAPER_LRN } from "../kernels/lrn_forward.ts";
+ * import { destroyPlan, forwardDispatches, recordStage } from "./plan.ts";
+ * const gpu = await Gpu.create();
+ * const layers = buildLayers(gpu, [
+ *   { kind: "lrn", name: "lrn1", params: PAPER_LRN },
+ *   { kind: "maxpool", name: "pool1", size: 3, stride: 2 },
+ * ], [4, 7, 7]);
+ * const plan = recordStage(gpu, layers, [4, 7, 7], 2, false);
+ * console.log(forwardDispatches(plan).length, forwardDispatches(plan, 0).length); // 1 1
+ * destroyPlan(plan);
+ * gpu.destroy();
+ * ```
+ */
+export function forwardDispatches(
+  plan: ForwardLaunches,
+  last = plan.forward.length - 1,
+  keep: (layer: number) => boolean = () => true,
+): Dispatch[] {
+  return plan.forward.slice(0, last + 1).flatMap((launch, i) =>
+    !keep(i) ? [] : (i === last ? plan.alone.get(i) ?? launch : launch).dispatches
+  );
+}
+
+/**
  * Records the inference plan of `layers` for micro-batches of `batch`.
  *
  * @example
  * ```ts
  * import { Gpu } from "../gpu/device.ts";
  * import { Dense } from "./conv2d.ts";
- * import { destroyPlan, recordInference } from "./plan.ts";
+ * import { destroyPlan, forwardDispatches, recordInference } from "./plan.ts";
  * const gpu = await Gpu.create();
  * const fc = new Dense(gpu, "fc", [4, 1, 1], { out: 3, relu: false });
  * const plan = recordInference(gpu, [fc], [4, 1, 1], 2);
- * gpu.run(plan.forward);
+ * gpu.run(forwardDispatches(plan));
  * destroyPlan(plan);
  * gpu.destroy();
  * ```
@@ -132,10 +199,7 @@ export function recordInference(
   const x = Tensor.zeros(gpu, [batch, ...input], "input");
   owned.push(x);
   const acts = activations(gpu, layers, x, batch, owned);
-  const launches = layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, false));
-  const forward = joinLaunches(launches);
-  let total = 0;
-  const ends = launches.map((l) => (total += l.dispatches.length));
+  const { forward, alone } = recordForward(layers, acts, batch, false);
   const last = acts[acts.length - 1];
   const logits = new Tensor(gpu, [batch, last.size / batch], last.buffer);
   const probabilities = Tensor.zeros(gpu, logits.shape, "probabilities");
@@ -146,12 +210,12 @@ export function recordInference(
     input: x,
     logits,
     probabilities,
-    forward: forward.dispatches,
+    forward,
+    alone,
     softmax: softmax.dispatches,
     outputs: acts.slice(1),
-    ends,
     owned,
-    buffers: [...forward.buffers, ...softmax.buffers],
+    buffers: joinLaunches([...forward, ...alone.values(), softmax]).buffers,
   };
 }
 
@@ -200,7 +264,7 @@ export function recordStage(
       grads.push(g);
     }
   }
-  const forward = layers.map((layer, i) => layer.forward(acts[i], acts[i + 1], batch, true));
+  const { forward, alone } = recordForward(layers, acts, batch, true);
   const dropouts = new Map<number, DropoutLaunch>();
   layers.forEach((layer, i) => {
     if (layer instanceof Dropout && forward[i].dispatches.length > 0) {
@@ -234,10 +298,12 @@ export function recordStage(
     outputs: acts.slice(1),
     dropouts,
     forward,
+    alone,
     backwardFirst,
     backwardRest,
     owned,
-    buffers: joinLaunches([...forward, ...backwardFirst, ...backwardRest]).buffers,
+    buffers: joinLaunches([...forward, ...alone.values(), ...backwardFirst, ...backwardRest])
+      .buffers,
   };
 }
 

@@ -24,6 +24,7 @@ import type { LayerSpec } from "./models.ts";
 import { PlanCache } from "./plan_cache.ts";
 import {
   destroyPlan,
+  forwardDispatches,
   type InferencePlan,
   recordInference,
   recordStage,
@@ -219,10 +220,10 @@ export class Tower {
     const chunks = Math.ceil(batch / this.maxMicroBatch);
     const plan = this.#wholePlan("inference", batch) as InferencePlan;
     let result = options.softmax ? plan.probabilities : plan.logits;
-    let dispatches = options.softmax ? [...plan.forward, ...plan.softmax] : plan.forward;
+    let dispatches = [...forwardDispatches(plan), ...options.softmax ? plan.softmax : []];
     if (options.upTo !== undefined) {
       result = plan.outputs[options.upTo];
-      dispatches = plan.forward.slice(0, plan.ends[options.upTo]);
+      dispatches = forwardDispatches(plan, options.upTo);
     }
     const width = result.size / plan.batch, perExample = shapeSize(this.#spec.input);
     if (chunks === 1) {
@@ -266,7 +267,7 @@ export class Tower {
     const sgd = this.#optimizer();
     const gathered = this.#gather(2 * batch * 4);
     const active = (i: number) => options.dropout || !plan.dropouts.has(i);
-    const forward = plan.forward.flatMap((l, i) => active(i) ? l.dispatches : []);
+    const forward = forwardDispatches(plan, undefined, active);
     for (let first = 0; first < batch; first += plan.batch) {
       const rows = Math.min(plan.batch, batch - first);
       plan.input.write(input.subarray(first * perExample, (first + rows) * perExample));
@@ -313,10 +314,7 @@ export class Tower {
     plan.input.write(input);
     this.#seedDropouts(plan.dropouts, stage, call.step, call.first);
     const last = call.upTo ?? plan.forward.length - 1;
-    this.gpu.run(
-      plan.forward.slice(0, last + 1)
-        .flatMap((l, i) => call.dropout || !plan.dropouts.has(i) ? l.dispatches : []),
-    );
+    this.gpu.run(forwardDispatches(plan, last, (i) => call.dropout || !plan.dropouts.has(i)));
     const output = plan.outputs[last];
     return await this.gpu.read(output.buffer, 0, output.size * 4);
   }

@@ -4,9 +4,14 @@ import { Gpu } from "../../gpu/device.ts";
 import { Tensor } from "../../gpu/tensor.ts";
 import { dropoutForward } from "../../kernels/dropout_forward.ts";
 import { lrnBackward } from "../../kernels/lrn_backward.ts";
-import { lrnForward, PAPER_LRN } from "../../kernels/lrn_forward.ts";
+import { lrnForward, type LrnParams, PAPER_LRN } from "../../kernels/lrn_forward.ts";
+import { lrnMaxPoolForward } from "../../kernels/lrn_maxpool_forward.ts";
 import { maxPoolBackward } from "../../kernels/maxpool_backward.ts";
-import { maxPoolForward, maxPoolOutputSize } from "../../kernels/maxpool_forward.ts";
+import {
+  maxPoolForward,
+  maxPoolOutputSize,
+  type PoolLaunch,
+} from "../../kernels/maxpool_forward.ts";
 import { uniformAt } from "../../kernels/random.ts";
 import { reluBackward } from "../../kernels/relu_backward.ts";
 import { sgdUpdate } from "../../kernels/sgd_update.ts";
@@ -66,6 +71,85 @@ for (const [name, shape, size, stride] of POOL_CASES) {
       gpu.run(maxPoolForward(gpu, { x, y, batch: shape[0], size, stride }).dispatches);
       assertClose(await y.read(), maxPoolRef(shape, xs, size, stride), { atol: 0, rtol: 0 });
     }));
+}
+
+// LRN pooled in one kernel: against the reference, and to the bit against LRN's kernel followed
+// by pooling's (the plans switch between the two where a pass stops at the LRN).
+const LRN_POOL_CASES: [string, [number, number, number, number], LrnParams, number, number][] = [
+  ["paper constants, overlapping 3/2 on odd maps", [2, 6, 13, 11], PAPER_LRN, 3, 2],
+  [
+    "wide window, one group, 2/2 with a ragged edge",
+    [1, 9, 7, 6],
+    {
+      size: 7,
+      alpha: 0.01,
+      beta: 0.6,
+      k: 1,
+      groups: 1,
+    },
+    2,
+    2,
+  ],
+  [
+    "three groups, gapped 2/3",
+    [2, 9, 7, 8],
+    { ...PAPER_LRN, size: 3, alpha: 0.5, groups: 3 },
+    2,
+    3,
+  ],
+  ["window equals map: one lone output", [1, 4, 3, 3], PAPER_LRN, 3, 2],
+];
+for (const [name, shape, params, size, stride] of LRN_POOL_CASES) {
+  check(
+    `lrnMaxPoolForward equals LRN then max-pooling, and the reference: ${name}`,
+    () =>
+      withGpu(async (gpu) => {
+        const xs = randomArray(shape.reduce((a, b) => a * b), 14, 30);
+        const [oh, ow] = maxPoolOutputSize(shape[2], shape[3], size, stride);
+        const pooled = [shape[0], shape[1], oh, ow];
+        const x = Tensor.from(gpu, shape, xs), normalised = Tensor.zeros(gpu, shape);
+        const [apart, fused] = [Tensor.zeros(gpu, pooled), Tensor.zeros(gpu, pooled)];
+        const batch = shape[0], saveIndices = true;
+        const lrn = lrnForward(gpu, { x, y: normalised, batch, params });
+        const pool = maxPoolForward(gpu, {
+          x: normalised,
+          y: apart,
+          batch,
+          size,
+          stride,
+          saveIndices,
+        });
+        const both = lrnMaxPoolForward(gpu, {
+          x,
+          y: fused,
+          batch,
+          params,
+          size,
+          stride,
+          saveIndices,
+        });
+        gpu.run([...lrn.dispatches, ...pool.dispatches, ...both.dispatches]);
+        const got = await fused.read();
+        const normalisedRef = lrnRef(shape, xs, params);
+        assertClose(got, maxPoolRef(shape, normalisedRef, size, stride), {
+          atol: 1e-5,
+          rtol: 1e-5,
+        });
+        assertClose(got, await apart.read(), { atol: 0, rtol: 0, what: "against the two kernels" });
+        const indices = async (l: PoolLaunch) =>
+          new Uint32Array((await gpu.read(l.indices!)).buffer);
+        assertClose(await indices(both), await indices(pool), { atol: 0, rtol: 0, what: "argmax" });
+        // The argmax routes the gradient back to where the normalised maximum was.
+        const dys = randomArray(apart.size, 15);
+        const dy = Tensor.from(gpu, pooled, dys), dx = Tensor.zeros(gpu, shape);
+        const indices0 = both.indices!;
+        gpu.run(
+          maxPoolBackward(gpu, { indices: indices0, dy, dx, batch, size, stride }).dispatches,
+        );
+        const dxRef = maxPoolBackwardRef(shape, normalisedRef, dys, size, stride);
+        assertClose(await dx.read(), dxRef, { atol: 1e-6, rtol: 1e-6 });
+      }),
+  );
 }
 
 check(

@@ -31,7 +31,7 @@ for (const config of [ALEXNET_SMALL, ALEXNET]) {
       const input = randomArray(batch * config.input.reduce((a, b) => a * b), 12);
       const logits = await net.forward(input, batch);
       const want = networkRef(config, await net.weights(), input, batch);
-      const scale = Math.max(...want.map(Math.abs));
+      const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
       assert(scale > 1e-3, `logits too small to compare (${scale})`);
       // Float32 accumulation through eight layers: 1e-4 of the logits' scale.
       assertClose(logits, want, { atol: 1e-4 * scale, rtol: 1e-3, what: `${config.name} logits` });
@@ -59,17 +59,18 @@ Deno.test("micro-batches and weights in slices (binding limit 2 KiB) give the re
   }
 });
 
-Deno.test("forward up to a layer returns that layer's output (pooled maps, fc7 features)", () =>
+Deno.test("forward up to a layer returns that layer's output (normalised and pooled maps, fc7)", () =>
   withNetwork(async (net) => {
     const batch = 3, input = randomArray(batch * 784, 5);
     const weights = await net.weights();
-    for (const name of ["pool2", "fc7"]) {
+    // lrn1 alone, and pool1 pooling lrn1's normalisation in one kernel.
+    for (const name of ["lrn1", "pool1", "pool2", "fc7"]) {
       const upTo = ALEXNET_SMALL.layers.findIndex((l) => l.name === name) + 1;
       const truncated = { ...ALEXNET_SMALL, layers: ALEXNET_SMALL.layers.slice(0, upTo) };
       const want = networkRef(truncated, weights, input, batch);
       const got = await net.forward(input, batch, { upTo: name });
       assertEquals(got.length, want.length, name);
-      const scale = Math.max(...want.map(Math.abs));
+      const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
       assertClose(got, want, { atol: 1e-4 * scale, rtol: 1e-3, what: name });
     }
     await rejects(net.forward(input, batch, { upTo: "fc9" }), /no layer "fc9" in alexnet-small/);
