@@ -21,6 +21,7 @@ import { hasTimestamps } from "../gpu/timing.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
 import { candidateTiles } from "../kernels/gemm/tiles.ts";
 import { Conv2d, Dense } from "../layers/conv2d.ts";
+import { lrnPoolAt } from "../layers/fusion.ts";
 import { recordTraining } from "../layers/plan.ts";
 import type { ModelConfig } from "../layers/models.ts";
 import type { Network } from "../layers/network.ts";
@@ -35,8 +36,10 @@ export interface LayerBench {
   forwardMs: number;
   /** The layer whose forward kernel computes this one's (an LRN pooled in one kernel). */
   forwardIn?: string;
-  /** Backward milliseconds per batch (input and parameter gradients). */
+  /** Backward milliseconds per batch (input and parameter gradients; 0 with `backwardIn`). */
   backwardMs: number;
+  /** The layer whose backward kernel computes this one's (max-pooling after an LRN). */
+  backwardIn?: string;
   /** Forward GFLOP/s (2 x multiply-adds), for layers that multiply. */
   forwardGflops: number | null;
   /** Backward GFLOP/s (4 x multiply-adds: two GEMMs, the first layer's one). */
@@ -227,6 +230,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
       name: layer.name,
       forwardMs,
       ...plan.alone.has(i) ? { forwardIn: tower.layers[i + 1].name } : {},
+      ...lrnPoolAt(tower.layers, i - 1)?.backward ? { backwardIn: tower.layers[i - 1].name } : {},
       backwardMs,
       forwardGflops: layer.macs > 0 ? flops / forwardMs / 1e6 : null,
       backwardGflops: layer.macs > 0 ? gemms * flops / backwardMs / 1e6 : null,
@@ -299,7 +303,9 @@ export function formatBench(r: BenchResult, config?: ModelConfig): string {
       `${l.name.padEnd(6)} ${
         (l.forwardIn ? `in ${l.forwardIn}` : l.forwardMs.toFixed(1)).padStart(11)
       } ${g(l.forwardGflops)} ` +
-        `${c(l.forwardGflops)} ${l.backwardMs.toFixed(1).padStart(12)} ${g(l.backwardGflops)} ` +
+        `${c(l.forwardGflops)} ${
+          (l.backwardIn ? `in ${l.backwardIn}` : l.backwardMs.toFixed(1)).padStart(12)
+        } ${g(l.backwardGflops)} ` +
         `${c(l.backwardGflops)} ${l.compileMs.toFixed(0).padStart(11)}`,
     );
   }

@@ -18,8 +18,7 @@ import { candidateTiles, type GemmTile } from "../kernels/gemm/tiles.ts";
 import { buildLayers, microBatchLimit } from "../layers/build.ts";
 import { Conv2d } from "../layers/conv2d.ts";
 import type { Layer } from "../layers/layer.ts";
-import { Lrn } from "../layers/lrn.ts";
-import { MaxPool } from "../layers/maxpool.ts";
+import { lrnPoolAt } from "../layers/fusion.ts";
 import type { ModelConfig } from "../layers/models.ts";
 import { timeDispatches } from "./clock.ts";
 
@@ -102,7 +101,7 @@ export function kernelCases(
     };
     const recorded = layer instanceof Conv2d
       ? multiplyCases(gpu, layer, { ...io, own }, micro, filter.tiles)
-      : elementwiseCases(layer, io, micro, [layers[i - 1], layers[i + 1]]);
+      : elementwiseCases(layers, i, io, micro);
     const kept = recorded.filter((c) => wanted(c.kernel));
     cases.push(...kept);
     for (const c of recorded.filter((c) => !wanted(c.kernel))) {
@@ -174,31 +173,32 @@ function multiplyCases(
 
 /**
  * A layer without parameters: its forward kernel and its backward kernel, as training runs them.
- * Max-pooling after an LRN (`before`) pools the LRN of its input (lrn_maxpool_forward); the LRN's
- * own forward kernel, which then runs only in a pass that stops at it, is the variant "alone".
+ * An LRN followed by max-pooling runs in the pooling's kernels (see layers/fusion.ts): its own
+ * kernels, and the pooling's own backward kernel where the LRN's takes it, are variants "alone".
  */
-function elementwiseCases(
-  layer: Layer,
-  io: LayerTensors,
-  batch: number,
-  [before, after]: (Layer | undefined)[],
-): KernelCase[] {
-  const y = layer.inPlace ? io.x : io.y;
-  const forward = layer instanceof MaxPool && before instanceof Lrn
-    ? layer.forwardAfter(before, io.x, y, batch, true)
+function elementwiseCases(layers: readonly Layer[], i: number, io: LayerTensors, batch: number) {
+  const layer = layers[i];
+  const y = layer.inPlace ? io.x : io.y, dx = layer.inPlace ? io.dy : io.dx;
+  const args = { x: io.x, y, dy: io.dy, dx, batch, accumulate: false };
+  const named = (launch: Launch, variant: string): KernelCase => {
+    const kernel = launch.dispatches[0]?.pipeline.key.split(":")[0] ?? "";
+    return { layer: layer.name, kernel, variant, launch, flops: null };
+  };
+  const pair = lrnPoolAt(layers, i), after = lrnPoolAt(layers, i - 1);
+  const forward = after
+    ? after.pool.forwardAfter(after.lrn, io.x, y, batch, true)
     : layer.forward(io.x, y, batch, true);
-  const pooled = layer instanceof Lrn && after instanceof MaxPool;
-  const dx = layer.inPlace ? io.dy : io.dx;
-  const backward = layer.backward({ x: io.x, y, dy: io.dy, dx, batch, accumulate: false, forward });
-  const kernel = (l: Launch) => l.dispatches[0].pipeline.key.split(":")[0];
-  const cases = [forward, backward].filter((l) => l.dispatches.length > 0);
-  return cases.map((launch, i) => ({
-    layer: layer.name,
-    kernel: kernel(launch),
-    variant: i === 0 ? (pooled ? "alone" : "forward") : "backward",
-    launch,
-    flops: null,
-  }));
+  const cases = [
+    named(forward, pair ? "alone" : "forward"),
+    named(
+      layer.backward({ ...args, forward }),
+      pair?.backward || after?.backward ? "alone" : "backward",
+    ),
+    ...after?.backward
+      ? [named(after.lrn.backwardThrough(after.pool, { ...args, forward }), "backward")]
+      : [],
+  ];
+  return cases.filter((c) => c.launch.dispatches.length > 0);
 }
 
 /** The softmax cross-entropy after the last layer. */

@@ -26,6 +26,7 @@ const KERNELS = [
   "lrn_forward",
   "lrn_backward",
   "lrn_maxpool_forward",
+  "lrn_maxpool_backward",
   "maxpool_forward",
   "maxpool_backward",
   "dropout_forward",

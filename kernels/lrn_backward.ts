@@ -24,10 +24,8 @@ const WORKGROUP = 256;
 
 /**
  * WGSL for the LRN gradient over maps of `channels` x `pixels`. One invocation walks one unit's
- * channels of one group, c ascending (see lrn_walk.ts), with rings in registers: a over c .. c +
- * 2 HALF (the inputs of d up to channel c + HALF), the window's terms g * a * d^-beta / d, and g
- * and d^-beta over c .. c + HALF; each step loads the a and g that enter and computes one new
- * term. Sums run in the forward kernel's order. `reluInput`: zero where a is (see {@linkcode lrnBackward}).
+ * channels of one group (see lrn_walk.ts and {@linkcode lrnGradientWalkWgsl}).
+ * `reluInput`: zero where a is (see {@linkcode lrnBackward}).
  *
  * @example
  * ```ts
@@ -42,18 +40,17 @@ export function lrnBackwardWgsl(
   p: LrnParams,
   reluInput = false,
 ): string {
-  const half = Math.floor(p.size / 2), width = 2 * half + 1;
-  const walk = lrnWalk(channels, pixels, p);
-  const upTo = (n: number) => [...Array(n).keys()];
-  // Ring slot j inside a step: a{j}, or the value entering past the ring's end.
-  const aAt = (j: number) => j < width ? `a${j}` : "aIn";
   return /* wgsl */ `
-${walkWgsl(walk, ["x", "dy"])}
+${walkWgsl(lrnWalk(channels, pixels, p), ["x", "dy"])}
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read> dy: array<T>;
 @group(0) @binding(2) var<storage, read_write> dx: array<T>;
 @group(0) @binding(3) var<uniform> count: vec4u; // x: (image, group, first unit)s
 ${WORKGROUP_INDEX_WGSL}
+
+fn dxStore(g: u32, m: i32, value: T) {
+  dx[g + u32(m)] = value;
+}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -62,6 +59,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (i >= count.x) { return; }
   let g = (i / u32(S)) * u32(Q); // the group's first unit
   let first = i32(i % u32(S));
+${lrnGradientWalkWgsl(p, reluInput)}
+}`;
+}
+
+/**
+ * WGSL statements that walk one unit's channels of a group, c ascending, and store the LRN
+ * gradient of each, with rings in registers: a over c .. c + 2 HALF (the inputs of d up to
+ * channel c + HALF), the window's terms g * a * d^-beta / d, and g and d^-beta over c .. c +
+ * HALF; each step loads the a and g that enter and computes one new term. Sums run in the forward
+ * kernel's order. The kernel defines the unit type T, the walk's S and Q, the group `g`, the
+ * unit `first`, and `xUnit(g, m)`, `dyUnit(g, m)` (0 outside the group) and `dxStore(g, m, value)`
+ * for unit m. `reluInput`: zero where a is.
+ *
+ * @example
+ * ```ts
+ * import { lrnGradientWalkWgsl } from "./lrn_backward.ts";
+ * import { PAPER_LRN } from "./lrn_forward.ts";
+ * console.assert(lrnGradientWalkWgsl(PAPER_LRN, false).includes("dxStore(g, m, da)"));
+ * ```
+ */
+export function lrnGradientWalkWgsl(p: LrnParams, reluInput: boolean): string {
+  const half = Math.floor(p.size / 2), width = 2 * half + 1;
+  const upTo = (n: number) => [...Array(n).keys()];
+  // Ring slot j inside a step: a{j}, or the value entering past the ring's end.
+  const aAt = (j: number) => j < width ? `a${j}` : "aIn";
+  return /* wgsl */ `
   // Before the step at unit m (channel c): a{j} = a[c + j], g{j} = g[c + j],
   // p{j} = d[c + j]^-beta, t{j} = the term of channel c - HALF + j (0 outside the group).
 ${upTo(width).map((j) => `  var a${j} = xUnit(g, first + ${j} * S);`).join("\n")}
@@ -80,8 +103,8 @@ ${
     var cross = T(0.0);
 ${upTo(width).map((j) => `    cross += t${j};`).join("\n")}
     let da = g0 * p0 - ${2 * p.alpha * p.beta} * a0 * cross;
-    dx[g + u32(m)] = ${
-    reluInput ? "select(T(0.0), da, a0 > T(0.0)); // the ReLU before: its mask" : "da;"
+    dxStore(g, m, ${
+    reluInput ? "select(T(0.0), da, a0 > T(0.0))); // the ReLU before: its mask" : "da);"
   }
     // The term of channel n = c + HALF + 1 enters: its d spans a[c + 1] .. a[c + 2 HALF + 1].
     let n = m + ${half + 1} * S;
@@ -97,8 +120,7 @@ ${upTo(half).map((j) => `    g${j} = g${j + 1};\n    p${j} = p${j + 1};`).join("
     p${half} = pIn;
 ${upTo(width - 1).map((j) => `    t${j} = t${j + 1};`).join("\n")}
     t${width - 1} = tIn;
-  }
-}`;
+  }`;
 }
 
 /**

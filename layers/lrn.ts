@@ -8,7 +8,10 @@ import { type Launch, NO_LAUNCH } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { lrnBackward } from "../kernels/lrn_backward.ts";
 import { lrnForward, type LrnParams } from "../kernels/lrn_forward.ts";
+import { lrnMaxPoolBackward } from "../kernels/lrn_maxpool_backward.ts";
+import type { PoolLaunch } from "../kernels/maxpool_forward.ts";
 import { type BackwardArgs, type Layer, ParameterFreeLayer, type Shape } from "./layer.ts";
+import type { MaxPool } from "./maxpool.ts";
 
 /**
  * Local response normalisation across channels.
@@ -65,5 +68,30 @@ export class Lrn extends ParameterFreeLayer implements Layer {
     if (!dx) return NO_LAUNCH;
     const { params, reluInput } = this;
     return lrnBackward(this.#gpu, { x, dy, dx, batch, params, reluInput });
+  }
+
+  /**
+   * Records the input gradient through `pool`, the max-pooling after this layer, in one kernel:
+   * from the pooled gradient `dy` and the argmax `pool`'s training `forward` launch saved.
+   */
+  backwardThrough(
+    pool: MaxPool,
+    { x, dy, dx, batch, forward }: Pick<BackwardArgs, "x" | "dy" | "dx" | "batch" | "forward">,
+  ): Launch {
+    const indices = (forward as PoolLaunch).indices;
+    if (!dx) return NO_LAUNCH;
+    if (!indices) throw new Error(`${pool.name}: backward needs a training forward pass`);
+    const { params, reluInput } = this, { size, stride } = pool;
+    return lrnMaxPoolBackward(this.#gpu, {
+      x,
+      dy,
+      dx,
+      indices,
+      batch,
+      params,
+      size,
+      stride,
+      reluInput,
+    });
   }
 }

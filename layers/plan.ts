@@ -6,15 +6,14 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, joinLaunches, type Launch, NO_LAUNCH } from "../gpu/launch.ts";
+import { type Dispatch, joinLaunches, type Launch } from "../gpu/launch.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { DropoutLaunch } from "../kernels/dropout_forward.ts";
 import { type CrossEntropyLaunch, softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
 import { softmaxForward } from "../kernels/softmax_forward.ts";
 import { Dropout } from "./dropout.ts";
+import { recordBackward, recordForward } from "./fusion.ts";
 import type { Layer, Shape } from "./layer.ts";
-import { Lrn } from "./lrn.ts";
-import { MaxPool } from "./maxpool.ts";
 
 /** What every plan has: its batch, input, logits and the buffers it owns. */
 interface PlanBase {
@@ -112,33 +111,6 @@ function activations(
     }
   }
   return acts;
-}
-
-/**
- * Records the forward launches of `layers` from `acts` (their inputs and outputs), by layer index.
- * An LRN followed by max-pooling runs inside the pooling's kernel (lrn_maxpool_forward.ts), which
- * reads the LRN's input: its own slot is empty, and `alone` holds the launch that computes its
- * output, for a pass that stops there.
- */
-function recordForward(
-  layers: readonly Layer[],
-  acts: readonly Tensor[],
-  batch: number,
-  training: boolean,
-): { forward: Launch[]; alone: Map<number, Launch> } {
-  const forward: Launch[] = [], alone = new Map<number, Launch>();
-  layers.forEach((layer, i) => {
-    const before = layers[i - 1];
-    if (layer instanceof Lrn && layers[i + 1] instanceof MaxPool) {
-      alone.set(i, layer.forward(acts[i], acts[i + 1], batch, training));
-      forward.push(NO_LAUNCH);
-    } else if (layer instanceof MaxPool && before instanceof Lrn) {
-      forward.push(layer.forwardAfter(before, acts[i - 1], acts[i + 1], batch, training));
-    } else {
-      forward.push(layer.forward(acts[i], acts[i + 1], batch, training));
-    }
-  });
-  return { forward, alone };
 }
 
 /**
@@ -276,18 +248,7 @@ export function recordStage(
   const trainable = layers.map((l) => l.parameters.size > 0 && !frozen.has(l.name));
   const needsDx = layers.map((_, i) => inputGradient || trainable.slice(0, i).includes(true));
   const backward = (accumulate: boolean) =>
-    layers.map((layer, i) =>
-      !trainable[i] && !needsDx[i] ? NO_LAUNCH : layer.backward({
-        x: acts[i],
-        y: acts[i + 1],
-        dy: grads[i + 1]!,
-        dx: needsDx[i] ? grads[i] : null,
-        batch,
-        accumulate,
-        forward: forward[i],
-        weights: trainable[i],
-      })
-    );
+    recordBackward(layers, { acts, grads, forward, batch, accumulate, trainable, needsDx });
   const backwardFirst = backward(false), backwardRest = backward(true);
   return {
     batch,

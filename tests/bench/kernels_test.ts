@@ -24,16 +24,19 @@ Deno.test("benchKernels times each kernel of the layers asked for, GEMMs in ever
       ],
       [1, 1, 1],
     );
-    // pool1 pools lrn1's normalisation in one kernel, as training runs it.
+    // pool1 and lrn1 run as one kernel each way, as training runs them; their own kernels alone.
     deepStrictEqual(
       [
         count("pool1", "lrn_maxpool_forward"),
+        count("pool1", "lrn_maxpool_backward"),
         count("pool1", "maxpool_forward"),
         count("pool1", "maxpool_backward"),
         count("drop1", "dropout_forward"),
       ],
-      [1, 0, 1, 2],
+      [1, 1, 0, 1, 2],
     );
+    const alone = rows.filter((r) => r.variant === "alone").map((r) => `${r.layer} ${r.kernel}`);
+    deepStrictEqual(alone, ["lrn1 lrn_forward", "lrn1 lrn_backward", "pool1 maxpool_backward"]);
     for (const r of rows) {
       assert(r.ms > 0 && Number.isFinite(r.ms), `${r.layer} ${r.kernel} ${r.variant}: ${r.ms} ms`);
       const multiplies = r.kernel.startsWith("conv2d");
@@ -59,9 +62,9 @@ Deno.test("wgsl prints a kernel's pipelines for a layer; a bad kernel or layer i
   match(out.stdout, /^\/\/ conv2d_forward of alexnet-small conv2, textures 16x16/);
   // conv2 gathers its input packed channels last: the packing kernel, then the core on texels.
   match(out.stdout, /\/\/ pipeline pack_transposed:[\s\S]*fn tapOfB[\s\S]*textureLoad\(packedA/);
-  const chosen = await cli("wgsl", "lrn_backward", "--model", "alexnet-small");
+  const chosen = await cli("wgsl", "lrn_maxpool_backward", "--model", "alexnet-small");
   strictEqual(chosen.code, 0, chosen.stderr);
-  match(chosen.stdout, /lrn_backward of alexnet-small lrn1, backward[\s\S]*@compute/);
+  match(chosen.stdout, /lrn_maxpool_backward of alexnet-small pool1, backward[\s\S]*@compute/);
   for (
     const [args, message] of [
       [["wgsl", "conv3d"], /unknown kernel "conv3d"/],

@@ -5,6 +5,7 @@ import { Tensor } from "../../gpu/tensor.ts";
 import { dropoutForward } from "../../kernels/dropout_forward.ts";
 import { lrnBackward } from "../../kernels/lrn_backward.ts";
 import { lrnForward, type LrnParams, PAPER_LRN } from "../../kernels/lrn_forward.ts";
+import { FUSED_POOL_STRIDE, lrnMaxPoolBackward } from "../../kernels/lrn_maxpool_backward.ts";
 import { lrnMaxPoolForward } from "../../kernels/lrn_maxpool_forward.ts";
 import { maxPoolBackward } from "../../kernels/maxpool_backward.ts";
 import {
@@ -101,53 +102,60 @@ const LRN_POOL_CASES: [string, [number, number, number, number], LrnParams, numb
 ];
 for (const [name, shape, params, size, stride] of LRN_POOL_CASES) {
   check(
-    `lrnMaxPoolForward equals LRN then max-pooling, and the reference: ${name}`,
+    `LRN and max-pooling as one kernel each way equal their two and the reference: ${name}`,
     () =>
       withGpu(async (gpu) => {
-        const xs = randomArray(shape.reduce((a, b) => a * b), 14, 30);
+        const xs = randomArray(shape.reduce((a, b) => a * b), 14, 30); // some < 0: ReLU's mask
         const [oh, ow] = maxPoolOutputSize(shape[2], shape[3], size, stride);
         const pooled = [shape[0], shape[1], oh, ow];
-        const x = Tensor.from(gpu, shape, xs), normalised = Tensor.zeros(gpu, shape);
+        const dys = randomArray(pooled.reduce((a, b) => a * b), 15);
+        const x = Tensor.from(gpu, shape, xs), dy = Tensor.from(gpu, pooled, dys);
+        const [normalised, gradient, dxApart, dxFused] = [0, 1, 2, 3].map(() =>
+          Tensor.zeros(gpu, shape)
+        );
         const [apart, fused] = [Tensor.zeros(gpu, pooled), Tensor.zeros(gpu, pooled)];
-        const batch = shape[0], saveIndices = true;
-        const lrn = lrnForward(gpu, { x, y: normalised, batch, params });
-        const pool = maxPoolForward(gpu, {
-          x: normalised,
-          y: apart,
-          batch,
-          size,
-          stride,
-          saveIndices,
-        });
-        const both = lrnMaxPoolForward(gpu, {
-          x,
-          y: fused,
-          batch,
-          params,
-          size,
-          stride,
-          saveIndices,
-        });
-        gpu.run([...lrn.dispatches, ...pool.dispatches, ...both.dispatches]);
-        const got = await fused.read();
+        const batch = shape[0], saveIndices = true, reluInput = true;
+        const pool = { batch, size, stride };
+        const launches = [
+          lrnForward(gpu, { x, y: normalised, batch, params }),
+          maxPoolForward(gpu, { x: normalised, y: apart, ...pool, saveIndices }),
+          lrnMaxPoolForward(gpu, { x, y: fused, params, ...pool, saveIndices }),
+        ];
+        const [, separate, both] = launches as PoolLaunch[];
+        launches.push(maxPoolBackward(gpu, { indices: both.indices!, dy, dx: gradient, ...pool }));
+        launches.push(lrnBackward(gpu, { x, dy: gradient, dx: dxApart, batch, params, reluInput }));
+        if (stride === FUSED_POOL_STRIDE) {
+          const indices = both.indices!;
+          launches.push(
+            lrnMaxPoolBackward(gpu, { x, dy, dx: dxFused, indices, params, ...pool, reluInput }),
+          );
+        }
+        gpu.run(launches.flatMap((l) => l.dispatches));
+        const exact = { atol: 0, rtol: 0 };
         const normalisedRef = lrnRef(shape, xs, params);
+        const got = await fused.read();
         assertClose(got, maxPoolRef(shape, normalisedRef, size, stride), {
           atol: 1e-5,
           rtol: 1e-5,
         });
-        assertClose(got, await apart.read(), { atol: 0, rtol: 0, what: "against the two kernels" });
+        assertClose(got, await apart.read(), { ...exact, what: "forward against the two kernels" });
         const indices = async (l: PoolLaunch) =>
           new Uint32Array((await gpu.read(l.indices!)).buffer);
-        assertClose(await indices(both), await indices(pool), { atol: 0, rtol: 0, what: "argmax" });
+        assertClose(await indices(both), await indices(separate), { ...exact, what: "argmax" });
         // The argmax routes the gradient back to where the normalised maximum was.
-        const dys = randomArray(apart.size, 15);
-        const dy = Tensor.from(gpu, pooled, dys), dx = Tensor.zeros(gpu, shape);
-        const indices0 = both.indices!;
-        gpu.run(
-          maxPoolBackward(gpu, { indices: indices0, dy, dx, batch, size, stride }).dispatches,
+        const gradientRef = maxPoolBackwardRef(shape, normalisedRef, dys, size, stride);
+        assertClose(await gradient.read(), gradientRef, { atol: 1e-6, rtol: 1e-6 });
+        const dxRef = lrnBackwardRef(shape, xs, gradientRef, params).map((v, i) =>
+          xs[i] > 0 ? v : 0
         );
-        const dxRef = maxPoolBackwardRef(shape, normalisedRef, dys, size, stride);
-        assertClose(await dx.read(), dxRef, { atol: 1e-6, rtol: 1e-6 });
+        const dx = await dxApart.read();
+        assertClose(dx, dxRef, { atol: 1e-6, rtol: 1e-4, what: "LRN's gradient" });
+        if (stride === FUSED_POOL_STRIDE) {
+          assertClose(await dxFused.read(), dx, {
+            ...exact,
+            what: "backward against the two kernels",
+          });
+        }
       }),
   );
 }
