@@ -164,7 +164,7 @@ function multiplyCases(
       cases.push({ layer: layer.name, kernel, variant, launch, flops });
     }
   }
-  if (layer.relu && !layer.reluMaskedAfter) { // else the LRN after it masks the gradient
+  if (layer.relu && !layer.reluMaskedAfter) { // else the layer after it masks the gradient
     const launch = reluBackward(gpu, { y, dy, count: dy.size });
     cases.push({ layer: layer.name, kernel: "relu_backward", variant: "", launch, flops: null });
   }

@@ -41,7 +41,9 @@ export function maxPoolOutputSize(
  * size) inputs, named `v{row}_{column}`, and store them: `y[out]` and, past it, `y[out + 1]` where
  * `o0 + 1 < OW` (a row's last pair may hold one output); with `saveIndices`, each window's argmax
  * (`origin`, the pair's corner within its map, plus the first maximum's offset in row-major window
- * order) at the same index of `argmax`.
+ * order) at the same index of `argmax`. With `reluInput` (the inputs are a ReLU's outputs), a
+ * window whose maximum is 0 saves `HW`, an offset no input has: its gradient then reaches no input,
+ * as the ReLU's mask would zero it there.
  *
  * @example
  * ```ts
@@ -54,6 +56,7 @@ export function poolPairWgsl(
   size: number,
   stride: number,
   saveIndices: boolean,
+  reluInput = false,
 ): string {
   const upTo = (n: number) => [...Array(n).keys()];
   const window = upTo(size).flatMap((a) => upTo(size).map((b) => [a, b]));
@@ -66,7 +69,15 @@ export function poolPairWgsl(
       }u; }`
     ),
     `y[out + ${o}u] = best${o};`,
-    ...(saveIndices ? [`argmax[out + ${o}u] = origin + ${o * stride}u + at${o};`] : []),
+    ...(saveIndices
+      ? [
+        `argmax[out + ${o}u] = ${
+          reluInput
+            ? `select(HW, origin + ${o * stride}u + at${o}, best${o} > 0.0)`
+            : `origin + ${o * stride}u + at${o}`
+        };`,
+      ]
+      : []),
   ];
   return [
     ...best(0).map((line) => `  ${line}`),
@@ -102,7 +113,7 @@ export function pairInputs(w: number, size: number, stride: number): [string, st
  * WGSL for max-pooling `h` x `w` maps. One invocation per pair of neighbouring outputs in a row:
  * it loads the pair's size x (stride + size) inputs once, as straight-line code, so that
  * overlapping windows share the columns they overlap in (3/2 pooling: 15 loads for two outputs,
- * not 18); the last pair of an odd row has one output.
+ * not 18); the last pair of an odd row has one output. `reluInput`: see {@linkcode poolPairWgsl}.
  *
  * @example
  * ```ts
@@ -116,6 +127,7 @@ export function maxPoolForwardWgsl(
   size: number,
   stride: number,
   saveIndices = false,
+  reluInput = false,
 ): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
   return /* wgsl */ `
@@ -142,7 +154,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let out = map * OP + (row % ${oh}u) * OW + o0;
   let origin = (row % ${oh}u) * ${stride}u * W + o0 * ${stride}u; // the pair's corner in its map
 ${pairInputs(w, size, stride).map(([v, q]) => `  let v${v} = x[map * HW + ${q}];`).join("\n")}
-${poolPairWgsl(w, size, stride, saveIndices)}
+${poolPairWgsl(w, size, stride, saveIndices, reluInput)}
 }`;
 }
 
@@ -154,7 +166,8 @@ export interface PoolLaunch extends Launch {
 
 /**
  * Records max-pooling of `x` [batch, c, h, w] into `y` [batch, c, oh, ow]; with `saveIndices`,
- * also each window's argmax (a buffer the launch owns).
+ * also each window's argmax (a buffer the launch owns), where `reluInput` (x is a ReLU's output)
+ * makes the gradient also the ReLU's: zero where x is.
  *
  * @example
  * ```ts
@@ -178,15 +191,16 @@ export function maxPoolForward(
     size: number;
     stride: number;
     saveIndices?: boolean;
+    reluInput?: boolean;
   },
 ): PoolLaunch {
   const [, channels, h, w] = args.x.shape;
   const [oh, ow] = maxPoolOutputSize(h, w, args.size, args.stride);
-  const save = args.saveIndices === true;
-  const key = `maxpool_forward:${h}:${w}:${args.size}:${args.stride}:${save}`;
+  const save = args.saveIndices === true, relu = save && args.reluInput === true;
+  const key = `maxpool_forward:${h}:${w}:${args.size}:${args.stride}:${save}:${relu}`;
   const pipeline = gpu.pipeline(
     key,
-    maxPoolForwardWgsl(h, w, args.size, args.stride, save),
+    maxPoolForwardWgsl(h, w, args.size, args.stride, save, relu),
     save ? ["read", "read_write", "read_write", "uniform"] : ["read", "read_write", "uniform"],
   );
   const count = args.batch * channels * oh * ow;

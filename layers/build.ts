@@ -70,8 +70,9 @@ export function buildLayer(gpu: Gpu, spec: LayerSpec, input: Shape, tuning?: Tun
 
 /**
  * Builds the layers of `rows` in order, each reading the one before's output, from `input`; on an
- * error, frees what was built and rethrows. An LRN right after a convolution's ReLU applies the
- * ReLU's mask in its input gradient, in place of the convolution's own pass over it.
+ * error, frees what was built and rethrows. An LRN or a max-pooling right after a convolution's
+ * ReLU applies the ReLU's mask in its input gradient, in place of the convolution's own pass over
+ * it.
  *
  * @example
  * ```ts
@@ -94,8 +95,12 @@ export function buildLayers(
     for (const row of rows) {
       const layer = buildLayer(gpu, row, layers.at(-1)?.outputShape ?? input, tuning);
       const before = layers.at(-1);
-      // An LRN after a ReLU masks the gradient it computes: the ReLU's own pass is saved.
-      if (layer instanceof Lrn && before instanceof Conv2d && before.relu) {
+      // An LRN or a pooling after a ReLU masks the gradient it computes: the ReLU's own pass
+      // is saved.
+      if (
+        (layer instanceof Lrn || layer instanceof MaxPool) && before instanceof Conv2d &&
+        before.relu
+      ) {
         layer.reluInput = before.reluMaskedAfter = true;
       }
       layers.push(layer);

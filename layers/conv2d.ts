@@ -69,7 +69,8 @@ export class Conv2d implements Layer {
   readonly relu: boolean;
   /**
    * The next layer's input gradient applies this layer's ReLU mask (an LRN, which reads the
-   * output anyway), so the backward pass does not: one pass over the output gradient fewer.
+   * output anyway, or a max-pooling, whose argmax skips zeros), so the backward pass does not:
+   * one pass over the output gradient fewer.
    */
   reluMaskedAfter = false;
   /** The autotuner's choices its kernels use. */

@@ -37,6 +37,11 @@ export class MaxPool extends ParameterFreeLayer implements Layer {
   readonly size: number;
   /** Window step. */
   readonly stride: number;
+  /**
+   * The input is a ReLU's output whose mask this layer's input gradient applies (set by
+   * `buildLayers`, with the convolution's `reluMaskedAfter`).
+   */
+  reluInput = false;
   readonly #gpu: Gpu;
 
   /** A pooling over inputs of `input` shape. */
@@ -58,8 +63,8 @@ export class MaxPool extends ParameterFreeLayer implements Layer {
 
   /** Records the pooling of `batch` examples (saving each window's argmax in training). */
   forward(x: Tensor, y: Tensor, batch: number, training: boolean): PoolLaunch {
-    const { size, stride } = this;
-    return maxPoolForward(this.#gpu, { x, y, batch, size, stride, saveIndices: training });
+    const { size, stride, reluInput } = this, saveIndices = training;
+    return maxPoolForward(this.#gpu, { x, y, batch, size, stride, saveIndices, reluInput });
   }
 
   /**

@@ -21,10 +21,13 @@ Deno.test("bench reports every layer, the whole network and the data pipeline", 
     deepStrictEqual([result.setup.batch, result.setup.layerBatch], [12, net.maxMicroBatch]);
     assert(net.maxMicroBatch === 5, `micro-batch ${net.maxMicroBatch}`);
     deepStrictEqual(result.layers.map((l) => l.name), TINY.layers.map((l) => l.name));
-    // Every layer runs kernels forward (dropout too: the layers are timed as training runs them).
+    // Every layer runs kernels forward (dropout too: the layers are timed as training runs them),
+    // but where one kernel does two layers' work: lrn1 forward in pool1's, pool1 backward in lrn1's.
+    const joined = result.layers.map((l) => [l.name, l.forwardIn, l.backwardIn].join(" "));
+    deepStrictEqual(joined.filter((j) => j.trim().includes(" ")), ["lrn1 pool1 ", "pool1  lrn1"]);
     for (const l of result.layers) {
-      assert(positive(l.forwardMs), `${l.name} forward`);
-      assert(positive(l.backwardMs), `${l.name} backward`);
+      assert(l.forwardIn ? l.forwardMs === 0 : positive(l.forwardMs), `${l.name} forward`);
+      assert(l.backwardIn ? l.backwardMs === 0 : positive(l.backwardMs), `${l.name} backward`);
       const multiplies = l.name.startsWith("conv") || l.name.startsWith("fc");
       assert(multiplies ? positive(l.forwardGflops!) : l.forwardGflops === null, l.name);
     }
@@ -38,7 +41,13 @@ Deno.test("bench reports every layer, the whole network and the data pipeline", 
     assert(["gpu", "wall"].includes(result.setup.clock));
     const table = formatBench(result);
     for (
-      const text of ["conv1", "images/s of augmented batches", "of ceiling", "per layer at batch 5"]
+      const text of [
+        "conv1",
+        "images/s of augmented batches",
+        "of ceiling",
+        "per layer at batch 5",
+        "in pool1",
+      ]
     ) {
       assert(table.includes(text), text);
     }

@@ -269,38 +269,32 @@ const POOL_BACKWARD_CASES: [string, [number, number, number, number], number, nu
   ["overlapping 3/2, a last row and column no window reaches", [2, 2, 8, 10], 3, 2],
   ["gapped 2/3 (windows smaller than their step)", [1, 2, 7, 8], 2, 3],
 ];
+// With reluInput, windows of zeros (most of them, the inputs mostly clipped) route nothing.
 for (const [name, shape, size, stride] of POOL_BACKWARD_CASES) {
-  check(`maxPoolBackward matches the reference: ${name}`, () =>
-    withGpu(async (gpu) => {
-      const n = shape.reduce((a, b) => a * b);
-      const oh = Math.floor((shape[2] - size) / stride) + 1,
-        ow = Math.floor((shape[3] - size) / stride) + 1;
-      const xs = randomArray(n, 10), dys = randomArray(shape[0] * shape[1] * oh * ow, 11);
-      const x = Tensor.from(gpu, shape, xs),
-        dy = Tensor.from(gpu, [shape[0], shape[1], oh, ow], dys);
-      const dx = Tensor.zeros(gpu, shape), y = Tensor.zeros(gpu, dy.shape);
-      const forward = maxPoolForward(gpu, {
-        x,
-        y,
-        batch: shape[0],
-        size,
-        stride,
-        saveIndices: true,
-      });
-      const backward = maxPoolBackward(gpu, {
-        indices: forward.indices!,
-        dy,
-        dx,
-        batch: shape[0],
-        size,
-        stride,
-      });
-      gpu.run([...forward.dispatches, ...backward.dispatches]);
-      assertClose(await dx.read(), maxPoolBackwardRef(shape, xs, dys, size, stride), {
-        atol: 1e-6,
-        rtol: 1e-6,
-      });
-    }));
+  for (const reluInput of [false, true]) {
+    check(
+      `maxPoolBackward matches the reference${reluInput ? ", ReLU's mask" : ""}: ${name}`,
+      () =>
+        withGpu(async (gpu) => {
+          const n = shape.reduce((a, b) => a * b), batch = shape[0];
+          const [oh, ow] = maxPoolOutputSize(shape[2], shape[3], size, stride);
+          const xs = randomArray(n, 10).map((v) => reluInput ? Math.max(0, v - 0.6) : v);
+          const dys = randomArray(shape[0] * shape[1] * oh * ow, 11);
+          const x = Tensor.from(gpu, shape, xs),
+            dy = Tensor.from(gpu, [shape[0], shape[1], oh, ow], dys);
+          const dx = Tensor.zeros(gpu, shape), y = Tensor.zeros(gpu, dy.shape);
+          const pool = { batch, size, stride };
+          const forward = maxPoolForward(gpu, { x, y, ...pool, saveIndices: true, reluInput });
+          const backward = maxPoolBackward(gpu, { indices: forward.indices!, dy, dx, ...pool });
+          gpu.run([...forward.dispatches, ...backward.dispatches]);
+          const unmasked = maxPoolBackwardRef(shape, xs, dys, size, stride);
+          const want = unmasked.map((v, i) => reluInput && xs[i] <= 0 ? 0 : v);
+          const masks = unmasked.some((v, i) => v !== 0 && xs[i] <= 0);
+          assert(!reluInput || masks, "a window of zeros would send its gradient to a zero");
+          assertClose(await dx.read(), want, { atol: 1e-6, rtol: 1e-6 });
+        }),
+    );
+  }
 }
 
 check(
