@@ -19,7 +19,15 @@ import { maxPoolOutputSize } from "./maxpool_forward.ts";
 
 const WORKGROUP = 256;
 
-/** The pooling stride whose blocks of stride x stride pixels fill a vec4. */
+/**
+ * The pooling stride whose blocks of stride x stride pixels fill a vec4: the one this kernel takes.
+ *
+ * @example
+ * ```ts
+ * import { FUSED_POOL_STRIDE } from "./lrn_maxpool_backward.ts";
+ * console.log(FUSED_POOL_STRIDE ** 2); // 4
+ * ```
+ */
 export const FUSED_POOL_STRIDE = 2;
 
 /**
