@@ -10,10 +10,15 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { denominatorWgsl, type LrnParams, negativePowerWgsl } from "./lrn_forward.ts";
-import { maxPoolOutputSize, pairInputs, type PoolLaunch, poolPairWgsl } from "./maxpool_forward.ts";
+import {
+  maxPoolOutputSize,
+  pairInputs,
+  pairPoolingWgsl,
+  type PoolLaunch,
+  poolPairWgsl,
+} from "./maxpool_forward.ts";
 
 const WORKGROUP = 256;
 
@@ -39,7 +44,7 @@ export function lrnMaxPoolForwardWgsl(
   stride: number,
   saveIndices = false,
 ): string {
-  const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
+  const [oh] = maxPoolOutputSize(h, w, size, stride);
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
   const ring = [...Array(width).keys()];
   const inputs = pairInputs(w, size, stride);
@@ -48,17 +53,7 @@ export function lrnMaxPoolForwardWgsl(
     inputs.map(([v]) => `${declare}r${j}_${v} = channelAt(${c}, q${v});`).join("\n    ");
   return /* wgsl */ `
 alias T = f32;
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-${saveIndices ? "@group(0) @binding(2) var<storage, read_write> argmax: array<u32>;" : ""}
-@group(0) @binding(${saveIndices ? 3 : 2}) var<uniform> count: vec4u; // x: pairs in the launch
-${WORKGROUP_INDEX_WGSL}
-
-const W = ${w}u;
-const OW = ${ow}u;
-const PAIRS = ${Math.ceil(ow / 2)}u; // pairs a row
-const OP = ${oh * ow}u;
-const HW = ${h * w}u;
+${pairPoolingWgsl(h, w, size, stride, saveIndices)}
 const CG = ${channels / p.groups}; // channels a group
 
 var<private> base: u32; // the group's first element

@@ -88,6 +88,38 @@ export function poolPairWgsl(
 }
 
 /**
+ * WGSL shared by the kernels that pool pairs of outputs (this one and lrn_maxpool_forward.ts):
+ * their bindings (x, y, with `saveIndices` argmax, and the count of pairs) and the maps' sizes.
+ *
+ * @example
+ * ```ts
+ * import { pairPoolingWgsl } from "./maxpool_forward.ts";
+ * console.assert(pairPoolingWgsl(55, 55, 3, 2, true).includes("const PAIRS = 14u;"));
+ * ```
+ */
+export function pairPoolingWgsl(
+  h: number,
+  w: number,
+  size: number,
+  stride: number,
+  saveIndices: boolean,
+): string {
+  const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${saveIndices ? "@group(0) @binding(2) var<storage, read_write> argmax: array<u32>;" : ""}
+@group(0) @binding(${saveIndices ? 3 : 2}) var<uniform> count: vec4u; // x: pairs in the launch
+${WORKGROUP_INDEX_WGSL}
+
+const W = ${w}u;
+const OW = ${ow}u;
+const PAIRS = ${Math.ceil(ow / 2)}u; // pairs a row
+const OP = ${oh * ow}u;
+const HW = ${h * w}u;`;
+}
+
+/**
  * A pair's inputs in row-major order: each one's name suffix `{row}_{column}` and WGSL for its
  * offset in the map, from the pair's corner `origin` and first output column `o0`. A lone
  * output's second window repeats the row's last input instead of reading past it.
@@ -129,19 +161,9 @@ export function maxPoolForwardWgsl(
   saveIndices = false,
   reluInput = false,
 ): string {
-  const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
+  const [oh] = maxPoolOutputSize(h, w, size, stride);
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-${saveIndices ? "@group(0) @binding(2) var<storage, read_write> argmax: array<u32>;" : ""}
-@group(0) @binding(${saveIndices ? 3 : 2}) var<uniform> count: vec4u; // x: pairs in the launch
-${WORKGROUP_INDEX_WGSL}
-
-const W = ${w}u;
-const OW = ${ow}u;
-const PAIRS = ${Math.ceil(ow / 2)}u; // pairs a row
-const OP = ${oh * ow}u;
-const HW = ${h * w}u;
+${pairPoolingWgsl(h, w, size, stride, saveIndices)}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
