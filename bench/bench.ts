@@ -229,7 +229,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
     layers.push({
       name: layer.name,
       forwardMs,
-      ...plan.alone.has(i) ? { forwardIn: tower.layers[i + 1].name } : {},
+      ...lrnPoolAt(tower.layers, i) ? { forwardIn: tower.layers[i + 1].name } : {},
       ...lrnPoolAt(tower.layers, i - 1)?.backward ? { backwardIn: tower.layers[i - 1].name } : {},
       backwardMs,
       forwardGflops: layer.macs > 0 ? flops / forwardMs / 1e6 : null,

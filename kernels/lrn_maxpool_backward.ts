@@ -15,6 +15,12 @@ import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { lrnGradientWalkWgsl } from "./lrn_backward.ts";
 import type { LrnParams } from "./lrn_forward.ts";
+import {
+  coveringWindows,
+  poolBlocks,
+  windowInsideWgsl,
+  windowOffsetWgsl,
+} from "./maxpool_backward.ts";
 import { maxPoolOutputSize } from "./maxpool_forward.ts";
 
 const WORKGROUP = 256;
@@ -52,10 +58,8 @@ export function lrnMaxPoolBackwardWgsl(
 ): string {
   const stride = FUSED_POOL_STRIDE;
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
-  const [bh, bw] = [Math.ceil(h / stride), Math.ceil(w / stride)];
-  // Windows covering a block, in max-pooling's gradient order: block row minus di, di falling.
-  const span = [...Array(Math.ceil(size / stride)).keys()].reverse();
-  const windows = span.flatMap((di) => span.map((dj) => `${di}${dj}`));
+  const [bh, bw] = poolBlocks(h, w, stride);
+  const windows = coveringWindows(size, stride); // in max-pooling's gradient order
   return /* wgsl */ `
 alias T = vec4f; // a block's pixels, row-major
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -81,8 +85,9 @@ const Q = ${channels / p.groups * bh * bw}; // units a group
 var<private> q: vec4u;
 var<private> pooled: u32; // the group's first pooled element
 ${
-    windows.map((ww) =>
-      `var<private> w${ww}: u32; // window ${ww} in the pooled map\nvar<private> has${ww}: bool;`
+    windows.map(([di, dj]) =>
+      `var<private> w${di}${dj}: u32; // window ${di}${dj} in the pooled map
+var<private> has${di}${dj}: bool;`
     ).join("\n")
   }
 
@@ -96,9 +101,11 @@ fn dyUnit(g: u32, m: i32) -> T {
   let o = pooled + u32(clamp(m, 0, Q - 1) / S) * OP;
   var sum = T(0.0);
 ${
-    windows.map((ww) =>
-      `  sum += select(T(0.0), T(select(0.0, dy[o + w${ww}], has${ww})), vec4u(select(HW, argmax[o + w${ww}], has${ww})) == q);`
-    ).join("\n")
+    windows.map(([di, dj]) => {
+      const [w, has] = [`w${di}${dj}`, `has${di}${dj}`];
+      const [g, at] = [`select(0.0, dy[o + ${w}], ${has})`, `select(HW, argmax[o + ${w}], ${has})`];
+      return `  sum += select(T(0.0), T(${g}), vec4u(${at}) == q);`;
+    }).join("\n")
   }
   return select(T(0.0), sum, m >= 0 && m < Q);
 }
@@ -126,11 +133,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let cols = vec4u(2u * bj, 2u * bj + 1u, 2u * bj, 2u * bj + 1u);
   q = min(rows, vec4u(H - 1u)) * W + min(cols, vec4u(W - 1u));
 ${
-    windows.map((ww) =>
-      `  has${ww} = bi >= ${ww[0]}u && bi - ${ww[0]}u < OH && bj >= ${ww[1]}u && bj - ${
-        ww[1]
-      }u < OW;
-  w${ww} = select(0u, (bi - ${ww[0]}u) * OW + bj - ${ww[1]}u, has${ww});`
+    windows.map(([di, dj]) =>
+      `  has${di}${dj} = ${windowInsideWgsl(di, dj)};
+  w${di}${dj} = select(0u, ${windowOffsetWgsl(di, dj)}, has${di}${dj});`
     ).join("\n")
   }
 ${lrnGradientWalkWgsl(p, reluInput)}
@@ -190,12 +195,12 @@ export function lrnMaxPoolBackward(
     lrnMaxPoolBackwardWgsl(channels, h, w, params, size, relu),
     ["read", "read", "read", "read_write", "uniform"],
   );
-  const blocks = Math.ceil(h / stride) * Math.ceil(w / stride);
+  const [bh, bw] = poolBlocks(h, w, stride);
   return gpu.perElement(
     "lrn_maxpool_backward",
     pipeline,
     [args.x.buffer, args.indices, args.dy.buffer, args.dx.buffer],
-    args.batch * params.groups * blocks,
+    args.batch * params.groups * bh * bw,
     WORKGROUP,
   );
 }

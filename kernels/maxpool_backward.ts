@@ -29,9 +29,7 @@ const WORKGROUP = 256;
 export function maxPoolBackwardWgsl(h: number, w: number, size: number, stride: number): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
   const [bh, bw] = poolBlocks(h, w, stride);
-  // Windows covering a block, in ascending order (the sum's order): block row minus di, di falling.
-  const span = [...Array(Math.ceil(size / stride)).keys()].reverse();
-  const windows = span.flatMap((di) => span.map((dj) => [di, dj]));
+  const windows = coveringWindows(size, stride);
   const cells = [...Array(stride * stride).keys()].map((n) => [Math.floor(n / stride), n % stride]);
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> argmax: array<u32>;
@@ -62,8 +60,8 @@ ${
     windows.map(([di, dj]) =>
       `  var m${di}${dj} = HW;
   var g${di}${dj} = 0.0;
-  if (bi >= ${di}u && bi - ${di}u < OH && bj >= ${dj}u && bj - ${dj}u < OW) {
-    let o = (map * OH + bi - ${di}u) * OW + bj - ${dj}u;
+  if (${windowInsideWgsl(di, dj)}) {
+    let o = map * OH * OW + ${windowOffsetWgsl(di, dj)};
     m${di}${dj} = argmax[o];
     g${di}${dj} = dy[o];
   }`
@@ -82,9 +80,59 @@ ${windows.map(([di, dj]) => `    if (m${di}${dj} == q) { sum += g${di}${dj}; }`)
 }`;
 }
 
-/** Blocks of stride x stride input elements a map has, down and across (edges partly empty). */
-function poolBlocks(h: number, w: number, stride: number): [number, number] {
+/**
+ * Blocks of stride x stride input elements a map has, down and across (edges partly empty).
+ *
+ * @example
+ * ```ts
+ * import { poolBlocks } from "./maxpool_backward.ts";
+ * console.log(poolBlocks(55, 55, 2)); // [28, 28]
+ * ```
+ */
+export function poolBlocks(h: number, w: number, stride: number): [number, number] {
   return [Math.ceil(h / stride), Math.ceil(w / stride)];
+}
+
+/**
+ * The windows that cover a block of stride x stride inputs, as [di, dj]: the window at block row
+ * `bi - di` and column `bj - dj`. In ascending order of windows, the order their gradients add.
+ *
+ * @example
+ * ```ts
+ * import { coveringWindows } from "./maxpool_backward.ts";
+ * console.log(coveringWindows(3, 2)); // [[1, 1], [1, 0], [0, 1], [0, 0]]
+ * ```
+ */
+export function coveringWindows(size: number, stride: number): [number, number][] {
+  const span = [...Array(Math.ceil(size / stride)).keys()].reverse();
+  return span.flatMap((di) => span.map((dj): [number, number] => [di, dj]));
+}
+
+/**
+ * WGSL: whether covering window [di, dj] of block (`bi`, `bj`) lies in the pooled map (`OH` x
+ * `OW`).
+ *
+ * @example
+ * ```ts
+ * import { windowInsideWgsl } from "./maxpool_backward.ts";
+ * console.log(windowInsideWgsl(1, 0)); // bi >= 1u && bi - 1u < OH && bj >= 0u && bj - 0u < OW
+ * ```
+ */
+export function windowInsideWgsl(di: number, dj: number): string {
+  return `bi >= ${di}u && bi - ${di}u < OH && bj >= ${dj}u && bj - ${dj}u < OW`;
+}
+
+/**
+ * WGSL: the offset in its pooled map of covering window [di, dj] of block (`bi`, `bj`).
+ *
+ * @example
+ * ```ts
+ * import { windowOffsetWgsl } from "./maxpool_backward.ts";
+ * console.log(windowOffsetWgsl(1, 0)); // (bi - 1u) * OW + bj - 0u
+ * ```
+ */
+export function windowOffsetWgsl(di: number, dj: number): string {
+  return `(bi - ${di}u) * OW + bj - ${dj}u`;
 }
 
 /**
