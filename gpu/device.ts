@@ -17,6 +17,7 @@ import {
   layoutEntries,
   type Pipeline,
   type Resource,
+  type TexelCopy,
 } from "./launch.ts";
 
 export type { Precision } from "./acquire.ts";
@@ -111,7 +112,8 @@ export class Gpu {
   }
 
   /**
-   * Compiles a kernel once and caches it by key; later calls with the same key return the cache.
+   * Compiles a kernel once and caches it by key; later calls with the same key return the cache
+   * (a key asked for with other WGSL is a bug in its kernel's naming, and throws).
    *
    * @example
    * ```ts
@@ -126,6 +128,7 @@ export class Gpu {
    */
   pipeline(key: string, wgsl: string, bindings: readonly BindingKind[]): Pipeline {
     const cached = this.#pipelines.get(key);
+    if (cached && cached.wgsl !== wgsl) throw new GpuError(`kernel ${key}: two sources, one key`);
     if (cached) return cached;
     this.#assertUsable();
     this.#assertFits(key, wgsl, bindings);
@@ -166,7 +169,8 @@ export class Gpu {
 
   /**
    * Records one launch of `pipeline` over `workgroups` workgroups (any count: it is folded into
-   * two dimensions; kernels recover the linear index with {@linkcode WORKGROUP_INDEX_WGSL}).
+   * two dimensions; kernels recover the linear index with {@linkcode WORKGROUP_INDEX_WGSL}), after
+   * `copies` (the textures it reads as mirrors of buffers; none by default).
    *
    * @example
    * ```ts
@@ -189,6 +193,7 @@ export class Gpu {
     pipeline: Pipeline,
     resources: readonly Resource[],
     workgroups: number,
+    copies: readonly TexelCopy[] = [],
   ): Dispatch {
     this.#assertUsable();
     const maxX = this.limits.maxComputeWorkgroupsPerDimension;
@@ -205,7 +210,7 @@ export class Gpu {
         })),
       })
     );
-    return { label, pipeline, bindGroup, workgroups: [x, y] };
+    return { label, pipeline, bindGroup, workgroups: [x, y], ...copies.length ? { copies } : {} };
   }
 
   /**
@@ -292,9 +297,9 @@ export class Gpu {
   }
 
   /**
-   * Allocates a `width` x `height` rgba32float texture that kernels write as a storage texture and
-   * read with `textureLoad`: scratch space a kernel keeps for the device's lifetime (the GEMM
-   * core's packed operands). It is freed with the device and not counted in {@linkcode Gpu.live}.
+   * Allocates a `width` x `height` rgba32float texture that kernels write as a storage texture (or
+   * copies fill) and read with `textureLoad`: scratch space a kernel keeps for the device's
+   * lifetime (the GEMM core's packed or mirrored operands). It is freed with the device and not counted in {@linkcode Gpu.live}.
    *
    * @example
    * ```ts
@@ -312,7 +317,8 @@ export class Gpu {
         label,
         size: [width, height],
         format: "rgba32float",
-        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING |
+          GPUTextureUsage.COPY_DST,
       })
     );
   }
@@ -368,8 +374,8 @@ export class Gpu {
   }
 
   /**
-   * Encodes `dispatches` into one compute pass (described by `descriptor`, e.g. its timestamp writes),
-   * then `after` (copies), and submits once.
+   * Encodes `dispatches` into compute passes (described by `descriptor`, e.g. its timestamp
+   * writes; see {@linkcode encodeDispatches}), then `after` (copies), and submits once.
    *
    * @example
    * ```ts
@@ -387,11 +393,7 @@ export class Gpu {
     this.#assertUsable();
     this.#errors.scoped(() => {
       const encoder = this.device.createCommandEncoder();
-      if (dispatches.length > 0 || descriptor) {
-        const pass = encoder.beginComputePass(descriptor);
-        encodeDispatches(pass, dispatches);
-        pass.end();
-      }
+      if (dispatches.length > 0 || descriptor) encodeDispatches(encoder, dispatches, descriptor);
       after?.(encoder);
       this.device.queue.submit([encoder.finish()]);
     });

@@ -26,6 +26,17 @@ export interface Pipeline {
   readonly layout: GPUBindGroupLayout;
 }
 
+/**
+ * A copy of a buffer's bytes (a binding's slice) into a texture, texel after texel from texel 0,
+ * rows of the texture's width: the mirror a kernel then reads with `textureLoad`.
+ */
+export interface TexelCopy {
+  /** The bytes: a whole number of texels, starting on one. */
+  readonly source: Required<GPUBufferBinding>;
+  /** The rgba32float texture, at least as many texels as the bytes hold. */
+  readonly texture: GPUTexture;
+}
+
 /** One recorded kernel launch: replayed into a compute pass as often as needed. */
 export interface Dispatch {
   /** What the launch computes, for error messages and profiles. */
@@ -36,6 +47,8 @@ export interface Dispatch {
   readonly bindGroup: GPUBindGroup;
   /** Workgroup counts in x and y (x at most the adapter's per-dimension limit). */
   readonly workgroups: readonly [number, number];
+  /** Copies made before the kernel runs, outside any compute pass (none by default). */
+  readonly copies?: readonly TexelCopy[];
 }
 
 /** The launches of one operation and the buffers they own: uniforms, saved indices. */
@@ -101,24 +114,62 @@ export function layoutEntries(bindings: readonly BindingKind[]): GPUBindGroupLay
 }
 
 /**
- * Encodes `dispatches` into a compute pass, in order.
+ * Encodes `dispatches` in order into compute passes described by `descriptor` (e.g. timestamp
+ * writes, the first pass's beginning and the last's end): one pass, unless a dispatch copies first
+ * (copies end the pass and the next dispatch begins another).
  *
  * @example
  * ```ts ignore
- * const pass = encoder.beginComputePass();
- * encodeDispatches(pass, plan.forward);
- * pass.end();
+ * const encoder = gpu.device.createCommandEncoder();
+ * encodeDispatches(encoder, plan.forward);
+ * gpu.device.queue.submit([encoder.finish()]);
  * ```
  */
 export function encodeDispatches(
-  pass: GPUComputePassEncoder,
+  encoder: GPUCommandEncoder,
   dispatches: readonly Dispatch[],
+  descriptor: GPUComputePassDescriptor = {},
 ): void {
+  const { timestampWrites: times, ...rest } = descriptor;
+  const runs = passRuns(dispatches);
+  runs.forEach((run, i) => {
+    for (const c of run[0]?.copies ?? []) copyTexels(encoder, c);
+    const timestampWrites = times && {
+      querySet: times.querySet,
+      ...(i === 0 ? { beginningOfPassWriteIndex: times.beginningOfPassWriteIndex } : {}),
+      ...(i === runs.length - 1 ? { endOfPassWriteIndex: times.endOfPassWriteIndex } : {}),
+    };
+    const pass = encoder.beginComputePass(times ? { ...rest, timestampWrites } : rest);
+    for (const d of run) {
+      pass.setPipeline(d.pipeline.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
+    }
+    pass.end();
+  });
+}
+
+/** `dispatches` cut before each that copies: the runs that share a compute pass (one if none). */
+function passRuns(dispatches: readonly Dispatch[]): Dispatch[][] {
+  const runs: Dispatch[][] = [[]];
   for (const d of dispatches) {
-    pass.setPipeline(d.pipeline.pipeline);
-    pass.setBindGroup(0, d.bindGroup);
-    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1]);
+    if (d.copies?.length && runs.at(-1)!.length > 0) runs.push([]);
+    runs.at(-1)!.push(d);
   }
+  return runs;
+}
+
+/** Encodes `copy`: whole rows of the texture, then the texels of a last partial row. */
+function copyTexels(encoder: GPUCommandEncoder, { source, texture }: TexelCopy): void {
+  const texels = source.size / 16, rowBytes = texture.width * 16;
+  const rows = Math.floor(texels / texture.width), rest = texels % texture.width;
+  const from = (row: number) => ({
+    buffer: source.buffer,
+    offset: source.offset + row * rowBytes,
+    bytesPerRow: rowBytes,
+  });
+  if (rows > 0) encoder.copyBufferToTexture(from(0), { texture }, [texture.width, rows]);
+  if (rest > 0) encoder.copyBufferToTexture(from(rows), { texture, origin: [0, rows] }, [rest, 1]);
 }
 
 /**

@@ -111,10 +111,9 @@ fn tapOfB(tap: u32, n: u32) -> vec2u { // the tap's first output quad, and the s
 }`;
 
 // A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): row c
-// of A is input channel c of the group, column n image n, k output channel o of the launch.
+// of A is input channel c of the group, column n image n, k output channel o of the launch. The
+// vector buffers dy (binding 0) and w (binding 1) are read by dy4 and w4.
 const DENSE_WGSL = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<vec4f>;
-@group(0) @binding(1) var<storage, read> w: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> launch: Launch;
 ${LAUNCH_WGSL}
@@ -122,8 +121,8 @@ ${LAUNCH_WGSL}
 fn gemmRows() -> u32 { return launch.cg; }
 fn gemmCols() -> u32 { return launch.batch; }
 fn gemmDepth() -> u32 { return launch.oCount; }
-fn loadA4m(c4: u32, o: u32) -> vec4f { return w[(launch.wOffset + o * launch.cg) / 4u + c4]; }
-fn loadB4(o4: u32, n: u32) -> vec4f { return dy[(n * launch.cout + launch.oBase) / 4u + o4]; }
+fn loadA4m(c4: u32, o: u32) -> vec4f { return w4((launch.wOffset + o * launch.cg) / 4u + c4); }
+fn loadB4(o4: u32, n: u32) -> vec4f { return dy4((n * launch.cout + launch.oBase) / 4u + o4); }
 fn storeC(c: u32, n: u32, v: f32) {
   let i = n * launch.cin + launch.cBase + c;
   var sum = v;
@@ -229,6 +228,7 @@ export function conv2dBackwardInput(
       ? tapsToGather(g.kernelH * g.kernelW, Math.min(...slices.map((s) => s.oCount)) / 4)
       : undefined,
     vectors: { vectorK: vectors, vectorM: vectors },
+    vectorBuffers: vectors ? { dy: 0, w: 1 } : undefined,
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

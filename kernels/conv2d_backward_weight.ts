@@ -112,10 +112,9 @@ fn tapOfB(p: u32, k: u32) -> vec2u { // the pixel's first image quad, and the st
 
 // A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): the
 // depth is the batch, row m output channel oBase + m, column k input channel k of the group (the
-// quad past the last, cg / 4, is the bias's ones).
+// quad past the last, cg / 4, is the bias's ones). The vector buffers x (binding 0) and dy
+// (binding 1) are read by x4 and dy4.
 const DENSE_WGSL = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<vec4f>;
-@group(0) @binding(1) var<storage, read> dy: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(4) var<uniform> launch: Launch;
@@ -124,10 +123,10 @@ ${LAUNCH_WGSL}
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return launch.cg + 1u; } // the last column is the bias
 fn gemmDepth() -> u32 { return launch.batch; }
-fn loadA4m(m4: u32, b: u32) -> vec4f { return dy[(b * launch.cout + launch.oBase) / 4u + m4]; }
+fn loadA4m(m4: u32, b: u32) -> vec4f { return dy4((b * launch.cout + launch.oBase) / 4u + m4); }
 fn loadB4n(b: u32, k4: u32) -> vec4f {
   if (4u * k4 == launch.cg) { return vec4f(1.0); } // a product, not a division, per load
-  return x[(b * launch.cin + launch.cBase) / 4u + k4];
+  return x4((b * launch.cin + launch.cBase) / 4u + k4);
 }
 fn storeC(m: u32, k: u32, value: f32) {
   let add = launch.accumulate != 0u; // uniform: a launch that overwrites reads nothing
@@ -239,6 +238,7 @@ export function conv2dBackwardWeight(
     gatherB: read === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
     gatherTaps: read === "gathered" ? tapsToGather(oh * ow, Math.ceil(args.batch / 4)) : undefined,
     vectors: { vectorM: vectors, vectorN: vectors },
+    vectorBuffers: vectors ? { x: 0, dy: 1 } : undefined,
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

@@ -105,12 +105,11 @@ fn storeC(m: u32, n: u32, value: f32) {
 
 /**
  * A dense layer's operands (`vectors`), its sizes and ReLU read from the launch's uniform so that
- * one pipeline serves every dense layer: column n is image n, k its channel in the group.
+ * one pipeline serves every dense layer: column n is image n, k its channel in the group. The
+ * input x (binding 0) and weights w (binding 1) are vector buffers, read by `x4` and `w4`.
  */
 function denseForwardWgsl(): string {
   return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<vec4f>;
-@group(0) @binding(1) var<storage, read> w: array<vec4f>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> launch: Launch;
@@ -119,8 +118,8 @@ ${LAUNCH_WGSL}
 fn gemmRows() -> u32 { return launch.oCount; }
 fn gemmCols() -> u32 { return launch.batch; }
 fn gemmDepth() -> u32 { return launch.cg; }
-fn loadA4(m: u32, k4: u32) -> vec4f { return w[(launch.wOffset + m * launch.cg) / 4u + k4]; }
-fn loadB4(k4: u32, n: u32) -> vec4f { return x[(n * launch.cin + launch.cBase) / 4u + k4]; }
+fn loadA4(m: u32, k4: u32) -> vec4f { return w4((launch.wOffset + m * launch.cg) / 4u + k4); }
+fn loadB4(k4: u32, n: u32) -> vec4f { return x4((n * launch.cin + launch.cBase) / 4u + k4); }
 fn storeC(m: u32, n: u32, value: f32) {
   let o = launch.oBase + m;
   let v = value + bias[o];
@@ -263,6 +262,7 @@ export function conv2dForward(
       ? tapsToGather(g.kernelH * g.kernelW, Math.ceil(g.inChannels / g.groups / 4))
       : undefined,
     vectors: { vectorK: vectors },
+    vectorBuffers: vectors ? { x: 0, w: 1 } : undefined,
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
 }

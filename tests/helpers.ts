@@ -277,12 +277,13 @@ export const CONV_CASES: [string, Conv2dGeometry, number, boolean][] = [
  * compile on llvmpipe, so they run on the cases that stress them: packed operands on every
  * geometry whose operands they gather in place (a padded input, groups, stride and padding, a
  * batch padded to whole texels, vec4 loads), the wider blocks across several blocks each way and
- * with vec4 loads.
+ * with vec4 loads, and mirrored operands on the dense layers that read vec4s.
  */
 export function tilingsOf(name: string): [string, GemmTile][] {
   const names: (keyof typeof GEMM_TILES)[] = ["wide", "tall", "flat", "thinBlocks"];
   if (PACKED_CASES.has(name)) names.push("packed", "tallPacked", "thinPacked");
   if (BLOCK_CASES.has(name)) names.push("blocks", "narrowBlocks");
+  if (MIRRORED_CASES.has(name)) names.push("mirrored", "thinMirrored");
   return names.map((n) => [n, GEMM_TILES[n]]);
 }
 
@@ -297,6 +298,12 @@ export const PACKED_CASES: ReadonlySet<string> = new Set([
   "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
   "few outputs summed over many pixels (the weight gradient splits its depth)",
   "many output channels and columns (several tiles each way)",
+]);
+
+/** The cases run with mirrored operands: dense layers read as vectors (see {@linkcode tilingsOf}). */
+export const MIRRORED_CASES: ReadonlySet<string> = new Set([
+  "dense read four channels a load, 72 -> 37, batch 1",
+  "dense in 2 groups of 36 -> 12 channels read four a load, batch 11",
 ]);
 
 /** The cases run with 16 x 16 and 16 x 8 register blocks (see {@linkcode tilingsOf}). */

@@ -1,5 +1,5 @@
 /**
- * The barrier-free GEMM ("registers" and "textures" tilings): each invocation accumulates one
+ * The barrier-free GEMM ("registers", "mirrored" and "textures" tilings): each invocation accumulates one
  * TM x TN block in registers, written out as scalar statements; "textures" reads the operands
  * packed four k to a texel (`pack_wgsl.ts`). The fast strategy on CPU adapters.
  *
@@ -11,7 +11,7 @@ import { PACKED_TEXEL_WGSL } from "./pack_wgsl.ts";
 import type { GemmTile } from "./tiles.ts";
 
 /**
- * The "registers" and "textures" strategies: one TM x TN block per invocation, written out as
+ * The "registers" (and "mirrored") and "textures" strategies: one TM x TN block per invocation, written out as
  * scalar statements (no arrays, no inner loops), so that the compiler keeps it in registers; rows
  * and columns past the edge are clamped for loading and skipped on store, the block a row at a
  * time by a loop (`storeC` inlined TN times, not TM x TN). "registers" reads the operands through
@@ -29,7 +29,7 @@ import type { GemmTile } from "./tiles.ts";
  * ```
  */
 export function blockGemmWgsl(
-  t: Extract<GemmTile, { kind: "registers" | "textures" }>,
+  t: Exclude<GemmTile, { kind: "workgroup" }>,
   variant: GemmVariant = {},
 ): string {
   const { binding = 0, gatheredB = false, vectorK = false, splits = 1 } = variant;

@@ -6,8 +6,9 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import type { BindingKind, Launch, Pipeline, Resource } from "../../gpu/launch.ts";
+import type { BindingKind, Launch, Pipeline, Resource, TexelCopy } from "../../gpu/launch.ts";
 import { enableWgsl, type GemmVariant, gemmWgsl, scalarLoadersWgsl } from "./core.ts";
+import { mirrorCall, mirroredBindings, type VectorBuffers, vectorBuffersWgsl } from "./mirror.ts";
 import { gemmPackWgsl, PACKED_HEIGHT, PACKED_WIDTH } from "./pack_wgsl.ts";
 import { depthSplits, splitReduceWgsl } from "./split_wgsl.ts";
 import { type GemmTile, gemmWorkgroups, registerBlocks } from "./tiles.ts";
@@ -36,7 +37,10 @@ export interface GemmCall {
  * (packed operands only), B is not packed: `gatherB`'s launches, recorded first, write texels to
  * the scratch texture B ({@linkcode gemmScratch}) from which the operands' `tapOfB` gathers it
  * (see `core.ts`); the columns are still taken in chunks, the rows too. With `vectors` the
- * operands define vector loaders (see `GemmVariant`) and the scalar ones are derived from them.
+ * operands define vector loaders (see `GemmVariant`) and the scalar ones are derived from them;
+ * the buffers those read (`vectorBuffers`) are declared here, and with the "mirrored" tiling each
+ * call copies them into the scratch textures first (and reads in place, as register blocks do,
+ * where there are none or one does not fit).
  * On CPU adapters a call with too few register blocks for the cores splits its depth among
  * several invocations per block and adds their partial sums after (`split_wgsl.ts`). The device's precision
  * ({@linkcode Gpu.precision}) decides what the core multiplies.
@@ -63,30 +67,38 @@ export interface GemmCall {
  * ```
  */
 export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
-  const { key, bindings, tile, calls, gatherB, vectors = {} } = args;
+  const { key, tile, calls, gatherB, vectors = {}, vectorBuffers = {} } = args;
   if (gatherB && tile.kind !== "textures") {
     throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
   }
-  const operands = args.operands + scalarLoadersWgsl(vectors);
+  const mirrors = tile.kind === "mirrored" ? mirroredCalls(gpu, args) : undefined;
+  const operands = args.operands + vectorBuffersWgsl(vectorBuffers, mirrors !== undefined) +
+    scalarLoadersWgsl(vectors);
   if (tile.kind === "textures") return recordPacked(gpu, { ...args, operands }, tile);
+  const bindings = mirrors ? mirroredBindings(args.bindings, vectorBuffers) : args.bindings;
   const { precision } = gpu, enable = enableWgsl(precision), n = bindings.length;
   const launch: Launch = { dispatches: [], buffers: [] };
-  for (const c of calls) {
+  for (const [i, c] of calls.entries()) {
+    const { resources = c.resources, copies = [] } = mirrors?.[i] ?? {};
     const steps = vectors.vectorK ? Math.ceil(c.depth / 4) : c.depth;
     const splits = tile.kind === "workgroup"
       ? 1
       : depthSplits(c.rows, c.cols, steps, tile, gpu.family);
     const core = gemmWgsl(tile, { precision, ...vectors, splits, partialBinding: n });
-    const name = `${key}:${Object.values(tile)}${splits > 1 ? `:split${splits}` : ""}`;
+    const fallback = tile.kind === "mirrored" && !mirrors ? ":in place" : "";
+    const name = `${key}:${Object.values(tile)}${fallback}${splits > 1 ? `:split${splits}` : ""}`;
     const kinds: BindingKind[] = [...bindings, ...(splits > 1 ? ["read_write" as const] : [])];
     const pipeline = gpu.pipeline(name, enable + operands + core, kinds);
     if (splits === 1 || tile.kind === "workgroup") {
       launch.dispatches.push(
-        gpu.dispatch(c.label, pipeline, c.resources, gemmWorkgroups(c.rows, c.cols, tile)),
+        gpu.dispatch(c.label, pipeline, resources, gemmWorkgroups(c.rows, c.cols, tile), copies),
       );
       continue;
     }
-    const split = recordSplit(gpu, { ...args, operands }, tile, c, pipeline, splits);
+    const call = { ...c, resources };
+    const recorded = { ...args, operands, bindings };
+    const mirrored = mirrors !== undefined;
+    const split = recordSplit(gpu, recorded, tile, call, { pipeline, splits, copies, mirrored });
     launch.dispatches.push(...split.dispatches);
     launch.buffers.push(...split.buffers);
   }
@@ -94,28 +106,49 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
 }
 
 /**
- * A register-block call whose depth `splits` invocations share: the multiply into a buffer of
- * partial sums (the launch owns it), then their sum through the operands' epilogue.
+ * The calls of a mirrored launch with their copies and resources (see `mirror.ts`); undefined
+ * where there is nothing to mirror or a vector buffer does not fit a scratch texture, so that the
+ * operands are read in place.
+ */
+function mirroredCalls(gpu: Gpu, { calls, vectorBuffers = {} }: GemmArgs) {
+  if (Object.keys(vectorBuffers).length === 0) return undefined;
+  const { textures } = gemmScratch(gpu);
+  const mirrored = calls.map((c) => mirrorCall(c.resources, vectorBuffers, textures));
+  return mirrored.every((m) => m !== undefined) ? mirrored : undefined;
+}
+
+/**
+ * A register-block call whose depth `splits` invocations share: the multiply (after its copies)
+ * into a buffer of partial sums (the launch owns it), then their sum through the operands'
+ * epilogue.
  */
 function recordSplit(
   gpu: Gpu,
   { key, operands, bindings }: GemmArgs,
   tile: Exclude<GemmTile, { kind: "workgroup" }>,
   c: GemmCall,
-  multiply: Pipeline,
-  splits: number,
+  { pipeline, splits, copies, mirrored }: SplitMultiply,
 ): Launch {
   const { partial, groups, sums } = splitScratch(gpu, c.label, c.rows, c.cols, tile, splits);
   const wgsl = enableWgsl(gpu.precision) + operands + splitReduceWgsl(splits, bindings.length);
-  const reduce = gpu.pipeline(`${key}:reduce${splits}`, wgsl, [...bindings, "read"]);
+  const name = `${key}:reduce${splits}${mirrored ? ":mirrored" : ""}`; // the layouts differ
+  const reduce = gpu.pipeline(name, wgsl, [...bindings, "read"]);
   const resources = [...c.resources, partial];
   return {
     dispatches: [
-      gpu.dispatch(`${c.label} split ${splits}`, multiply, resources, groups),
+      gpu.dispatch(`${c.label} split ${splits}`, pipeline, resources, groups, copies),
       gpu.dispatch(`${c.label} sum`, reduce, resources, sums),
     ],
     buffers: [partial],
   };
+}
+
+/** The multiply of a split call: its pipeline, the invocations a block, its copies (mirrored). */
+interface SplitMultiply {
+  pipeline: Pipeline;
+  splits: number;
+  copies: readonly TexelCopy[];
+  mirrored: boolean;
 }
 
 /**
@@ -155,6 +188,11 @@ export interface GemmArgs {
   gatherTaps?: number;
   /** Which vector loaders the operands define instead of scalar ones (see `GemmVariant`). */
   vectors?: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN">;
+  /**
+   * The storage buffers the vector loaders read, which the operands do not declare: they read
+   * vec4 `i` of buffer NAME as `NAME4(i)` (see `mirror.ts`). The "mirrored" tiling needs some.
+   */
+  vectorBuffers?: VectorBuffers;
 }
 
 /** Packed operands: per chunk of rows and columns that fits the scratch, pack A, pack B, multiply. */
@@ -266,12 +304,17 @@ function recordPacked(
  * gpu.destroy();
  * ```
  */
-export function gemmScratch(gpu: Gpu): { a: GPUTextureView; b: GPUTextureView; texels: number } {
+export function gemmScratch(
+  gpu: Gpu,
+): { a: GPUTextureView; b: GPUTextureView; textures: [GPUTexture, GPUTexture]; texels: number } {
   return gpu.keep("gemm scratch", () => {
     const height = Math.min(PACKED_HEIGHT, gpu.limits.maxTextureDimension2D);
-    const view = (operand: string) =>
-      gpu.scratchTexture(PACKED_WIDTH, height, `packed GEMM operand ${operand}`).createView();
-    return { a: view("A"), b: view("B"), texels: PACKED_WIDTH * height };
+    const textures: [GPUTexture, GPUTexture] = [
+      gpu.scratchTexture(PACKED_WIDTH, height, "GEMM operand A, packed or mirrored"),
+      gpu.scratchTexture(PACKED_WIDTH, height, "GEMM operand B, packed or mirrored"),
+    ];
+    const [a, b] = textures.map((t) => t.createView());
+    return { a, b, textures, texels: PACKED_WIDTH * height };
   });
 }
 

@@ -15,11 +15,14 @@
  * - "textures": the same blocks, but the operands are first packed into rgba32float textures,
  *   four consecutive k per texel (A by rows, B by columns), and read with `textureLoad`. llvmpipe
  *   fetches a texel for eight invocations in a few vector instructions, where each storage-buffer
- *   element costs a bounds-checked scalar load per invocation: two to three times faster there.
+ *   element costs a bounds-checked scalar load per invocation: two to three times faster there;
+ * - "mirrored": register blocks whose operands read four elements a load (a dense layer's) from
+ *   textures that hold a copy of their buffers, byte for byte (`mirror.ts`): a texture's reads at
+ *   the price of a memory copy, with no pack kernel. Other GEMMs read in place, as "registers".
  */
 export type GemmTile =
   | { kind: "workgroup"; bm: number; bn: number; bk: number; tm: number; tn: number }
-  | { kind: "registers" | "textures"; tm: number; tn: number; threads: number };
+  | { kind: "registers" | "textures" | "mirrored"; tm: number; tn: number; threads: number };
 
 /**
  * Which tilings suit an adapter: a GPU (workgroup tiles), Mesa's llvmpipe (large register blocks
@@ -48,6 +51,8 @@ export const GEMM_TILES = {
   packed: { kind: "textures", tm: 16, tn: 16, threads: 64 },
   tallPacked: { kind: "textures", tm: 32, tn: 16, threads: 64 },
   thinPacked: { kind: "textures", tm: 16, tn: 4, threads: 64 },
+  mirrored: { kind: "mirrored", tm: 16, tn: 16, threads: 64 },
+  thinMirrored: { kind: "mirrored", tm: 16, tn: 4, threads: 64 },
 } as const satisfies Record<string, GemmTile>;
 
 /**
@@ -58,7 +63,7 @@ export const GEMM_TILES = {
  * @example
  * ```ts
  * import { GEMM_CANDIDATES } from "./tiles.ts";
- * console.log(GEMM_CANDIDATES.llvmpipe.length); // 5
+ * console.log(GEMM_CANDIDATES.llvmpipe.length); // 7
  * ```
  */
 export const GEMM_CANDIDATES: Readonly<Record<TileFamily, readonly GemmTile[]>> = {
@@ -68,6 +73,8 @@ export const GEMM_CANDIDATES: Readonly<Record<TileFamily, readonly GemmTile[]>> 
     GEMM_TILES.blocks,
     GEMM_TILES.narrowBlocks,
     GEMM_TILES.thinBlocks,
+    GEMM_TILES.mirrored,
+    GEMM_TILES.thinMirrored,
   ],
   swiftshader: [GEMM_TILES.thinPacked, GEMM_TILES.thinBlocks],
   gpu: [GEMM_TILES.wide, GEMM_TILES.tall, GEMM_TILES.flat],
@@ -132,10 +139,10 @@ export function candidateTiles(family: TileFamily, limits: TileLimits): readonly
  * does). On CPU adapters: packed operands for GEMMs of at least 2^25 multiply-adds that reuse each
  * packed element at least 24 times (32-row blocks where the rows are a multiple of 32, else 16),
  * register blocks below (packing pays for its two passes and its kernels' compile time only
- * there) and where the operands load four elements at a time (`vectors`: as fast as texels,
- * nothing to pack);
- * on llvmpipe, narrow register blocks for eight columns or fewer and thin ones for four or fewer
- * (dense layers at small batches); on SwiftShader, four columns always. On GPUs, wide workgroup
+ * there); on llvmpipe, mirrored operands where the operands load four elements at a time
+ * (`vectors`: a dense layer's), four columns a block for eight columns or fewer (small batches),
+ * and narrow register blocks for eight columns or fewer and thin ones for four or fewer; on
+ * SwiftShader, four columns always, and register blocks for vectors (nothing to pack). On GPUs, wide workgroup
  * tiles by default, tall narrow ones when there are few columns (dense layers at small batch,
  * where the columns are the batch) and flat ones when there are few rows.
  *
@@ -144,6 +151,7 @@ export function candidateTiles(family: TileFamily, limits: TileLimits): readonly
  * import { chooseTile } from "./tiles.ts";
  * console.log(chooseTile(96, 3025, 363, "gpu").kind); // "workgroup"
  * console.log(chooseTile(96, 3025, 363, "llvmpipe").kind); // "textures"
+ * console.log(chooseTile(4096, 32, 9216, "llvmpipe", true).kind); // "mirrored"
  * ```
  */
 export function chooseTile(
@@ -171,6 +179,7 @@ function preferredTile(
   const large = rows * cols * depth >= 2 ** 25 && rows * cols >= 24 * (rows + cols) && !vectors;
   if (family === "swiftshader") return large ? GEMM_TILES.thinPacked : GEMM_TILES.thinBlocks;
   if (family === "llvmpipe") {
+    if (vectors) return cols <= 8 ? GEMM_TILES.thinMirrored : GEMM_TILES.mirrored;
     if (cols <= 8) return cols <= 4 ? GEMM_TILES.thinBlocks : GEMM_TILES.narrowBlocks;
     // Packed blocks of 32 rows where the rows are whole blocks of them (x1.1-1.2 over 16 rows).
     if (large) return rows % 32 === 0 ? GEMM_TILES.tallPacked : GEMM_TILES.packed;
@@ -224,7 +233,9 @@ export function isTile(t: unknown): t is GemmTile {
   const v = t as Record<string, unknown>;
   const whole = (...keys: string[]) =>
     keys.every((k) => Number.isInteger(v[k]) && (v[k] as number) > 0);
-  if (v.kind === "registers" || v.kind === "textures") return whole("tm", "tn", "threads");
+  if (v.kind === "registers" || v.kind === "textures" || v.kind === "mirrored") {
+    return whole("tm", "tn", "threads");
+  }
   return v.kind === "workgroup" && whole("bm", "bn", "bk", "tm", "tn") &&
     (v.bm as number) % (v.tm as number) === 0 && (v.bn as number) % (v.tn as number) === 0;
 }

@@ -170,7 +170,7 @@ function tunedTile(gpu: Gpu, tuning: Tuning | undefined, problem: string): GemmT
 
 /**
  * Times every candidate tiling of one GEMM problem (GPU time where the adapter has timestamp
- * queries) and records the fastest in `tuning`. `build` records the launch with a given tiling;
+ * queries; not mirrored operands where nothing is mirrored) and records the fastest in `tuning`. `build` records the launch with a given tiling;
  * its `problem` names what is tuned. A problem `tuning` already has a choice for is not measured.
  *
  * @example
@@ -195,6 +195,8 @@ export async function autotuneGemm(
     try {
       const known = tunedTile(gpu, tuning, launch.problem);
       if (known) return { problem: launch.problem, tile: known, ms: null };
+      // Mirroring nothing, the launch is the register blocks': timed as those.
+      if (tile.kind === "mirrored" && !launch.dispatches.some((d) => d.copies)) continue;
       const ms = await timeLaunch(gpu, launch);
       if (!best || ms < best.ms!) best = { problem: launch.problem, tile, ms };
     } finally {

@@ -25,13 +25,16 @@ function examples(n: number) {
   return { input, labels: Int32Array.from({ length: n }, () => Math.floor(next() * 16)) };
 }
 
-Deno.test("chooseTile: packed operands for large GEMMs on a CPU adapter, thin blocks for few columns", () => {
+Deno.test("chooseTile: packed operands for large GEMMs on a CPU adapter, mirrored ones for dense layers", () => {
   strictEqual(chooseTile(96, 3025 * 8, 363, "llvmpipe"), GEMM_TILES.tallPacked); // conv1, batch 8
   strictEqual(chooseTile(48, 729 * 8, 2400, "llvmpipe"), GEMM_TILES.packed); // conv2's dx, batch 8
   strictEqual(chooseTile(96, 300, 363, "llvmpipe"), GEMM_TILES.blocks);
   strictEqual(chooseTile(64, 26, 100352, "llvmpipe"), GEMM_TILES.blocks); // little reuse to pack for
-  strictEqual(chooseTile(4096, 8, 9216, "llvmpipe", true), GEMM_TILES.narrowBlocks); // fc6, batch 8
-  strictEqual(chooseTile(4096, 1, 9216, "llvmpipe", true), GEMM_TILES.thinBlocks);
+  strictEqual(chooseTile(4096, 8, 9216, "llvmpipe", true), GEMM_TILES.thinMirrored); // fc6, batch 8
+  strictEqual(chooseTile(4096, 32, 9216, "llvmpipe", true), GEMM_TILES.mirrored);
+  strictEqual(chooseTile(64, 8, 100, "llvmpipe"), GEMM_TILES.narrowBlocks);
+  strictEqual(chooseTile(64, 3, 100, "llvmpipe"), GEMM_TILES.thinBlocks);
+  strictEqual(chooseTile(4096, 8, 9216, "swiftshader", true), GEMM_TILES.thinBlocks);
   strictEqual(chooseTile(4096, 8, 9216, "gpu"), GEMM_TILES.tall);
   strictEqual(chooseTile(8, 3025, 363, "gpu"), GEMM_TILES.flat);
   // SwiftShader: four columns a block whatever the shape (wider ones compile for minutes).

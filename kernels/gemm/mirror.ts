@@ -1,0 +1,97 @@
+/**
+ * Vector buffers and their mirrors. A GEMM's operands that read four elements a load (a dense
+ * layer's input, weights and output gradient) name the storage buffers they read, and read them
+ * through `fn NAME4(i: u32) -> vec4f`, vec4 `i` of the buffer, which this module declares. With the
+ * "mirrored" tiling each such buffer is first copied byte for byte into a scratch texture, and
+ * `NAME4` reads texel `i` of the copy: llvmpipe reads texels several times faster than storage
+ * buffers, and a copy moves memory several times faster than a kernel (docs/performance.md).
+ *
+ * @module
+ */
+import type { BindingKind, Resource, TexelCopy } from "../../gpu/launch.ts";
+import { PACKED_TEXEL_WGSL } from "./pack_wgsl.ts";
+
+/** The storage buffers an operand reads as vec4s: by name, the index of its binding. */
+export type VectorBuffers = Readonly<Record<string, number>>;
+
+/**
+ * The WGSL that declares `buffers` and their readers `NAME4(i)`: read in place as arrays of vec4,
+ * or where `mirrored`, from textures laid out as the scratch textures are (`packedTexel`).
+ *
+ * @example
+ * ```ts
+ * import { vectorBuffersWgsl } from "./mirror.ts";
+ * console.log(vectorBuffersWgsl({ w: 1 }, false).includes("fn w4(i: u32) -> vec4f { return w[i]; }")); // true
+ * console.log(vectorBuffersWgsl({ w: 1 }, true).includes("textureLoad(w, packedTexel(i), 0)")); // true
+ * ```
+ */
+export function vectorBuffersWgsl(buffers: VectorBuffers, mirrored: boolean): string {
+  const entries = Object.entries(buffers);
+  if (entries.length === 0) return "";
+  return (mirrored ? PACKED_TEXEL_WGSL : "") + entries.map(([name, binding]) =>
+    mirrored
+      ? `
+@group(0) @binding(${binding}) var ${name}: texture_2d<f32>; // a mirror of the buffer
+fn ${name}4(i: u32) -> vec4f { return textureLoad(${name}, packedTexel(i), 0); }`
+      : `
+@group(0) @binding(${binding}) var<storage, read> ${name}: array<vec4f>;
+fn ${name}4(i: u32) -> vec4f { return ${name}[i]; }`
+  ).join("") + "\n";
+}
+
+/**
+ * The binding kinds of a mirrored launch: `bindings` with `buffers`' turned into textures.
+ *
+ * @example
+ * ```ts
+ * import { mirroredBindings } from "./mirror.ts";
+ * console.log(mirroredBindings(["read", "read", "uniform"], { x: 0 })); // ["texture", "read", "uniform"]
+ * ```
+ */
+export function mirroredBindings(
+  bindings: readonly BindingKind[],
+  buffers: VectorBuffers,
+): BindingKind[] {
+  const mirrored = new Set(Object.values(buffers));
+  return bindings.map((kind, i) => mirrored.has(i) ? "texture" : kind);
+}
+
+/**
+ * The copies that mirror `buffers` among a call's `resources` into `textures` (the first buffer,
+ * by binding, into the first texture), and the resources with the textures' views in their place;
+ * undefined where a buffer's slice is not whole texels or is larger than its texture.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../../gpu/device.ts";
+ * import { mirrorCall } from "./mirror.ts";
+ * const gpu = await Gpu.create();
+ * const texture = gpu.scratchTexture(4, 2, "mirror");
+ * const w = gpu.buffer(64, "w"), y = gpu.buffer(16, "y");
+ * const call = mirrorCall([w, y], { w: 0 }, [texture]);
+ * console.log(call?.copies[0].source.size, call?.resources[1] === y); // 64 true
+ * console.log(mirrorCall([w, y], { w: 0 }, [gpu.scratchTexture(1, 2, "small")])); // undefined
+ * gpu.destroy();
+ * ```
+ */
+export function mirrorCall(
+  resources: readonly Resource[],
+  buffers: VectorBuffers,
+  textures: readonly GPUTexture[],
+): { copies: TexelCopy[]; resources: Resource[] } | undefined {
+  const bindings = Object.values(buffers).sort((a, b) => a - b);
+  if (bindings.length > textures.length) return undefined;
+  const copies: TexelCopy[] = [], mirrored = [...resources];
+  for (const [i, binding] of bindings.entries()) {
+    const resource = resources[binding], texture = textures[i];
+    const slice = resource instanceof GPUBuffer ? { buffer: resource } : resource;
+    if (!("buffer" in slice)) return undefined;
+    const offset = slice.offset ?? 0, size = slice.size ?? slice.buffer.size - offset;
+    if (offset % 16 !== 0 || size % 16 !== 0 || size / 16 > texture.width * texture.height) {
+      return undefined;
+    }
+    copies.push({ source: { buffer: slice.buffer, offset, size }, texture });
+    mirrored[binding] = texture.createView();
+  }
+  return { copies, resources: mirrored };
+}
