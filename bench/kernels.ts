@@ -7,12 +7,13 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import type { Launch } from "../gpu/launch.ts";
+import { joinLaunches, type Launch } from "../gpu/launch.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
 import { reluBackward } from "../kernels/relu_backward.ts";
+import { sgdUpdate } from "../kernels/sgd_update.ts";
 import { softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
 import { candidateTiles, type GemmTile } from "../kernels/gemm/tiles.ts";
 import { buildLayers, microBatchLimit } from "../layers/build.ts";
@@ -168,7 +169,25 @@ function multiplyCases(
     const launch = reluBackward(gpu, { y, dy, count: dy.size });
     cases.push({ layer: layer.name, kernel: "relu_backward", variant: "", launch, flops: null });
   }
+  cases.push({
+    layer: layer.name,
+    kernel: "sgd_update",
+    variant: "",
+    launch: update(),
+    flops: null,
+  });
   return cases;
+
+  // The step's update of the weight and bias; a zero learning rate and momentum leave them as they are.
+  function update(): Launch {
+    const hyper = gpu.buffer(16, "bench hyper", GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const launches = [[weight, dWeight], [bias, dBias]].map(([parameter, gradient]) => {
+      const velocity = own(Tensor.zeros(gpu, parameter.shape));
+      return sgdUpdate(gpu, { weight: parameter, velocity, gradient, hyper });
+    });
+    const joined = joinLaunches(launches);
+    return { dispatches: joined.dispatches, buffers: [...joined.buffers, hyper] };
+  }
 }
 
 /**

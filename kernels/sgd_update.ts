@@ -1,10 +1,11 @@
 /**
  * The paper's update rule (section 5), on the device:
  *   v <- momentum * v - weightDecay * lr * w - lr * grad,   w <- w + v
- * Tensors larger than one storage binding (fc6's weight) are updated in slices, one launch each.
+ * Tensors larger than one storage binding (fc6's weight) are updated in slices, one launch each,
+ * four elements an invocation where a slice holds whole quads.
  *
  * Reference test: tests/kernels/elementwise_test.ts; timed by
- * the whole-network figures of `deno task bench`.
+ * `deno task bench:kernels --kernel sgd_update` (each layer's weight and bias).
  *
  * @module
  */
@@ -14,12 +15,22 @@ import type { Tensor } from "../gpu/tensor.ts";
 
 const WORKGROUP = 256;
 
-/** WGSL of the update; one invocation per element. */
-export const SGD_UPDATE_WGSL = /* wgsl */ `
+/**
+ * WGSL of the update on elements of type `element`: floats, or vec4s four floats at a time (a
+ * storage-buffer load costs llvmpipe per load, not per byte). One invocation per element.
+ *
+ * @example
+ * ```ts
+ * import { sgdUpdateWgsl } from "./sgd_update.ts";
+ * console.log(sgdUpdateWgsl("vec4f").includes("array<vec4f>")); // true
+ * ```
+ */
+export function sgdUpdateWgsl(element: "f32" | "vec4f"): string {
+  return /* wgsl */ `
 struct Hyper { lr: f32, momentum: f32, weightDecay: f32 }
-@group(0) @binding(0) var<storage, read_write> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> v: array<f32>;
-@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(0) var<storage, read_write> w: array<${element}>;
+@group(0) @binding(1) var<storage, read_write> v: array<${element}>;
+@group(0) @binding(2) var<storage, read> g: array<${element}>;
 @group(0) @binding(3) var<uniform> hyper: Hyper;
 @group(0) @binding(4) var<uniform> count: vec4u; // x: elements in the launch
 ${WORKGROUP_INDEX_WGSL}
@@ -29,10 +40,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
-  let velocity = hyper.momentum * v[i] - hyper.weightDecay * hyper.lr * w[i] - hyper.lr * g[i];
+  let weight = w[i];
+  let velocity = hyper.momentum * v[i] - hyper.weightDecay * hyper.lr * weight - hyper.lr * g[i];
   v[i] = velocity;
-  w[i] = w[i] + velocity;
+  w[i] = weight + velocity;
 }`;
+}
 
 /**
  * Records the update of `weight` with its `velocity` and `gradient` (same shapes), reading
@@ -57,13 +70,9 @@ export function sgdUpdate(
   gpu: Gpu,
   args: { weight: Tensor; velocity: Tensor; gradient: Tensor; hyper: GPUBuffer },
 ): Launch {
-  const pipeline = gpu.pipeline("sgd_update", SGD_UPDATE_WGSL, [
-    "read_write",
-    "read_write",
-    "read",
-    "uniform",
-    "uniform",
-  ]);
+  const kinds = ["read_write", "read_write", "read", "uniform", "uniform"] as const;
+  const floats = gpu.pipeline("sgd_update", sgdUpdateWgsl("f32"), kinds);
+  const quads = gpu.pipeline("sgd_update:vec4", sgdUpdateWgsl("vec4f"), kinds);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   const slice = Math.floor(gpu.limits.maxStorageBufferBindingSize / align) * align / 4; // elements
   const launches: Launch[] = [];
@@ -71,8 +80,12 @@ export function sgdUpdate(
     const count = Math.min(slice, args.weight.size - first);
     const bind = (t: Tensor) => ({ buffer: t.buffer, offset: first * 4, size: count * 4 });
     const resources = [bind(args.weight), bind(args.velocity), bind(args.gradient), args.hyper];
+    const label = `sgd_update ${first}+${count}`;
+    // Slices start on whole quads (the offset alignment is a multiple of 16 bytes).
     launches.push(
-      gpu.perElement(`sgd_update ${first}+${count}`, pipeline, resources, count, WORKGROUP),
+      count % 4 === 0
+        ? gpu.perElement(label, quads, resources, count / 4, WORKGROUP)
+        : gpu.perElement(label, floats, resources, count, WORKGROUP),
     );
   }
   return joinLaunches(launches);

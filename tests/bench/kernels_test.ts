@@ -19,10 +19,12 @@ Deno.test("benchKernels times each kernel of the layers asked for, GEMMs in ever
     deepStrictEqual(
       [
         count("conv2", "relu_backward"),
+        count("conv2", "sgd_update"),
         count("lrn1", "lrn_forward"),
         count("lrn1", "lrn_backward"),
+        count("lrn1", "sgd_update"),
       ],
-      [1, 1, 1],
+      [1, 1, 1, 1, 0],
     );
     // pool1 and lrn1 run as one kernel each way, as training runs them; their own kernels alone.
     deepStrictEqual(

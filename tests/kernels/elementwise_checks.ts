@@ -406,7 +406,9 @@ check(
         g = Tensor.from(gpu, [n], g0);
       const hyper = gpu.buffer(16, "hyper", GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
       const update = sgdUpdate(gpu, { weight: w, velocity: v, gradient: g, hyper });
-      assert(update.dispatches.length === 3);
+      // 64 and 64 elements four at a time, then the last 22 one at a time.
+      const keys = update.dispatches.map((d) => d.pipeline.key);
+      assert(keys.join() === "sgd_update:vec4,sgd_update:vec4,sgd_update", keys.join());
       const [lr, momentum, decay] = [0.01, 0.9, 5e-4];
       const wr = Float64Array.from(w0), vr = new Float64Array(n);
       for (let step = 0; step < 3; step++) {
