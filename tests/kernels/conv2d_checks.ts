@@ -105,7 +105,9 @@ export async function checkConvolution(
     close(await dWeight.read(), want.dw, bounds.dw, what("dw"));
     close(await dBias.read(), want.db, bounds.db, what("db"));
     gpu.run(weights(true).dispatches); // a second micro-batch adds to the first's gradients
-    close(await dBias.read(), want.db.map((v) => 2 * v), bounds.db, what("2 db"));
+    const twice = (v: Values) => Float64Array.from(v, (e) => 2 * e);
+    close(await dBias.read(), twice(want.db), twice(bounds.db), what("2 db"));
+    close(await dWeight.read(), twice(want.dw), twice(bounds.dw), what("2 dw"));
     for (const t of [y, dx, dWeight, dBias]) t.destroy();
   }
   for (const t of [x, weight, bias, dy]) t.destroy();
