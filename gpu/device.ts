@@ -299,7 +299,8 @@ export class Gpu {
   /**
    * Allocates a `width` x `height` rgba32float texture that kernels write as a storage texture (or
    * copies fill) and read with `textureLoad`: scratch space a kernel keeps for the device's
-   * lifetime (the GEMM core's packed or mirrored operands). It is freed with the device and not counted in {@linkcode Gpu.live}.
+   * lifetime (the GEMM core's packed or mirrored operands). It is freed with the device and not
+   * counted in {@linkcode Gpu.live}.
    *
    * @example
    * ```ts

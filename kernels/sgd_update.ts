@@ -71,8 +71,9 @@ export function sgdUpdate(
   args: { weight: Tensor; velocity: Tensor; gradient: Tensor; hyper: GPUBuffer },
 ): Launch {
   const kinds = ["read_write", "read_write", "read", "uniform", "uniform"] as const;
-  const floats = gpu.pipeline("sgd_update", sgdUpdateWgsl("f32"), kinds);
-  const quads = gpu.pipeline("sgd_update:vec4", sgdUpdateWgsl("vec4f"), kinds);
+  // Compiled where a slice needs it: most networks never need the float kernel.
+  const floats = () => gpu.pipeline("sgd_update", sgdUpdateWgsl("f32"), kinds);
+  const quads = () => gpu.pipeline("sgd_update:vec4", sgdUpdateWgsl("vec4f"), kinds);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   const slice = Math.floor(gpu.limits.maxStorageBufferBindingSize / align) * align / 4; // elements
   const launches: Launch[] = [];
@@ -84,8 +85,8 @@ export function sgdUpdate(
     // Slices start on whole quads (the offset alignment is a multiple of 16 bytes).
     launches.push(
       count % 4 === 0
-        ? gpu.perElement(label, quads, resources, count / 4, WORKGROUP)
-        : gpu.perElement(label, floats, resources, count, WORKGROUP),
+        ? gpu.perElement(label, quads(), resources, count / 4, WORKGROUP)
+        : gpu.perElement(label, floats(), resources, count, WORKGROUP),
     );
   }
   return joinLaunches(launches);

@@ -57,33 +57,36 @@ export function mirroredBindings(
 }
 
 /**
- * The copies that mirror `buffers` among a call's `resources` into `textures` (the first buffer,
- * by binding, into the first texture), and the resources with the textures' views in their place;
- * undefined where a buffer's slice is not whole texels or is larger than its texture.
+ * The copies that mirror `buffers` among a call's `resources` into the textures of `targets` (the
+ * first buffer, by binding, into the first), and the resources with the targets' views in their
+ * place; undefined where a buffer's slice is not whole texels or is larger than its texture.
  *
  * @example
  * ```ts
  * import { Gpu } from "../../gpu/device.ts";
  * import { mirrorCall } from "./mirror.ts";
  * const gpu = await Gpu.create();
- * const texture = gpu.scratchTexture(4, 2, "mirror");
+ * const target = (width: number) => {
+ *   const texture = gpu.scratchTexture(width, 2, "mirror");
+ *   return { texture, view: texture.createView() };
+ * };
  * const w = gpu.buffer(64, "w"), y = gpu.buffer(16, "y");
- * const call = mirrorCall([w, y], { w: 0 }, [texture]);
+ * const call = mirrorCall([w, y], { w: 0 }, [target(4)]);
  * console.log(call?.copies[0].source.size, call?.resources[1] === y); // 64 true
- * console.log(mirrorCall([w, y], { w: 0 }, [gpu.scratchTexture(1, 2, "small")])); // undefined
+ * console.log(mirrorCall([w, y], { w: 0 }, [target(1)])); // undefined
  * gpu.destroy();
  * ```
  */
 export function mirrorCall(
   resources: readonly Resource[],
   buffers: VectorBuffers,
-  textures: readonly GPUTexture[],
+  targets: readonly { texture: GPUTexture; view: GPUTextureView }[],
 ): { copies: TexelCopy[]; resources: Resource[] } | undefined {
   const bindings = Object.values(buffers).sort((a, b) => a - b);
-  if (bindings.length > textures.length) return undefined;
+  if (bindings.length > targets.length) return undefined;
   const copies: TexelCopy[] = [], mirrored = [...resources];
   for (const [i, binding] of bindings.entries()) {
-    const resource = resources[binding], texture = textures[i];
+    const resource = resources[binding], { texture, view } = targets[i];
     const slice = resource instanceof GPUBuffer ? { buffer: resource } : resource;
     if (!("buffer" in slice)) return undefined;
     const offset = slice.offset ?? 0, size = slice.size ?? slice.buffer.size - offset;
@@ -91,7 +94,7 @@ export function mirrorCall(
       return undefined;
     }
     copies.push({ source: { buffer: slice.buffer, offset, size }, texture });
-    mirrored[binding] = texture.createView();
+    mirrored[binding] = view;
   }
   return { copies, resources: mirrored };
 }

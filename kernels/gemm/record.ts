@@ -67,13 +67,17 @@ export interface GemmCall {
  * ```
  */
 export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
-  const { key, tile, calls, gatherB, vectors = {}, vectorBuffers = {} } = args;
-  if (gatherB && tile.kind !== "textures") {
+  const { key, calls, gatherB, vectors = {}, vectorBuffers = {} } = args;
+  if (gatherB && args.tile.kind !== "textures") {
     throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
   }
-  const mirrors = tile.kind === "mirrored" ? mirroredCalls(gpu, args) : undefined;
+  const mirrors = args.tile.kind === "mirrored" ? mirroredCalls(gpu, args) : undefined;
   const operands = args.operands + vectorBuffersWgsl(vectorBuffers, mirrors !== undefined) +
     scalarLoadersWgsl(vectors);
+  // Mirroring nothing, a mirrored tiling runs (and names its kernels) as the register blocks.
+  const tile: GemmTile = args.tile.kind === "mirrored" && !mirrors
+    ? { ...args.tile, kind: "registers" }
+    : args.tile;
   if (tile.kind === "textures") return recordPacked(gpu, { ...args, operands }, tile);
   const bindings = mirrors ? mirroredBindings(args.bindings, vectorBuffers) : args.bindings;
   const { precision } = gpu, enable = enableWgsl(precision), n = bindings.length;
@@ -85,8 +89,7 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
       ? 1
       : depthSplits(c.rows, c.cols, steps, tile, gpu.family);
     const core = gemmWgsl(tile, { precision, ...vectors, splits, partialBinding: n });
-    const fallback = tile.kind === "mirrored" && !mirrors ? ":in place" : "";
-    const name = `${key}:${Object.values(tile)}${fallback}${splits > 1 ? `:split${splits}` : ""}`;
+    const name = `${key}:${Object.values(tile)}${splits > 1 ? `:split${splits}` : ""}`;
     const kinds: BindingKind[] = [...bindings, ...(splits > 1 ? ["read_write" as const] : [])];
     const pipeline = gpu.pipeline(name, enable + operands + core, kinds);
     if (splits === 1 || tile.kind === "workgroup") {
@@ -112,8 +115,9 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
  */
 function mirroredCalls(gpu: Gpu, { calls, vectorBuffers = {} }: GemmArgs) {
   if (Object.keys(vectorBuffers).length === 0) return undefined;
-  const { textures } = gemmScratch(gpu);
-  const mirrored = calls.map((c) => mirrorCall(c.resources, vectorBuffers, textures));
+  const { a, b, textures: [ta, tb] } = gemmScratch(gpu);
+  const targets = [{ texture: ta, view: a }, { texture: tb, view: b }];
+  const mirrored = calls.map((c) => mirrorCall(c.resources, vectorBuffers, targets));
   return mirrored.every((m) => m !== undefined) ? mirrored : undefined;
 }
 

@@ -170,8 +170,8 @@ function tunedTile(gpu: Gpu, tuning: Tuning | undefined, problem: string): GemmT
 
 /**
  * Times every candidate tiling of one GEMM problem (GPU time where the adapter has timestamp
- * queries; not mirrored operands where nothing is mirrored) and records the fastest in `tuning`. `build` records the launch with a given tiling;
- * its `problem` names what is tuned. A problem `tuning` already has a choice for is not measured.
+ * queries; not mirrored operands where nothing is mirrored) and records the fastest in `tuning`.
+ * `build` records the launch with a given tiling; its `problem` names what is tuned. A problem `tuning` already has a choice for is not measured.
  *
  * @example
  * ```ts ignore
