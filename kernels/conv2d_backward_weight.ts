@@ -1,8 +1,8 @@
 /**
  * The convolution's weight and bias gradients as one implicit GEMM on the shared core: per
  * group, dW[o, k] = sum over (b, p) of dY[b, o, p] * X'[k, (b, p)], with the bias as the weight
- * of an extra im2col row of ones, so dBias[o] = sum of dY[b, o, p] comes out of the same tiles.
- * A fused ReLU's mask is applied to dY beforehand (kernels/relu_backward.ts).
+ * of an extra im2col row of ones, so dBias[o] = sum of dY[b, o, p] comes out of the same tiles
+ * (a dense layer's bias is summed apart: kernels/bias_backward.ts). A fused ReLU's mask is applied to dY beforehand (kernels/relu_backward.ts).
  * With `accumulate`, gradients add to what is there (micro-batches of one batch).
  *
  * Reference test: tests/kernels/conv2d_test.ts; timed by
@@ -11,7 +11,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import type { Launch } from "../gpu/launch.ts";
+import { type Launch, NO_LAUNCH } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import {
   conv2dConstantsWgsl,
@@ -28,6 +28,7 @@ import type { GemmTile } from "./gemm/tiles.ts";
 import { tileFor, type Tuning } from "./gemm/tuning.ts";
 import { readsVectorGradients } from "./conv2d_backward_input.ts";
 import { canGather, packTransposed, tapsToGather } from "./pack_transposed.ts";
+import { biasBackward } from "./bias_backward.ts";
 
 /**
  * How the weight gradient reads its operands: "elements", the output gradient and the im2col
@@ -42,7 +43,9 @@ export type BackwardWeightRead = "elements" | "gathered" | "vectors";
 
 /**
  * The WGSL of the weight and bias gradient's operands for the GEMM core: bindings, sizes, loaders
- * and the epilogue (the bias is one more column of B, all ones), read as `read` says.
+ * and the epilogue (the bias is one more column of B, all ones), read as `read` says. Dense
+ * operands ("vectors") leave the bias out and add to the weight gradient where `accumulate` says,
+ * others read whether to add from the launch's uniform.
  *
  * @example
  * ```ts
@@ -55,8 +58,9 @@ export type BackwardWeightRead = "elements" | "gathered" | "vectors";
 export function conv2dBackwardWeightOperandsWgsl(
   g: Conv2dGeometry,
   read: BackwardWeightRead = "elements",
+  accumulate = false,
 ): string {
-  if (read === "vectors") return DENSE_WGSL;
+  if (read === "vectors") return denseWgsl(accumulate);
   return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
@@ -110,38 +114,32 @@ fn tapOfB(p: u32, k: u32) -> vec2u { // the pixel's first image quad, and the st
   return vec2u(2u + (c * H * W + q) * images4(), 1u);
 }`;
 
-// A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer): the
-// depth is the batch, row m output channel oBase + m, column k input channel k of the group (the
-// quad past the last, cg / 4, is the bias's ones). The vector buffers x (binding 0) and dy
-// (binding 1) are read by x4 and dy4.
-const DENSE_WGSL = /* wgsl */ `
-@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dbias: array<f32>;
-@group(0) @binding(4) var<uniform> launch: Launch;
+// A dense layer, its sizes in the launch's uniform (one pipeline serves every dense layer, two
+// with micro-batches): the depth is the batch, row m output channel oBase + m, column k input
+// channel k of the group. The vector buffers x (binding 0) and dy (binding 1) are read by x4 and
+// dy4. Its output is as large as its work, so its epilogue stores vec4s and holds no branch:
+// llvmpipe runs both sides of a branch masked (the uniform `accumulate` one too). Hence adding
+// to dw is compiled in, and the bias is summed apart (kernels/bias_backward.ts).
+function denseWgsl(accumulate: boolean): string {
+  return /* wgsl */ `
+@group(0) @binding(2) var<storage, read_write> dw: array<vec4f>;
+@group(0) @binding(3) var<uniform> launch: Launch;
 ${LAUNCH_WGSL}
 
 fn gemmRows() -> u32 { return launch.oCount; }
-fn gemmCols() -> u32 { return launch.cg + 1u; } // the last column is the bias
+fn gemmCols() -> u32 { return launch.cg; }
 fn gemmDepth() -> u32 { return launch.batch; }
 fn loadA4m(m4: u32, b: u32) -> vec4f { return dy4((b * launch.cout + launch.oBase) / 4u + m4); }
-fn loadB4n(b: u32, k4: u32) -> vec4f {
-  if (4u * k4 == launch.cg) { return vec4f(1.0); } // a product, not a division, per load
-  return x4((b * launch.cin + launch.cBase) / 4u + k4);
-}
+fn loadB4n(b: u32, k4: u32) -> vec4f { return x4((b * launch.cin + launch.cBase) / 4u + k4); }
 fn storeC(m: u32, k: u32, value: f32) {
-  let add = launch.accumulate != 0u; // uniform: a launch that overwrites reads nothing
-  var v = value;
-  if (k == launch.cg) {
-    let o = launch.oBase + m;
-    if (add) { v += dbias[o]; }
-    dbias[o] = v;
-  } else {
-    let i = launch.wOffset + m * launch.cg + k;
-    if (add) { v += dw[i]; }
-    dw[i] = v;
-  }
+  let i = launch.wOffset + m * launch.cg + k;
+  dw[i / 4u][i % 4u] ${accumulate ? "+=" : "="} value;
+}
+fn storeC4(m: u32, k4: u32, value: vec4f) {
+  dw[(launch.wOffset + m * launch.cg) / 4u + k4] ${accumulate ? "+=" : "="} value;
 }
 `;
+}
 
 /**
  * Records the gradients of a convolution's weight [outChannels, inChannels / groups, kh, kw]
@@ -189,13 +187,14 @@ export function conv2dBackwardWeight(
   const slices = weightLaunches(gpu, g, args.dWeight);
   const vectors = readsVectorGradients(g) &&
     slices.every((s) => s.oBase % 4 === 0 && s.oCount % 4 === 0);
+  const cols = vectors ? kg : kg + 1; // a dense layer's bias is summed apart
   const tile = args.tile ??
     tileFor(
       gpu,
       args.tuning,
       problem,
       g.outChannels / g.groups,
-      kg + 1,
+      cols,
       args.batch * oh * ow,
       vectors,
     );
@@ -209,7 +208,9 @@ export function conv2dBackwardWeight(
     ? oh * ow * Math.ceil(args.batch / 4) * 4
     : args.batch * oh * ow;
   // Dense layers share their pipelines: their sizes are in the launch's uniform.
-  const key = `conv2d_backward_weight:${vectors ? "dense" : Object.values(g).join()}:${read}`;
+  const key = vectors
+    ? `conv2d_backward_weight:dense:${read}${args.accumulate ? ":accumulate" : ""}`
+    : `conv2d_backward_weight:${Object.values(g).join()}:${read}`;
   const buffers: GPUBuffer[] = [];
   const calls = slices.map(({ oBase, oCount, binding, wOffset }) => {
     const values = launchValues(g, {
@@ -221,24 +222,33 @@ export function conv2dBackwardWeight(
     });
     const uniform = gpu.uniform(values, `${key} launch`);
     buffers.push(uniform);
+    const outputs = vectors ? [binding] : [binding, args.dBias.buffer];
     return {
       label: `conv2d_backward_weight ${oBase}+${oCount}`,
-      resources: [args.x.buffer, args.dy.buffer, binding, args.dBias.buffer, uniform],
+      resources: [args.x.buffer, args.dy.buffer, ...outputs, uniform],
       rows: oCount,
-      cols: kg + 1,
+      cols,
       depth,
     };
   });
   const launch = recordGemm(gpu, {
     key,
-    operands: conv2dBackwardWeightOperandsWgsl(g, read),
-    bindings: ["read", "read", "read_write", "read_write", "uniform"],
+    operands: conv2dBackwardWeightOperandsWgsl(g, read, args.accumulate),
+    bindings: vectors
+      ? ["read", "read", "read_write", "uniform"]
+      : ["read", "read", "read_write", "read_write", "uniform"],
     tile,
     calls,
     gatherB: read === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
     gatherTaps: read === "gathered" ? tapsToGather(oh * ow, Math.ceil(args.batch / 4)) : undefined,
-    vectors: { vectorM: vectors, vectorN: vectors },
+    vectors: { vectorM: vectors, vectorN: vectors, vectorStores: vectors },
     vectorBuffers: vectors ? { x: 0, dy: 1 } : undefined,
   });
-  return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };
+  const bias = vectors ? biasBackward(gpu, args) : NO_LAUNCH;
+  return {
+    dispatches: [...launch.dispatches, ...bias.dispatches],
+    buffers: [...buffers, ...launch.buffers, ...bias.buffers],
+    problem,
+    tile,
+  };
 }

@@ -16,7 +16,8 @@ import type { GemmTile } from "./tiles.ts";
  * and columns past the edge are clamped for loading and skipped on store, the block a row at a
  * time by a loop (`storeC` inlined TN times, not TM x TN). "registers" reads the operands through
  * the loaders, one k at a time, four with `vectorK`, and A four rows or B four columns a load with
- * `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16"); "textures" reads four
+ * `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16"), and with
+ * `vectorStores` stores four columns a store through `storeC4`; "textures" reads four
  * k per texel from the packed operands, B a tap at a time with `gatheredTaps`. With `splits` S > 1, S invocations
  * share each block's depth and write their sums to `partial` [S, rows, cols] for `splitReduceWgsl`
  * to add and store (too few blocks to keep a CPU adapter's cores busy otherwise).
@@ -38,8 +39,11 @@ export function blockGemmWgsl(
   const packed = t.kind === "textures";
   const quads = packed || vectorK; // four k a step
   const byRows = !packed && variant.vectorM === true, byCols = !packed && variant.vectorN === true;
-  if ((byRows && t.tm % 4) || (byCols && t.tn % 4)) {
-    throw new RangeError(`tile ${JSON.stringify(t)}: vector loads need blocks of whole quads`);
+  const byQuads = !packed && splits === 1 && variant.vectorStores === true;
+  if ((byRows && t.tm % 4) || ((byCols || byQuads) && t.tn % 4)) {
+    throw new RangeError(
+      `tile ${JSON.stringify(t)}: vector loads and stores need blocks of whole quads`,
+    );
   }
   const round = (e: string, vector: boolean) =>
     !half ? e : vector ? `vec4f(vec4<f16>(${e}))` : `f32(f16(${e}))`;
@@ -158,12 +162,14 @@ ${
 ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
 ${step}
 ${
-    shiftedStores(t, (row, j) =>
-      splits > 1
-        ? `partial[(split * rows + ${row}) * cols + n0 + ${j}u] = c0_${j};`
-        : `storeC(${packed ? "chunk.r0 + " : ""}${row}, ${
-          packed ? "chunk.c0 + " : ""
-        }n0 + ${j}u, c0_${j});`)
+    byQuads
+      ? shiftedStores(t, storeQuad, 4)
+      : shiftedStores(t, (row, j) =>
+        splits > 1
+          ? `partial[(split * rows + ${row}) * cols + n0 + ${j}u] = c0_${j};`
+          : `storeC(${packed ? "chunk.r0 + " : ""}${row}, ${
+            packed ? "chunk.c0 + " : ""
+          }n0 + ${j}u, c0_${j});`)
   }
 }`;
 }
@@ -203,18 +209,27 @@ ${body.map((line) => `      ${line}`).join("\n")}
 }
 
 /**
- * The epilogue: a loop over the block's rows that stores row 0 (`store(row, j)`, column j) and
- * shifts the rows up, so that the store is written TN times, not TM x TN times (inlined loads and
- * stores are what the compiler spends its time on).
+ * The epilogue: a loop over the block's rows that stores row 0 (`store(row, j)`, columns j ..
+ * j + width - 1) and shifts the rows up, so that the store is written TN / width times, not TM x
+ * TN / width times (inlined loads and stores are what the compiler spends its time on).
  */
 function shiftedStores(
   t: { tm: number; tn: number },
   store: (row: string, j: number) => string,
+  width = 1,
 ): string {
   const cols = [...Array(t.tn).keys()], rows = [...Array(t.tm - 1).keys()];
   return `  let blockRows = min(rows - m0, ${t.tm}u); // a runtime bound: the loop stays a loop
   for (var i = 0u; i < blockRows; i++) {
-${cols.map((j) => `    if (n0 + ${j}u < cols) { ${store("m0 + i", j)} }`).join("\n")}
+${
+    cols.filter((j) => j % width === 0).map((j) =>
+      `    if (n0 + ${j}u < cols) { ${store("m0 + i", j)} }`
+    ).join("\n")
+  }
 ${rows.flatMap((i) => cols.map((j) => `    c${i}_${j} = c${i + 1}_${j};`)).join("\n")}
   }`;
 }
+
+// Row 0's columns j .. j + 3 stored as one vec4 (`vectorStores`: the columns are whole quads).
+const storeQuad = (row: string, j: number) =>
+  `storeC4(${row}, n0 / 4u + ${j / 4}u, vec4f(c0_${j}, c0_${j + 1}, c0_${j + 2}, c0_${j + 3}));`;

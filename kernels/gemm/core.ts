@@ -21,7 +21,9 @@
  *   `loadA` (or `loadA4`): rows 4 m4 .. 4 m4 + 3 (the rows a multiple of 4); where B is
  *   contiguous along n (`vectorN`), `fn loadB4n(k: u32, n4: u32) -> vec4f`: columns 4 n4 ..
  *   4 n4 + 3, called for every quad that holds a column (what lies past the last is never stored).
- *   A dense layer's gradients: W^T read along its rows, the batch's outer products along both.
+ *   A dense layer's gradients: W^T read along its rows, the batch's outer products along both;
+ * - where C's rows are contiguous and its columns a multiple of 4 (`vectorStores`), also `fn
+ *   storeC4(m: u32, n4: u32, value: vec4f)`: columns 4 n4 .. 4 n4 + 3 of row m, all in range.
  *
  * The generators: `workgroup_wgsl.ts` (GPU tiles), `block_wgsl.ts` (register blocks, packed or
  * not), `pack_wgsl.ts` (packing into textures); `record.ts` records a kernel's launches,
@@ -56,6 +58,11 @@ export interface GemmVariant {
   vectorM?: boolean;
   /** B is read four columns a load, `loadB4n` (with `vectorK`, A still four k a load). */
   vectorN?: boolean;
+  /**
+   * The operands also define `storeC4`, and register blocks that do not split their depth store
+   * four columns a store with it (see the module's documentation).
+   */
+  vectorStores?: boolean;
   /**
    * Register blocks and packed operands only: the depth is split among this many invocations per
    * block, which write partial sums at binding `partialBinding` (see `split_wgsl.ts`).

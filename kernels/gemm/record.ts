@@ -190,8 +190,11 @@ export interface GemmArgs {
   gatherB?: Launch;
   /** With `gatherB`: B is gathered a tap at a time, this many taps (`GemmVariant.gatheredTaps`). */
   gatherTaps?: number;
-  /** Which vector loaders the operands define instead of scalar ones (see `GemmVariant`). */
-  vectors?: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN">;
+  /**
+   * Which vector loaders the operands define instead of scalar ones, and whether they define a
+   * vector store too (see `GemmVariant`).
+   */
+  vectors?: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN" | "vectorStores">;
   /**
    * The storage buffers the vector loaders read, which the operands do not declare: they read
    * vec4 `i` of buffer NAME as `NAME4(i)` (see `mirror.ts`). The "mirrored" tiling needs some.
