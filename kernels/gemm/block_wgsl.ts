@@ -1,7 +1,7 @@
 /**
- * The barrier-free GEMM ("registers", "mirrored" and "textures" tilings): each invocation accumulates one
- * TM x TN block in registers, written out as scalar statements; "textures" reads the operands
- * packed four k to a texel (`pack_wgsl.ts`). The fast strategy on CPU adapters.
+ * The barrier-free GEMM ("registers", "mirrored" and "textures" tilings): each invocation
+ * accumulates one TM x TN block in registers, written out as scalar statements; "textures" reads
+ * the operands packed four k to a texel (`pack_wgsl.ts`). The fast strategy on CPU adapters.
  *
  * @module
  */
@@ -11,16 +11,17 @@ import { PACKED_TEXEL_WGSL } from "./pack_wgsl.ts";
 import type { GemmTile } from "./tiles.ts";
 
 /**
- * The "registers" (and "mirrored") and "textures" strategies: one TM x TN block per invocation, written out as
- * scalar statements (no arrays, no inner loops), so that the compiler keeps it in registers; rows
- * and columns past the edge are clamped for loading and skipped on store, the block a row at a
- * time by a loop (`storeC` inlined TN times, not TM x TN). "registers" reads the operands through
- * the loaders, one k at a time, four with `vectorK`, and A four rows or B four columns a load with
- * `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16"), and with
- * `vectorStores` stores four columns a store through `storeC4`; "textures" reads four
- * k per texel from the packed operands, B a tap at a time with `gatheredTaps`. With `splits` S > 1, S invocations
- * share each block's depth and write their sums to `partial` [S, rows, cols] for `splitReduceWgsl`
- * to add and store (too few blocks to keep a CPU adapter's cores busy otherwise).
+ * The "registers" (and "mirrored") and "textures" strategies: one TM x TN block per invocation,
+ * written out as scalar statements (no arrays, no inner loops), so that the compiler keeps it in
+ * registers; rows and columns past the edge are clamped for loading and skipped on store, the block
+ * a row at a time by a loop (`storeC` inlined TN times, not TM x TN). "registers" reads the
+ * operands through the loaders, one k at a time, four with `vectorK`, and A four rows or B four
+ * columns a load with `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16";
+ * with both, still four k a step, A read as zeros past the depth), and with `vectorStores` stores
+ * four columns a store through `storeC4`; "textures" reads four k per texel from the packed
+ * operands, B a tap at a time with `gatheredTaps`. With `splits` S > 1, S invocations share each
+ * block's depth and write their sums to `partial` [S, rows, cols] for `splitReduceWgsl` to add and
+ * store (too few blocks to keep a CPU adapter's cores busy otherwise).
  *
  * @example
  * ```ts
@@ -40,6 +41,9 @@ export function blockGemmWgsl(
   const quads = packed || vectorK; // four k a step
   const byRows = !packed && variant.vectorM === true, byCols = !packed && variant.vectorN === true;
   const byQuads = !packed && splits === 1 && variant.vectorStores === true;
+  // Loaded along m and n, the depth still runs four k a step: each sum then takes four
+  // multiply-adds a visit, not one (the block's sums live in memory on a CPU adapter).
+  const unrolled = !quads && byRows && byCols;
   if ((byRows && t.tm % 4) || ((byCols || byQuads) && t.tn % 4)) {
     throw new RangeError(
       `tile ${JSON.stringify(t)}: vector loads and stores need blocks of whole quads`,
@@ -48,16 +52,19 @@ export function blockGemmWgsl(
   const round = (e: string, vector: boolean) =>
     !half ? e : vector ? `vec4f(vec4<f16>(${e}))` : `f32(f16(${e}))`;
   const rows = [...Array(t.tm).keys()], cols = [...Array(t.tn).keys()];
-  const subs = quads ? [0, 1, 2, 3] : [0]; // the k of a step
+  const subs = quads || unrolled ? [0, 1, 2, 3] : [0]; // the k of a step
   const each = (f: (i: number, j: number) => string) =>
     rows.flatMap((i) => cols.map((j) => f(i, j))).join("\n");
-  const kOf = (s: number) => quads ? `4u * k + ${s}u` : "k";
+  const kOf = (s: number) => quads ? `4u * k + ${s}u` : unrolled ? (s ? `k${s}` : "4u * k") : "k";
+  // Past the depth, an unrolled step reads the last k again and A as zeros.
+  const pastDepth = (e: string, s: number) =>
+    unrolled && s > 0 ? `select(vec4f(0.0), ${e}, 4u * k + ${s}u < depth)` : e;
   const lane = (i: number) => "xyzw"[i % 4];
   // The step's loads, and the expression of A[row i] and B[column j] at its s-th k.
   const aLoads = byRows
     ? subs.flatMap((s) =>
       rows.filter((i) => i % 4 === 0).map((i) =>
-        `let a${i / 4}_${s} = ${round(`loadA4m(quad${i / 4}, ${kOf(s)})`, true)};`
+        `let a${i / 4}_${s} = ${pastDepth(round(`loadA4m(quad${i / 4}, ${kOf(s)})`, true), s)};`
       )
     )
     : rows.map((i) =>
@@ -93,12 +100,13 @@ export function blockGemmWgsl(
   const fmas = (i: number, j: number) =>
     subs.reduce((acc, s) => `fma(${a(i, s)}, ${b(j, s)}, ${acc})`, `c${i}_${j}`);
   const body = [
+    ...(unrolled ? [1, 2, 3].map((s) => `let k${s} = min(4u * k + ${s}u, depth - 1u);`) : []),
     ...aLoads,
     ...bLoads,
     ...rows.flatMap((i) => cols.map((j) => `c${i}_${j} = ${fmas(i, j)};`)),
   ];
   const step = taps ? tapSteps(t, splits, body) : /* wgsl */ `
-  let steps = ${quads ? "(depth + 3u) / 4u" : "depth"};
+  let steps = ${quads || unrolled ? "(depth + 3u) / 4u" : "depth"};
 ${
     splits > 1
       ? `  let share = (steps + ${splits - 1}u) / ${splits}u;
