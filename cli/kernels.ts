@@ -31,6 +31,7 @@ const KERNELS = [
   "maxpool_backward",
   "dropout_forward",
   "softmax_cross_entropy",
+  "sgd_update",
 ];
 
 const SHARED_HELP = `  --model NAME     ${Object.keys(MODELS).join(" | ")} (default alexnet)
