@@ -2,8 +2,9 @@
  * The convolution's weight and bias gradients as one implicit GEMM on the shared core: per
  * group, dW[o, k] = sum over (b, p) of dY[b, o, p] * X'[k, (b, p)], with the bias as the weight
  * of an extra im2col row of ones, so dBias[o] = sum of dY[b, o, p] comes out of the same tiles
- * (a dense layer's bias is summed apart: kernels/bias_backward.ts). A fused ReLU's mask is applied to dY beforehand (kernels/relu_backward.ts).
- * With `accumulate`, gradients add to what is there (micro-batches of one batch).
+ * (a dense layer's bias is summed apart: kernels/bias_backward.ts). A fused ReLU's mask is
+ * applied to dY beforehand (kernels/relu_backward.ts). With `accumulate`, gradients add to what is
+ * there (micro-batches of one batch).
  *
  * Reference test: tests/kernels/conv2d_test.ts; timed by
  * `deno task bench:kernels --kernel conv2d_backward_weight`.
