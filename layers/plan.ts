@@ -12,7 +12,7 @@ import type { DropoutLaunch } from "../kernels/dropout_forward.ts";
 import { type CrossEntropyLaunch, softmaxCrossEntropy } from "../kernels/softmax_cross_entropy.ts";
 import { softmaxForward } from "../kernels/softmax_forward.ts";
 import { Dropout } from "./dropout.ts";
-import { recordBackward, recordForward } from "./fusion.ts";
+import { lrnPoolAt, recordBackward, recordForward } from "./fusion.ts";
 import type { Layer, Shape } from "./layer.ts";
 
 /** What every plan has: its batch, input, logits and the buffers it owns. */
@@ -230,6 +230,8 @@ export function recordStage(
   for (let i = 1; i < acts.length; i++) {
     if (acts[i] === acts[i - 1] && grads[i - 1]) {
       grads.push(grads[i - 1]);
+    } else if (lrnPoolAt(layers, i - 1)?.backward) {
+      grads.push(null); // an LRN whose gradient the pooling's kernel computes: never stored
     } else {
       const g = Tensor.zeros(gpu, acts[i].shape, `${layers[i - 1].name} output gradient`);
       owned.push(g);

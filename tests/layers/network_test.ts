@@ -3,8 +3,10 @@
 import { deepStrictEqual, ok as assert, rejects, strictEqual as assertEquals } from "node:assert";
 import { Gpu } from "../../gpu/device.ts";
 import { parseSafetensors } from "../../io/safetensors.ts";
+import { buildLayers } from "../../layers/build.ts";
 import { ALEXNET, ALEXNET_SMALL, TORCHVISION_ALEXNET } from "../../layers/models.ts";
 import { createAlexNet, Network } from "../../layers/network.ts";
+import { destroyPlan, recordTraining } from "../../layers/plan.ts";
 import { assertClose, randomArray, TINY, withGpu, withNetwork } from "../helpers.ts";
 import { networkRef } from "../reference.ts";
 
@@ -75,6 +77,21 @@ Deno.test("forward up to a layer returns that layer's output (normalised and poo
     }
     await rejects(net.forward(input, batch, { upTo: "fc9" }), /no layer "fc9" in alexnet-small/);
   }, { config: ALEXNET_SMALL, seed: 3, init: "he" }));
+
+Deno.test("a training plan stores no gradient for an LRN whose pooling's kernel computes it", () =>
+  withGpu((gpu) => {
+    const layers = buildLayers(gpu, TINY.layers, TINY.input);
+    const plan = recordTraining(gpu, layers, TINY.input, 2);
+    try {
+      const labels = plan.owned.map((t) => t.buffer.label);
+      assert(labels.some((l) => l.startsWith("pool1 output gradient")), labels.join());
+      assert(labels.some((l) => l.startsWith("lrn1 output [")), labels.join()); // forward upTo
+      assert(!labels.some((l) => l.startsWith("lrn1 output gradient")), labels.join());
+    } finally {
+      destroyPlan(plan);
+      for (const layer of layers) layer.destroy();
+    }
+  }));
 
 Deno.test("weights load from a path, a file URL and bytes, and save atomically", () =>
   withGpu(async (gpu) => {
