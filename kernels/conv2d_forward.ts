@@ -33,9 +33,10 @@ import { canGather, packTransposed, tapsToGather } from "./pack_transposed.ts";
 /**
  * How the forward pass reads B, the input: "im2col", element by element through the im2col
  * matrix; "gathered", texels of the input packed channels last (see {@linkcode gathersInput});
- * "vectors", four channels a load, for a dense layer (see {@linkcode readsVectors}).
+ * "rows", texels of the input's rows, four pixels each (see {@linkcode gathersRows}); "vectors",
+ * four channels a load, for a dense layer (see {@linkcode readsVectors}).
  */
-export type ForwardInput = "im2col" | "gathered" | "vectors";
+export type ForwardInput = "im2col" | "gathered" | "rows" | "vectors";
 
 /**
  * The WGSL of the forward convolution's operands for the GEMM core: bindings, sizes, loaders and
@@ -93,6 +94,7 @@ fn tapOfB(tap: u32, n: u32) -> vec2u { // the tap's first channel quad, and the 
   if (q == H * W) { return vec2u(0u); } // texel 0, zeros, for every quad
   return vec2u(2u + ((n / P) * H * W + q) * CIN4 + (launch.oBase / MG) * CG4, 1u);
 }`,
+      rows: ROWS_WGSL(g),
     }[input]
   }
 fn storeC(m: u32, n: u32, value: f32) {
@@ -102,6 +104,28 @@ fn storeC(m: u32, n: u32, value: f32) {
 }
 `;
 }
+
+// "rows": k runs over (channel, kernel row, kernel column), the columns padded to a multiple of 4
+// with zero weights; at a stride of 4 (and no padding) an output pixel's four kernel columns
+// 4q..4q+3 read one texel, pixel quad ox + q of the input row, of the input packed as rows of pixel
+// quads. A tap is a (channel, kernel row), its texels consecutive.
+const ROWS_WGSL = (g: Conv2dGeometry) => /* wgsl */ `
+const KW4 = ${Math.ceil(g.kernelW / 4)}u; // texels of a kernel row
+const W4 = ${Math.ceil(g.width / 4)}u; // texels of an input row
+fn gemmDepth() -> u32 { return CG * KH * KW4 * 4u; }
+fn loadA(m: u32, k: u32) -> f32 {
+  let kx = k % (KW4 * 4u);
+  if (kx >= KW) { return 0.0; } // a padding column
+  return w[launch.wOffset + m * KG + (k / (KW4 * 4u)) * KW + kx];
+}
+fn quadsPerTap() -> u32 { return KW4; }
+fn tapOfB(tap: u32, n: u32) -> vec2u { // the tap's first pixel quad, and the step to the next
+  let p = n % P;
+  let ih = (p / OW) * SH + tap % KH; // padded: unsigned, compared against the pad
+  if (ih < PH || ih >= H + PH) { return vec2u(0u); } // texel 0, zeros, for every quad
+  let c = (launch.oBase / MG) * CG + tap / KH;
+  return vec2u(2u + (((n / P) * CIN + c) * H + ih - PH) * W4 + (p % OW) * (SW / 4u), 1u);
+}`;
 
 /**
  * A dense layer's operands (`vectors`), its sizes and ReLU read from the launch's uniform so that
@@ -165,6 +189,31 @@ export function gathersInput(inChannels: number, groups: number): boolean {
   return (groups === 1 || perGroup % 4 === 0) && Math.ceil(perGroup / 4) * 4 * 3 <= perGroup * 4;
 }
 
+/**
+ * Whether the forward pass gathers B from the input's rows packed four pixels a texel: a stride
+ * across of a multiple of 4 and no padding across, so that an output pixel's kernel columns start
+ * on a texel, and a depth (kernel columns padded to a multiple of 4) below what gathering channels
+ * costs (alexnet's conv1: 3 x 11 x 12 = 396 instead of 4 x 121 = 484).
+ *
+ * @example
+ * ```ts
+ * import { gathersRows } from "./conv2d_forward.ts";
+ * const conv1 = { inChannels: 3, height: 227, width: 227, outChannels: 96, kernelH: 11,
+ *   kernelW: 11, strideH: 4, strideW: 4, padH: 0, padW: 0, groups: 1 };
+ * console.log(gathersRows(conv1), gathersRows({ ...conv1, strideW: 2 })); // true false
+ * ```
+ */
+export function gathersRows(g: Conv2dGeometry): boolean {
+  const [, ow] = conv2dOutputSize(g);
+  const cg = g.inChannels / g.groups, kw4 = Math.ceil(g.kernelW / 4);
+  const channels = gathersInput(g.inChannels, g.groups)
+    ? Math.ceil(cg / 4) * 4 * g.kernelW
+    : Infinity;
+  // The last pixel's last texel stays in its row (past the row, zero weights; past the data, none).
+  const inRow = ((ow - 1) * g.strideW) / 4 + kw4 <= Math.ceil(g.width / 4);
+  return g.strideW % 4 === 0 && g.padW === 0 && inRow && cg * kw4 * 4 < channels;
+}
+
 /** Arguments of {@linkcode conv2dForward}. */
 export interface Conv2dForwardArgs {
   /** Geometry of the convolution. */
@@ -226,13 +275,22 @@ export function conv2dForward(
   const tile = args.tile ??
     tileFor(gpu, args.tuning, problem, g.outChannels / g.groups, cols, kg, vectors);
   const view = { outer: args.batch, rows: g.inChannels, cols: g.height * g.width }; // channels last
+  const rowView = { outer: args.batch * g.inChannels * g.height, rows: g.width, cols: 1 };
   const input: ForwardInput = vectors
     ? "vectors"
+    : gathersRows(g) && canGather(gpu, tile, rowView)
+    ? "rows"
     : gathersInput(g.inChannels, g.groups) && canGather(gpu, tile, view)
     ? "gathered"
     : "im2col";
-  const padded = Math.ceil(g.inChannels / g.groups / 4) * 4 * g.kernelH * g.kernelW;
-  const depth = input === "gathered" ? padded : kg; // the gathered depth runs over padded channels
+  const cg = g.inChannels / g.groups, kw4 = Math.ceil(g.kernelW / 4);
+  // The gathered depths run over padded channels or kernel columns.
+  const depth = {
+    gathered: Math.ceil(cg / 4) * 4 * g.kernelH * g.kernelW,
+    rows: cg * g.kernelH * kw4 * 4,
+    im2col: kg,
+    vectors: kg,
+  }[input];
   // Dense layers share their pipelines: their sizes and ReLU are in the launch's uniform.
   const key = input === "vectors"
     ? "conv2d_forward:dense:vectors"
@@ -257,9 +315,12 @@ export function conv2dForward(
     bindings: ["read", "read", "read", "read_write", "uniform"],
     tile,
     calls,
-    gatherB: input === "gathered" ? packTransposed(gpu, { x: args.x, view }) : undefined,
+    gatherB: input === "gathered" || input === "rows"
+      ? packTransposed(gpu, { x: args.x, view: input === "rows" ? rowView : view })
+      : undefined,
+    // Rows' taps hold a few texels: gathered a texel at a time (see tapsToGather).
     gatherTaps: input === "gathered"
-      ? tapsToGather(g.kernelH * g.kernelW, Math.ceil(g.inChannels / g.groups / 4))
+      ? tapsToGather(g.kernelH * g.kernelW, Math.ceil(cg / 4))
       : undefined,
     vectors: { vectorK: vectors },
     vectorBuffers: vectors ? { x: 0, w: 1 } : undefined,
