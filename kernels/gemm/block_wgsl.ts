@@ -18,10 +18,10 @@ import type { GemmTile } from "./tiles.ts";
  * operands through the loaders, one k at a time, four with `vectorK`, and A four rows or B four
  * columns a load with `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16";
  * with both, still four k a step, A read as zeros past the depth), and with `vectorStores` stores
- * four columns a store through `storeC4`; "textures" reads four k per texel from the packed
- * operands, B a tap at a time with `gatheredTaps`. With `splits` S > 1, S invocations share each
- * block's depth and write their sums to `partial` [S, rows, cols] for `splitReduceWgsl` to add and
- * store (too few blocks to keep a CPU adapter's cores busy otherwise).
+ * the whole block four columns a store through `storeC4`; "textures" reads four k per texel from
+ * the packed operands, B a tap at a time with `gatheredTaps`. With `splits` S > 1, S invocations
+ * share each block's depth and write their sums to `partial` [S, rows, cols] for
+ * `splitReduceWgsl` to add and store (too few blocks to keep a CPU adapter's cores busy otherwise).
  *
  * @example
  * ```ts
@@ -171,7 +171,7 @@ ${each((i, j) => `  var c${i}_${j} = 0.0;`)}
 ${step}
 ${
     byQuads
-      ? shiftedStores(t, storeQuad, 4)
+      ? quadStores(t)
       : shiftedStores(t, (row, j) =>
         splits > 1
           ? `partial[(split * rows + ${row}) * cols + n0 + ${j}u] = c0_${j};`
@@ -217,27 +217,39 @@ ${body.map((line) => `      ${line}`).join("\n")}
 }
 
 /**
- * The epilogue: a loop over the block's rows that stores row 0 (`store(row, j)`, columns j ..
- * j + width - 1) and shifts the rows up, so that the store is written TN / width times, not TM x
- * TN / width times (inlined loads and stores are what the compiler spends its time on).
+ * The epilogue: a loop over the block's rows that stores row 0 (`store(row, j)`, column j) and
+ * shifts the rows up, so that the store is written TN times, not TM x TN times (inlined loads and
+ * stores are what the compiler spends its time on).
  */
 function shiftedStores(
   t: { tm: number; tn: number },
   store: (row: string, j: number) => string,
-  width = 1,
 ): string {
   const cols = [...Array(t.tn).keys()], rows = [...Array(t.tm - 1).keys()];
   return `  let blockRows = min(rows - m0, ${t.tm}u); // a runtime bound: the loop stays a loop
   for (var i = 0u; i < blockRows; i++) {
-${
-    cols.filter((j) => j % width === 0).map((j) =>
-      `    if (n0 + ${j}u < cols) { ${store("m0 + i", j)} }`
-    ).join("\n")
-  }
+${cols.map((j) => `    if (n0 + ${j}u < cols) { ${store("m0 + i", j)} }`).join("\n")}
 ${rows.flatMap((i) => cols.map((j) => `    c${i}_${j} = c${i + 1}_${j};`)).join("\n")}
   }`;
 }
 
-// Row 0's columns j .. j + 3 stored as one vec4 (`vectorStores`: the columns are whole quads).
-const storeQuad = (row: string, j: number) =>
-  `storeC4(${row}, n0 / 4u + ${j / 4}u, vec4f(c0_${j}, c0_${j + 1}, c0_${j + 2}, c0_${j + 3}));`;
+/**
+ * The epilogue with `vectorStores`: the block written out a vec4 at a time, TM x TN / 4 stores in
+ * place of the shifting loop. Such blocks are shallow (a dense weight gradient's depth is the
+ * batch), and shifting their sums a row at a time costs about what summing them does; the stores
+ * being vec4s, there are four times fewer to inline.
+ */
+function quadStores(t: { tm: number; tn: number }): string {
+  const quads = [...Array(t.tn / 4).keys()], rows = [...Array(t.tm).keys()];
+  return rows.map((i) =>
+    `  if (m0 + ${i}u < rows) {
+${
+      quads.map((q) =>
+        `    if (n0 + ${4 * q}u < cols) { storeC4(m0 + ${i}u, n0 / 4u + ${q}u, vec4f(${
+          [0, 1, 2, 3].map((s) => `c${i}_${4 * q + s}`).join(", ")
+        })); }`
+      ).join("\n")
+    }
+  }`
+  ).join("\n");
+}
