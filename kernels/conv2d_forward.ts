@@ -192,8 +192,8 @@ export function gathersInput(inChannels: number, groups: number): boolean {
 /**
  * Whether the forward pass gathers B from the input's rows packed four pixels a texel: a stride
  * across of a multiple of 4 and no padding across, so that an output pixel's kernel columns start
- * on a texel, and a depth (kernel columns padded to a multiple of 4) below what gathering channels
- * costs (alexnet's conv1: 3 x 11 x 12 = 396 instead of 4 x 121 = 484).
+ * on a texel; padding the kernel columns to a multiple of 4 adds at most a third to the depth, and
+ * less than gathering channels would (alexnet's conv1: 3 x 11 x 12 = 396, not 4 x 121 = 484).
  *
  * @example
  * ```ts
@@ -201,6 +201,7 @@ export function gathersInput(inChannels: number, groups: number): boolean {
  * const conv1 = { inChannels: 3, height: 227, width: 227, outChannels: 96, kernelH: 11,
  *   kernelW: 11, strideH: 4, strideW: 4, padH: 0, padW: 0, groups: 1 };
  * console.log(gathersRows(conv1), gathersRows({ ...conv1, strideW: 2 })); // true false
+ * console.log(gathersRows({ ...conv1, kernelH: 1, kernelW: 1 })); // false: 4 times the depth
  * ```
  */
 export function gathersRows(g: Conv2dGeometry): boolean {
@@ -211,7 +212,8 @@ export function gathersRows(g: Conv2dGeometry): boolean {
     : Infinity;
   // The last pixel's last texel stays in its row (past the row, zero weights; past the data, none).
   const inRow = ((ow - 1) * g.strideW) / 4 + kw4 <= Math.ceil(g.width / 4);
-  return g.strideW % 4 === 0 && g.padW === 0 && inRow && cg * kw4 * 4 < channels;
+  return g.strideW % 4 === 0 && g.padW === 0 && inRow && kw4 * 4 * 3 <= g.kernelW * 4 &&
+    cg * kw4 * 4 < channels;
 }
 
 /** Arguments of {@linkcode conv2dForward}. */
