@@ -44,8 +44,10 @@ export type ForwardInput = "im2col" | "gathered" | "rows" | "vectors";
  * over (tap, channel) instead of (channel, tap), the channels padded with zero weights to a
  * multiple of 4, so that four consecutive k are one texel of the input packed channels last
  * (kernels/pack_transposed.ts), which the core gathers B from (`tapOfB`) instead of packing
- * the im2col matrix. "vectors": the weights and the input bound as vec4 arrays, read by the core's
- * vector loaders `loadA4` and `loadB4`.
+ * the im2col matrix. "rows" (packed operands only): k runs over (channel, kernel row, kernel
+ * column), the columns padded to a multiple of 4, four consecutive k one texel of the input packed
+ * as rows of pixel quads. "vectors": the weights and the input bound as vec4 arrays, read by the
+ * core's vector loaders `loadA4` and `loadB4`.
  *
  * @example
  * ```ts
@@ -175,8 +177,9 @@ export function readsVectors(g: Conv2dGeometry): boolean {
 /**
  * Whether the forward pass gathers B from its input packed channels last rather than packing the
  * im2col matrix: a group's channels start on a texel (one group, or a multiple of 4 a group), and
- * padding them to a multiple of 4 adds at most a third to the depth (conv1's 3 channels: 4; not
- * alexnet-small's 1, which would multiply 4 times the work to save a cheap pack).
+ * padding them to a multiple of 4 adds at most a third to the depth (3 channels: 4, though
+ * alexnet's conv1 gathers rows, see {@linkcode gathersRows}; not alexnet-small's 1, which would
+ * multiply 4 times the work to save a cheap pack).
  *
  * @example
  * ```ts
