@@ -227,7 +227,8 @@ export function conv2dBackwardInput(
     gatherTaps: read === "gathered"
       ? tapsToGather(g.kernelH * g.kernelW, Math.min(...slices.map((s) => s.oCount)) / 4)
       : undefined,
-    vectors: { vectorK: vectors, vectorM: vectors },
+    // Eight lanes then read 128 consecutive columns of a row of W a step, not 64 of two rows.
+    vectors: { vectorK: vectors, vectorM: vectors, adjacentRows: vectors },
     vectorBuffers: vectors ? { dy: 0, w: 1 } : undefined,
   });
   return { ...launch, buffers: [...buffers, ...launch.buffers], problem, tile };

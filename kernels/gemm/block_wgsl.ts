@@ -18,7 +18,8 @@ import type { GemmTile } from "./tiles.ts";
  * operands through the loaders, one k at a time, four with `vectorK`, and A four rows or B four
  * columns a load with `vectorM` / `vectorN` (rounding each to f16 where the precision is "f16";
  * with both, still four k a step, A read as zeros past the depth), and with `vectorStores` stores
- * the whole block four columns a store through `storeC4`; "textures" reads four k per texel from
+ * the whole block four columns a store through `storeC4`, and with `adjacentRows` gives
+ * neighbouring invocations neighbouring row blocks; "textures" reads four k per texel from
  * the packed operands, B a tap at a time with `gatheredTaps`. With `splits` S > 1, S invocations
  * share each block's depth and write their sums to `partial` [S, rows, cols] for
  * `splitReduceWgsl` to add and store (too few blocks to keep a CPU adapter's cores busy otherwise).
@@ -151,8 +152,14 @@ ${
       : `  let block = workgroupIndex(wid, nwg) * ${t.threads}u + lid;
   if (block >= blocks) { return; }`
   }
-  let n0 = (block % blocksN) * ${t.tn}u; // neighbouring invocations: neighbouring column blocks
-  let m0 = (block / blocksN) * ${t.tm}u;
+${
+    variant.adjacentRows
+      ? `  let blocksM = (rows + ${t.tm - 1}u) / ${t.tm}u;
+  let m0 = (block % blocksM) * ${t.tm}u; // neighbouring invocations: row blocks
+  let n0 = (block / blocksM) * ${t.tn}u;`
+      : `  let n0 = (block % blocksN) * ${t.tn}u; // neighbouring invocations: column blocks
+  let m0 = (block / blocksN) * ${t.tm}u;`
+  }
 ${
     byRows
       ? rows.filter((i) => i % 4 === 0).map((i) =>

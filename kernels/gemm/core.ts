@@ -64,6 +64,12 @@ export interface GemmVariant {
    */
   vectorStores?: boolean;
   /**
+   * Register blocks only: neighbouring invocations take neighbouring row blocks, not column
+   * blocks, so that a SIMD group of invocations reads one long run of a matrix row a step where A
+   * is read four rows a load across the rows of a larger matrix (the dense input gradient's W).
+   */
+  adjacentRows?: boolean;
+  /**
    * Register blocks and packed operands only: the depth is split among this many invocations per
    * block, which write partial sums at binding `partialBinding` (see `split_wgsl.ts`).
    */

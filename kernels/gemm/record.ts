@@ -194,7 +194,7 @@ export interface GemmArgs {
    * Which vector loaders the operands define instead of scalar ones, and whether they define a
    * vector store too (see `GemmVariant`).
    */
-  vectors?: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN" | "vectorStores">;
+  vectors?: Pick<GemmVariant, "vectorK" | "vectorM" | "vectorN" | "vectorStores" | "adjacentRows">;
   /**
    * The storage buffers the vector loaders read, which the operands do not declare: they read
    * vec4 `i` of buffer NAME as `NAME4(i)` (see `mirror.ts`). The "mirrored" tiling needs some.
