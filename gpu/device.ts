@@ -216,7 +216,8 @@ export class Gpu {
   /**
    * Records a launch of one invocation per element: `count` goes into a uniform (a `vec4u`
    * whose x is read) bound after `resources`, and enough workgroups of `workgroupSize` are
-   * dispatched to cover it. The launch owns the uniform.
+   * dispatched to cover it, after `copies` (see {@linkcode Gpu.dispatch}). The launch owns the
+   * uniform.
    *
    * @example
    * ```ts
@@ -243,11 +244,12 @@ export class Gpu {
     resources: readonly Resource[],
     count: number,
     workgroupSize: number,
+    copies: readonly TexelCopy[] = [],
   ): Launch {
     const uniform = this.uniform([count], `${label} count`);
     const workgroups = Math.ceil(count / workgroupSize);
     return {
-      dispatches: [this.dispatch(label, pipeline, [...resources, uniform], workgroups)],
+      dispatches: [this.dispatch(label, pipeline, [...resources, uniform], workgroups, copies)],
       buffers: [uniform],
     };
   }

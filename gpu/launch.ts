@@ -27,14 +27,17 @@ export interface Pipeline {
 }
 
 /**
- * A copy of a buffer's bytes (a binding's slice) into a texture, texel after texel from texel 0,
- * rows of the texture's width: the mirror a kernel then reads with `textureLoad`.
+ * A copy of a buffer's bytes (a binding's slice) into a texture, texel after texel from the first
+ * texel of row `row`, rows of the texture's width: the mirror a kernel then reads with
+ * `textureLoad`.
  */
 export interface TexelCopy {
   /** The bytes: a whole number of texels, starting on one. */
   readonly source: Required<GPUBufferBinding>;
-  /** The rgba32float texture, at least as many texels as the bytes hold. */
+  /** The rgba32float texture, at least as many texels from `row` on as the bytes hold. */
   readonly texture: GPUTexture;
+  /** The texture row the copy starts at (default 0). */
+  readonly row?: number;
 }
 
 /** One recorded kernel launch: replayed into a compute pass as often as needed. */
@@ -160,16 +163,17 @@ function passRuns(dispatches: readonly Dispatch[]): Dispatch[][] {
 }
 
 /** Encodes `copy`: whole rows of the texture, then the texels of a last partial row. */
-function copyTexels(encoder: GPUCommandEncoder, { source, texture }: TexelCopy): void {
+function copyTexels(encoder: GPUCommandEncoder, { source, texture, row = 0 }: TexelCopy): void {
   const texels = source.size / 16, rowBytes = texture.width * 16;
   const rows = Math.floor(texels / texture.width), rest = texels % texture.width;
-  const from = (row: number) => ({
+  const from = (r: number) => ({
     buffer: source.buffer,
-    offset: source.offset + row * rowBytes,
+    offset: source.offset + r * rowBytes,
     bytesPerRow: rowBytes,
   });
-  if (rows > 0) encoder.copyBufferToTexture(from(0), { texture }, [texture.width, rows]);
-  if (rest > 0) encoder.copyBufferToTexture(from(rows), { texture, origin: [0, rows] }, [rest, 1]);
+  const at = (r: number) => ({ texture, origin: [0, row + r] });
+  if (rows > 0) encoder.copyBufferToTexture(from(0), at(0), [texture.width, rows]);
+  if (rest > 0) encoder.copyBufferToTexture(from(rows), at(rows), [rest, 1]);
 }
 
 /**

@@ -394,34 +394,54 @@ check(
     }),
 );
 
+/** Three steps of `sgdUpdate` on `n` parameters against the float64 rule; its pipelines' keys. */
+async function checkSgd(gpu: Gpu, n: number, mirrored: boolean): Promise<string[]> {
+  const w0 = randomArray(n, 14), g0 = randomArray(n, 15);
+  const w = Tensor.from(gpu, [n], w0),
+    v = Tensor.zeros(gpu, [n]),
+    g = Tensor.from(gpu, [n], g0);
+  const hyper = gpu.buffer(16, "hyper", GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+  const update = sgdUpdate(gpu, { weight: w, velocity: v, gradient: g, hyper, mirrored });
+  const [lr, momentum, decay] = [0.01, 0.9, 5e-4];
+  const wr = Float64Array.from(w0), vr = new Float64Array(n);
+  for (let step = 0; step < 3; step++) {
+    gpu.write(hyper, new Float32Array([lr, momentum, decay]));
+    gpu.run(update.dispatches);
+    for (let i = 0; i < n; i++) {
+      vr[i] = momentum * vr[i] - decay * lr * wr[i] - lr * g0[i];
+      wr[i] += vr[i];
+    }
+  }
+  assertClose(await w.read(), wr, { atol: 1e-7, rtol: 1e-6, what: "weights" });
+  assertClose(await v.read(), vr, { atol: 1e-8, rtol: 1e-5, what: "velocities" });
+  await gpu.check();
+  return update.dispatches.map((d) => d.pipeline.key);
+}
+
 check(
   "sgdUpdate follows the paper's rule over three steps, in slices past the binding limit",
   async () => {
     const gpu = await Gpu.create({ limits: { maxStorageBufferBindingSize: 256 } });
     try {
-      const n = 150; // 600 bytes: three slices
-      const w0 = randomArray(n, 14), g0 = randomArray(n, 15);
-      const w = Tensor.from(gpu, [n], w0),
-        v = Tensor.zeros(gpu, [n]),
-        g = Tensor.from(gpu, [n], g0);
-      const hyper = gpu.buffer(16, "hyper", GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-      const update = sgdUpdate(gpu, { weight: w, velocity: v, gradient: g, hyper });
-      // 64 and 64 elements four at a time, then the last 22 one at a time.
-      const keys = update.dispatches.map((d) => d.pipeline.key);
+      // 600 bytes: 64 and 64 elements four at a time, then the last 22 one at a time.
+      const keys = await checkSgd(gpu, 150, false);
       assert(keys.join() === "sgd_update:vec4,sgd_update:vec4,sgd_update", keys.join());
-      const [lr, momentum, decay] = [0.01, 0.9, 5e-4];
-      const wr = Float64Array.from(w0), vr = new Float64Array(n);
-      for (let step = 0; step < 3; step++) {
-        gpu.write(hyper, new Float32Array([lr, momentum, decay]));
-        gpu.run(update.dispatches);
-        for (let i = 0; i < n; i++) {
-          vr[i] = momentum * vr[i] - decay * lr * wr[i] - lr * g0[i];
-          wr[i] += vr[i];
-        }
-      }
-      assertClose(await w.read(), wr, { atol: 1e-7, rtol: 1e-6, what: "weights" });
-      assertClose(await v.read(), vr, { atol: 1e-8, rtol: 1e-5, what: "velocities" });
-      await gpu.check();
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
+check(
+  "sgdUpdate reading copies in textures follows the rule, in slices of half a texture",
+  async () => {
+    // Scratch textures of two rows: 16384 elements a launch.
+    const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 2 } });
+    try {
+      const keys = await checkSgd(gpu, 2 * 16384 + 148, true);
+      assert(keys.join() === Array(3).fill("sgd_update:mirrored:4096").join(), keys.join());
+      const tail = await checkSgd(gpu, 16384 + 6, true); // the last 16390 are not whole quads
+      assert(tail.join() === "sgd_update:mirrored:4096,sgd_update", tail.join());
     } finally {
       gpu.destroy();
     }
