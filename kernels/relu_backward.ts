@@ -1,7 +1,9 @@
 /**
  * ReLU's gradient, in place: dy <- dy where the layer's output y > 0, else 0. Run once before
  * the two backward GEMMs of a convolution or dense layer with fused ReLU, so that each reads one
- * buffer instead of masking every element it loads.
+ * buffer instead of masking every element it loads. On llvmpipe, runs of whole quads are first
+ * copied into the GEMM scratch textures and read there, four elements an invocation: llvmpipe reads
+ * texels several times faster than storage buffers.
  *
  * Reference test: tests/kernels/elementwise_test.ts; timed by
  * `deno task bench:kernels --kernel relu_backward`.
@@ -9,8 +11,10 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
+import { joinLaunches, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { PACKED_TEXEL_WGSL } from "./gemm/pack_wgsl.ts";
+import { gemmScratch } from "./gemm/record.ts";
 
 const WORKGROUP = 256;
 
@@ -29,8 +33,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   dy[i] = select(0.0, dy[i], y[i] > 0.0);
 }`;
 
+/** WGSL of the mask four elements an invocation, reading y and dy from copies in textures. */
+export const RELU_BACKWARD_MIRRORED_WGSL = /* wgsl */ `
+@group(0) @binding(0) var ym: texture_2d<f32>; // a copy of y
+@group(0) @binding(1) var<storage, read_write> dy: array<vec4f>;
+@group(0) @binding(2) var dym: texture_2d<f32>; // a copy of dy
+@group(0) @binding(3) var<uniform> count: vec4u; // x: quads in the launch
+${PACKED_TEXEL_WGSL}
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
+  if (i >= count.x) { return; }
+  let at = packedTexel(i);
+  dy[i] = select(vec4f(0.0), textureLoad(dym, at, 0), textureLoad(ym, at, 0) > vec4f(0.0));
+}`;
+
 /**
- * Records the masking of the first `count` elements of `dy` by `y > 0`.
+ * Records the masking of the first `count` elements of `dy` by `y > 0`: in launches of as many
+ * quads as a scratch texture holds where `mirrored` (by default on llvmpipe, where `count` is whole
+ * quads), else one launch of one element an invocation.
  *
  * @example
  * ```ts
@@ -45,17 +69,36 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  * gpu.destroy();
  * ```
  */
-export function reluBackward(gpu: Gpu, args: { y: Tensor; dy: Tensor; count: number }): Launch {
-  const pipeline = gpu.pipeline("relu_backward", RELU_BACKWARD_WGSL, [
-    "read",
+export function reluBackward(
+  gpu: Gpu,
+  args: { y: Tensor; dy: Tensor; count: number; mirrored?: boolean },
+): Launch {
+  const { y, dy, count } = args;
+  if (!(args.mirrored ?? gpu.family === "llvmpipe") || count % 4 !== 0) {
+    const pipeline = gpu.pipeline("relu_backward", RELU_BACKWARD_WGSL, [
+      "read",
+      "read_write",
+      "uniform",
+    ]);
+    return gpu.perElement("relu_backward", pipeline, [y.buffer, dy.buffer], count, WORKGROUP);
+  }
+  const pipeline = gpu.pipeline("relu_backward:mirrored", RELU_BACKWARD_MIRRORED_WGSL, [
+    "texture",
     "read_write",
+    "texture",
     "uniform",
   ]);
-  return gpu.perElement(
-    "relu_backward",
-    pipeline,
-    [args.y.buffer, args.dy.buffer],
-    args.count,
-    WORKGROUP,
-  );
+  const { a, b, textures: [ta, tb], texels } = gemmScratch(gpu);
+  const align = gpu.limits.minStorageBufferOffsetAlignment / 16;
+  const bound = Math.floor(gpu.limits.maxStorageBufferBindingSize / 16 / align) * align;
+  const slice = Math.min(texels, bound); // quads a launch
+  const launches: Launch[] = [];
+  for (let first = 0; first < count / 4; first += slice) {
+    const quads = Math.min(slice, count / 4 - first);
+    const at = (t: Tensor) => ({ buffer: t.buffer, offset: first * 16, size: quads * 16 });
+    const copies = [{ source: at(y), texture: ta }, { source: at(dy), texture: tb }];
+    const label = `relu_backward ${4 * first}+${4 * quads}`;
+    launches.push(gpu.perElement(label, pipeline, [a, at(dy), b], quads, WORKGROUP, copies));
+  }
+  return joinLaunches(launches);
 }

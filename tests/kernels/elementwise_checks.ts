@@ -449,6 +449,27 @@ check(
 );
 
 check(
+  "reluBackward reading copies in textures zeroes the same, in launches of a texture's quads",
+  async () => {
+    // Scratch textures of one row: 16384 elements a launch.
+    const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 1 } });
+    try {
+      const n = 16384 + 1004;
+      const ys = randomArray(n, 18).map((v) => Math.max(v, 0)), gs = randomArray(n, 19);
+      const y = Tensor.from(gpu, [n], ys), dy = Tensor.from(gpu, [n], gs);
+      const launch = reluBackward(gpu, { y, dy, count: n, mirrored: true });
+      const keys = launch.dispatches.map((d) => d.pipeline.key).join();
+      assert(keys === "relu_backward:mirrored,relu_backward:mirrored", keys);
+      gpu.run(launch.dispatches);
+      assertClose(await dy.read(), gs.map((v, i) => (ys[i] > 0 ? v : 0)), { atol: 0, rtol: 0 });
+      await gpu.check();
+    } finally {
+      gpu.destroy();
+    }
+  },
+);
+
+check(
   "reluBackward zeroes the gradient where the output is not positive",
   () =>
     withGpu(async (gpu) => {
