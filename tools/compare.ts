@@ -49,8 +49,8 @@ const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length
 console.log(`${model} at batch ${n}, ${rounds} alternating rounds, median images/s:`);
 for (const s of sides) {
   console.log(
-    `  ${s.dir}: inference ${median(s.inference).toFixed(1)}, training ${
-      median(s.training).toFixed(1)
+    `  ${s.dir}: inference ${median(s.inference).toFixed(2)}, training ${
+      median(s.training).toFixed(2)
     }`,
   );
 }
