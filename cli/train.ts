@@ -273,6 +273,7 @@ async function runTrain(v: Values): Promise<void> {
     throw e;
   }
   await applyTuning(net, tuningPath, options.batch, v.tune === true);
+  net.tower?.compileAhead(options.batch); // a second thread compiles while the first step runs
   const stop = new AbortController();
   const onSignal = () => {
     console.error("\nstopping after this step (a checkpoint follows)...");

@@ -143,7 +143,7 @@ export class Gpu {
         compute: { module: this.device.createShaderModule({ label: key, code: wgsl }) },
       })
     );
-    const compiled = { key, wgsl, pipeline, layout };
+    const compiled = { key, wgsl, pipeline, layout, bindings: [...bindings] };
     this.#pipelines.set(key, compiled);
     return compiled;
   }

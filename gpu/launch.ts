@@ -24,6 +24,8 @@ export interface Pipeline {
   readonly pipeline: GPUComputePipeline;
   /** The bind group layout of group 0. */
   readonly layout: GPUBindGroupLayout;
+  /** The kinds of its bindings, in binding order (what `layout` was made from). */
+  readonly bindings: readonly BindingKind[];
 }
 
 /**

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { type CompileAhead, compileAhead, compilesAhead, lastFirst } from "../gpu/compile_ahead.ts";
 import { GpuError } from "../gpu/errors.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Dispatch } from "../gpu/launch.ts";
@@ -140,6 +141,7 @@ export class Tower {
   #updates: Dispatch[] | undefined;
   #sgd: Sgd | undefined;
   #gathered: GPUBuffer | undefined;
+  #ahead: CompileAhead | undefined;
   #destroyed = false;
 
   private constructor(
@@ -462,10 +464,44 @@ export class Tower {
     return Math.ceil(batch / Math.ceil(batch / this.maxMicroBatch));
   }
 
+  /**
+   * Starts compiling a training step's pipelines for `batch` examples in a Worker, last needed
+   * first, where that pays (`gpu/compile_ahead.ts`): the first step then compiles about half of
+   * them itself. It only saves time, so its errors are dropped; it stops with the tower. Returns
+   * the run (undefined where it does not pay, or one was started before).
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Tower } from "./tower.ts";
+   * const gpu = await Gpu.create();
+   * const tower = Tower.create(gpu, { name: "t", input: [2, 1, 1], seed: 1, tower: null,
+   *   stages: [[{ kind: "dense", name: "fc", out: 2, relu: false }]] });
+   * const run = tower.compileAhead(4); // undefined off llvmpipe
+   * console.log(run === undefined || run.keys.length > 0); // true
+   * tower.destroy();
+   * gpu.destroy();
+   * ```
+   */
+  compileAhead(batch: number): CompileAhead | undefined {
+    this.#assertUsable();
+    if (this.#ahead || !compilesAhead(this.gpu)) return undefined;
+    const plan = this.#wholePlan("training", batch) as TrainingPlan;
+    const backward = plan.backwardFirst.toReversed().flatMap((l) => l.dispatches);
+    const step = [...forwardDispatches(plan), ...plan.loss.dispatches, ...backward];
+    this.#ahead = compileAhead(
+      lastFirst([...step, ...this.#updateDispatches()]),
+      this.gpu.precision,
+    );
+    this.#ahead.done.catch(() => {});
+    return this.#ahead;
+  }
+
   /** Frees every buffer of the tower (not the device). Later calls throw. */
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
+    this.#ahead?.stop();
     this.#plans.clear();
     this.#sgd?.destroy();
     this.#gathered?.destroy();
