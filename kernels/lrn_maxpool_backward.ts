@@ -11,8 +11,11 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
+import { type Launch, type TexelCopy, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { scalarBufferWgsl, scalarMirror } from "./gemm/mirror.ts";
+import { PACKED_TEXEL_WGSL } from "./gemm/pack_wgsl.ts";
+import { gemmScratch } from "./gemm/record.ts";
 import { lrnGradientWalkWgsl } from "./lrn_backward.ts";
 import type { LrnParams } from "./lrn_forward.ts";
 import {
@@ -55,6 +58,7 @@ export function lrnMaxPoolBackwardWgsl(
   p: LrnParams,
   size: number,
   reluInput = false,
+  mirrored = false,
 ): string {
   const stride = FUSED_POOL_STRIDE;
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
@@ -62,9 +66,10 @@ export function lrnMaxPoolBackwardWgsl(
   const windows = coveringWindows(size, stride); // in max-pooling's gradient order
   return /* wgsl */ `
 alias T = vec4f; // a block's pixels, row-major
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+${mirrored ? PACKED_TEXEL_WGSL : ""}
+${scalarBufferWgsl("x", 0, mirrored)}
 @group(0) @binding(1) var<storage, read> argmax: array<u32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>; // the pooled gradient
+${scalarBufferWgsl("dy", 2, mirrored)} // the pooled gradient
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(4) var<uniform> count: vec4u; // x: (image, group, block)s
 ${WORKGROUP_INDEX_WGSL}
@@ -93,7 +98,7 @@ var<private> has${di}${dj}: bool;`
 
 fn xUnit(g: u32, m: i32) -> T {
   let at = g + u32(clamp(m, 0, Q - 1) / S) * HW;
-  return select(T(0.0), T(x[at + q.x], x[at + q.y], x[at + q.z], x[at + q.w]), m >= 0 && m < Q);
+  return select(T(0.0), T(xAt(at + q.x), xAt(at + q.y), xAt(at + q.z), xAt(at + q.w)), m >= 0 && m < Q);
 }
 
 // The gradient at LRN's output: each covering window's, where its argmax is the pixel.
@@ -103,7 +108,10 @@ fn dyUnit(g: u32, m: i32) -> T {
 ${
     windows.map(([di, dj]) => {
       const [w, has] = [`w${di}${dj}`, `has${di}${dj}`];
-      const [g, at] = [`select(0.0, dy[o + ${w}], ${has})`, `select(HW, argmax[o + ${w}], ${has})`];
+      const [g, at] = [
+        `select(0.0, dyAt(o + ${w}), ${has})`,
+        `select(HW, argmax[o + ${w}], ${has})`,
+      ];
       return `  sum += select(T(0.0), T(${g}), vec4u(${at}) == q);`;
     }).join("\n")
   }
@@ -189,18 +197,30 @@ export function lrnMaxPoolBackward(
     throw new RangeError(`LRN through max-pooling: stride ${stride}, not ${FUSED_POOL_STRIDE}`);
   }
   const relu = args.reluInput === true;
-  const key = `lrn_maxpool_backward:${channels}:${h}:${w}:${Object.values(params)}:${size}:${relu}`;
+  // On llvmpipe x and dy are read from copies in scratch textures A and B, where they fit.
+  const scratch = gpu.family === "llvmpipe" ? gemmScratch(gpu) : undefined;
+  const copies = scratch && [
+    scalarMirror(args.x.buffer, args.x.size, scratch.textures[0]),
+    scalarMirror(args.dy.buffer, args.dy.size, scratch.textures[1]),
+  ];
+  const mirrored = copies?.every((c) => c !== undefined) === true;
+  const key = `lrn_maxpool_backward:${channels}:${h}:${w}:${Object.values(params)}:${size}:${relu}${
+    mirrored ? ":mirrored" : ""
+  }`;
+  const read = mirrored ? "texture" : "read";
   const pipeline = gpu.pipeline(
     key,
-    lrnMaxPoolBackwardWgsl(channels, h, w, params, size, relu),
-    ["read", "read", "read", "read_write", "uniform"],
+    lrnMaxPoolBackwardWgsl(channels, h, w, params, size, relu, mirrored),
+    [read, "read", read, "read_write", "uniform"],
   );
   const [bh, bw] = poolBlocks(h, w, stride);
+  const [x, dy] = mirrored ? [scratch!.a, scratch!.b] : [args.x.buffer, args.dy.buffer];
   return gpu.perElement(
     "lrn_maxpool_backward",
     pipeline,
-    [args.x.buffer, args.indices, args.dy.buffer, args.dx.buffer],
+    [x, args.indices, dy, args.dx.buffer],
     args.batch * params.groups * bh * bw,
     WORKGROUP,
+    mirrored ? copies as TexelCopy[] : [],
   );
 }

@@ -11,6 +11,8 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { scalarMirror } from "./gemm/mirror.ts";
+import { gemmScratch } from "./gemm/record.ts";
 import { denominatorWgsl, type LrnParams, negativePowerWgsl } from "./lrn_forward.ts";
 import {
   maxPoolOutputSize,
@@ -43,6 +45,7 @@ export function lrnMaxPoolForwardWgsl(
   size: number,
   stride: number,
   saveIndices = false,
+  mirrored = false,
 ): string {
   const [oh] = maxPoolOutputSize(h, w, size, stride);
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
@@ -53,14 +56,14 @@ export function lrnMaxPoolForwardWgsl(
     inputs.map(([v]) => `${declare}r${j}_${v} = channelAt(${c}, q${v});`).join("\n    ");
   return /* wgsl */ `
 alias T = f32;
-${pairPoolingWgsl(h, w, size, stride, saveIndices)}
+${pairPoolingWgsl(h, w, size, stride, saveIndices, mirrored)}
 const CG = ${channels / p.groups}; // channels a group
 
 var<private> base: u32; // the group's first element
 
 // Channel c of the group at offset q of its map, or 0 outside the group (the towers apart).
 fn channelAt(c: i32, q: u32) -> f32 {
-  return select(0.0, x[base + u32(clamp(c, 0, CG - 1)) * HW + q], c >= 0 && c < CG);
+  return select(0.0, xAt(base + u32(clamp(c, 0, CG - 1)) * HW + q), c >= 0 && c < CG);
 }
 
 @compute @workgroup_size(${WORKGROUP})
@@ -131,19 +134,32 @@ export function lrnMaxPoolForward(
   }
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
   const save = args.saveIndices === true;
+  // On llvmpipe x is read from a copy in scratch texture A, where it fits.
+  const scratch = gpu.family === "llvmpipe" ? gemmScratch(gpu) : undefined;
+  const copy = scratch && scalarMirror(args.x.buffer, args.x.size, scratch.textures[0]);
   const key = `lrn_maxpool_forward:${channels}:${h}:${w}:${
     Object.values(params)
-  }:${size}:${stride}:${save}`;
+  }:${size}:${stride}:${save}${copy ? ":mirrored" : ""}`;
+  const x = copy ? "texture" : "read";
   const pipeline = gpu.pipeline(
     key,
-    lrnMaxPoolForwardWgsl(channels, h, w, params, size, stride, save),
-    save ? ["read", "read_write", "read_write", "uniform"] : ["read", "read_write", "uniform"],
+    lrnMaxPoolForwardWgsl(channels, h, w, params, size, stride, save, copy !== undefined),
+    save ? [x, "read_write", "read_write", "uniform"] : [x, "read_write", "uniform"],
   );
   const indices = save
     ? gpu.buffer(args.batch * channels * oh * ow * 4, "maxpool argmax")
     : undefined;
-  const resources = [args.x.buffer, args.y.buffer, ...(indices ? [indices] : [])];
+  const source = copy ? scratch!.a : args.x.buffer;
+  const resources = [source, args.y.buffer, ...(indices ? [indices] : [])];
   const pairs = args.batch * params.groups * oh * Math.ceil(ow / 2);
-  const launch = gpu.perElement("lrn_maxpool_forward", pipeline, resources, pairs, WORKGROUP);
+  const copies = copy ? [copy] : [];
+  const launch = gpu.perElement(
+    "lrn_maxpool_forward",
+    pipeline,
+    resources,
+    pairs,
+    WORKGROUP,
+    copies,
+  );
   return { ...launch, buffers: [...launch.buffers, ...(indices ? [indices] : [])], indices };
 }

@@ -12,6 +12,8 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { scalarBufferWgsl } from "./gemm/mirror.ts";
+import { PACKED_TEXEL_WGSL } from "./gemm/pack_wgsl.ts";
 
 const WORKGROUP = 256;
 
@@ -89,7 +91,8 @@ export function poolPairWgsl(
 
 /**
  * WGSL shared by the kernels that pool pairs of outputs (this one and lrn_maxpool_forward.ts):
- * their bindings (x, y, with `saveIndices` argmax, and the count of pairs) and the maps' sizes.
+ * their bindings (x, read through `xAt` from a texture where `mirrored`, y, with `saveIndices`
+ * argmax, and the count of pairs) and the maps' sizes.
  *
  * @example
  * ```ts
@@ -103,10 +106,11 @@ export function pairPoolingWgsl(
   size: number,
   stride: number,
   saveIndices: boolean,
+  mirrored = false,
 ): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
-  return /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+  return /* wgsl */ `${mirrored ? PACKED_TEXEL_WGSL : ""}
+${scalarBufferWgsl("x", 0, mirrored)}
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${saveIndices ? "@group(0) @binding(2) var<storage, read_write> argmax: array<u32>;" : ""}
 @group(0) @binding(${saveIndices ? 3 : 2}) var<uniform> count: vec4u; // x: pairs in the launch
@@ -175,7 +179,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let map = row / ${oh}u;
   let out = map * OP + (row % ${oh}u) * OW + o0;
   let origin = (row % ${oh}u) * ${stride}u * W + o0 * ${stride}u; // the pair's corner in its map
-${pairInputs(w, size, stride).map(([v, q]) => `  let v${v} = x[map * HW + ${q}];`).join("\n")}
+${pairInputs(w, size, stride).map(([v, q]) => `  let v${v} = xAt(map * HW + ${q});`).join("\n")}
 ${poolPairWgsl(w, size, stride, saveIndices, reluInput)}
 }`;
 }

@@ -122,6 +122,10 @@ for (const [name, shape, params, size, stride] of LRN_POOL_CASES) {
           lrnMaxPoolForward(gpu, { x, y: fused, params, ...pool, saveIndices }),
         ];
         const [, separate, both] = launches as PoolLaunch[];
+        // On llvmpipe, x whole texels: read from its copy in a texture.
+        const mirrored = gpu.family === "llvmpipe" && xs.length % 4 === 0;
+        const key = both.dispatches[0].pipeline.key;
+        assert(key.endsWith(":mirrored") === mirrored, key);
         launches.push(maxPoolBackward(gpu, { indices: both.indices!, dy, dx: gradient, ...pool }));
         launches.push(lrnBackward(gpu, { x, dy: gradient, dx: dxApart, batch, params, reluInput }));
         if (stride === FUSED_POOL_STRIDE) {
