@@ -153,12 +153,12 @@ export interface Ceiling {
 }
 
 /**
- * GFLOP/s of the GEMM core on 1024 x 1024 x 1024 read two ways, each with the fastest of the
- * adapter's candidate tilings: as a dense layer at batch 1024 (vector loads) and as a 1x1
- * convolution of 1024 channels over a 32 x 32 image (the convolutions' operand paths).
+ * GFLOP/s of the GEMM core on n x n x n (n a square; 1024 by default) read two ways, each with
+ * the fastest of the adapter's candidate tilings: as a dense layer at batch n (vector loads) and as
+ * a 1x1 convolution of n channels over a sqrt(n) x sqrt(n) image (the convolutions' operand paths).
  */
-async function gemmProbes(gpu: Gpu, repeats: number): Promise<Ceiling["probes"]> {
-  const n = 1024, side = 32;
+async function gemmProbes(gpu: Gpu, repeats: number, n: number): Promise<Ceiling["probes"]> {
+  const side = Math.sqrt(n);
   const dense = new Dense(gpu, "probe", [n, 1, 1], { out: n, relu: false });
   const conv = new Conv2d(gpu, "probe", [n, side, side], { out: n, kernel: 1, relu: false });
   const x = Tensor.zeros(gpu, [n, n], "probe input");
@@ -167,7 +167,7 @@ async function gemmProbes(gpu: Gpu, repeats: number): Promise<Ceiling["probes"]>
   try {
     for (const [name, layer, batch] of [["dense", dense, n], ["1x1 conv", conv, 1]] as const) {
       const [weight, bias] = layer.parameters.values();
-      let best = { name: `1024^3 ${name}`, tile: "", gflops: 0 };
+      let best = { name: `${n}^3 ${name}`, tile: "", gflops: 0 };
       for (const tile of candidateTiles(gpu.family, gpu.limits)) {
         const args = { geometry: layer.geometry, batch, x, weight, bias, y, relu: false, tile };
         const launch = conv2dForward(gpu, args);
@@ -201,7 +201,8 @@ function ceilingOf(probes: Ceiling["probes"], layers: readonly LayerBench[]): Ce
 }
 
 /**
- * Measures `net` at `batch`.
+ * Measures `net` at `batch`, the ceiling's probes `probe`^3 GEMMs (a square; 1024 by default:
+ * small ones only for tests, whose probes would otherwise dominate their time).
  *
  * @example
  * ```ts ignore
@@ -211,7 +212,13 @@ function ceilingOf(probes: Ceiling["probes"], layers: readonly LayerBench[]): Ce
  * console.log(await bench(net, 32, 2));
  * ```
  */
-export async function bench(net: Network, batch: number, repeats: number): Promise<BenchResult> {
+export async function bench(
+  net: Network,
+  batch: number,
+  repeats: number,
+  probe = 1024,
+): Promise<BenchResult> {
+  if (!Number.isInteger(Math.sqrt(probe))) throw new RangeError(`probe ${probe}: not a square`);
   const { config, tower } = net;
   if (!tower) throw new RangeError("bench times the layers of a network on one device");
   const gpu = tower.gpu;
@@ -250,7 +257,7 @@ export async function bench(net: Network, batch: number, repeats: number): Promi
   for (const t of plan.owned) t.destroy();
   for (const b of plan.buffers) b.destroy();
   const loader = await benchLoader(config, batch, repeats);
-  const ceiling = ceilingOf(await gemmProbes(gpu, repeats), layers);
+  const ceiling = ceilingOf(await gemmProbes(gpu, repeats, probe), layers);
   return {
     setup: {
       adapter: gpu.description,
