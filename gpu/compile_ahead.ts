@@ -44,8 +44,17 @@ export interface CompileAhead {
  * ```
  */
 export function compilesAhead(gpu: Gpu): boolean {
-  const disabled = Deno.env.get("MESA_SHADER_CACHE_DISABLE") ?? "";
-  return gpu.family === "llvmpipe" && !/^(1|true|yes)$/i.test(disabled);
+  return gpu.family === "llvmpipe" &&
+    !/^(1|true|yes)$/i.test(environment("MESA_SHADER_CACHE_DISABLE"));
+}
+
+/** An environment variable, or "" where there is none or no permission to read it (a page). */
+function environment(name: string): string {
+  try {
+    return (globalThis as { Deno?: typeof Deno }).Deno?.env.get(name) ?? "";
+  } catch {
+    return "";
+  }
 }
 
 /**

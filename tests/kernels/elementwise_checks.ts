@@ -444,7 +444,7 @@ check(
     try {
       const keys = await checkSgd(gpu, 2 * 16384 + 148, true);
       assert(keys.join() === Array(3).fill("sgd_update:mirrored:4096").join(), keys.join());
-      const tail = await checkSgd(gpu, 16384 + 6, true); // the last 16390 are not whole quads
+      const tail = await checkSgd(gpu, 16384 + 6, true); // the last 6 are not whole quads
       assert(tail.join() === "sgd_update:mirrored:4096,sgd_update", tail.join());
     } finally {
       gpu.destroy();
