@@ -26,8 +26,12 @@ export interface CompileAhead {
   readonly keys: readonly string[];
   /** Resolves when every pipeline was compiled (or the run was stopped); rejects on an error. */
   readonly done: Promise<void>;
-  /** Ends the worker now (idempotent). */
-  stop(): void;
+  /**
+   * Asks the worker to end after the pipeline in hand; resolves (never rejects) once it has and
+   * its device is gone. Await it before the process may exit: lavapipe crashes an exit that
+   * finds a compile running.
+   */
+  stop(): Promise<void>;
 }
 
 /**
@@ -103,10 +107,11 @@ export function compileAhead(
 ): CompileAhead {
   const url = new URL("./compile_worker.ts", import.meta.url).href;
   const worker = new Worker(url, { type: "module" });
-  let settle = (_error?: string) => {};
+  let settle = (_error?: string) => {}, ended = false;
   const done = new Promise<void>((resolve, reject) => {
     settle = (error) => {
       settle = () => {};
+      ended = true;
       worker.terminate();
       error === undefined ? resolve() : reject(new Error(`compiling ahead: ${error}`));
     };
@@ -117,5 +122,9 @@ export function compileAhead(
     settle(e.message);
   };
   worker.postMessage({ pipelines, precision });
-  return { keys: pipelines.map((p) => p.key), done, stop: () => settle() };
+  const stop = () => {
+    if (!ended) worker.postMessage({ stop: true });
+    return done.catch(() => {});
+  };
+  return { keys: pipelines.map((p) => p.key), done, stop };
 }

@@ -1,7 +1,9 @@
 /**
  * The Worker of `compile_ahead.ts`: compiles each pipeline it is sent by dispatching one workgroup
  * of it over placeholder resources (zero uniforms, so that every kernel returns at once), then
- * posts `{}`, or `{ error }` on the first failure.
+ * posts `{}`, or `{ error }` on the first failure. A `{ stop: true }` message ends the run after
+ * the pipeline in hand; the device is destroyed before the reply, so that nothing of lavapipe's
+ * is still running when the process may exit.
  *
  * @module
  */
@@ -10,13 +12,21 @@ import type { PipelineSource } from "./compile_ahead.ts";
 import { Gpu, type Precision } from "./device.ts";
 import type { BindingKind, Resource } from "./launch.ts";
 
+let stopping = false;
+
 self.onmessage = async (
-  { data }: MessageEvent<{ pipelines: PipelineSource[]; precision: Precision }>,
+  { data }: MessageEvent<{ pipelines: PipelineSource[]; precision: Precision } | { stop: true }>,
 ) => {
+  if ("stop" in data) {
+    stopping = true;
+    return;
+  }
   let gpu: Gpu | undefined;
+  let reply: { error?: string } = {};
   try {
     gpu = await Gpu.create({ precision: data.precision });
     for (const { key, wgsl, bindings } of data.pipelines) {
+      if (stopping) break;
       const owned: (GPUBuffer | GPUTexture)[] = [];
       const resources = bindings.map((kind) => placeholder(gpu!, kind, owned));
       gpu.run([gpu.dispatch(key, gpu.pipeline(key, wgsl, bindings), resources, 1)]);
@@ -24,12 +34,11 @@ self.onmessage = async (
       for (const r of owned) r.destroy();
     }
     await gpu.check();
-    self.postMessage({});
   } catch (e) {
-    self.postMessage({ error: e instanceof Error ? e.message : String(e) });
-  } finally {
-    gpu?.destroy();
+    reply = { error: e instanceof Error ? e.message : String(e) };
   }
+  gpu?.destroy();
+  self.postMessage(reply);
 };
 
 /** A resource of `kind` that any kernel may bind there (small, zero-filled), kept in `owned`. */

@@ -467,8 +467,9 @@ export class Tower {
   /**
    * Starts compiling a training step's pipelines for `batch` examples in a Worker, last needed
    * first, where that pays (`gpu/compile_ahead.ts`): the first step then compiles about half of
-   * them itself. It only saves time, so its errors are dropped; it stops with the tower. Returns
-   * the run (undefined where it does not pay, or one was started before).
+   * them itself. It only saves time, so its errors are dropped; it stops with the tower (await
+   * {@linkcode Tower.close} before the process may exit). Returns the run (undefined where it does
+   * not pay, or one was started before).
    *
    * @example
    * ```ts
@@ -479,7 +480,7 @@ export class Tower {
    *   stages: [[{ kind: "dense", name: "fc", out: 2, relu: false }]] });
    * const run = tower.compileAhead(4); // undefined off llvmpipe
    * console.log(run === undefined || run.keys.length > 0); // true
-   * tower.destroy();
+   * await tower.close();
    * gpu.destroy();
    * ```
    */
@@ -497,11 +498,31 @@ export class Tower {
     return this.#ahead;
   }
 
+  /**
+   * {@linkcode Tower.destroy}, once a compile ahead has stopped.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "../gpu/device.ts";
+   * import { Tower } from "./tower.ts";
+   * const gpu = await Gpu.create();
+   * const tower = Tower.create(gpu, { name: "t", input: [2, 1, 1], seed: 1, tower: null,
+   *   stages: [[{ kind: "dense", name: "fc", out: 2, relu: false }]] });
+   * tower.compileAhead(4);
+   * await tower.close();
+   * gpu.destroy();
+   * ```
+   */
+  async close(): Promise<void> {
+    await this.#ahead?.stop();
+    this.destroy();
+  }
+
   /** Frees every buffer of the tower (not the device). Later calls throw. */
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    this.#ahead?.stop();
+    void this.#ahead?.stop(); // the worker ends after the pipeline in hand (close awaits it)
     this.#plans.clear();
     this.#sgd?.destroy();
     this.#gathered?.destroy();

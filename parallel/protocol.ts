@@ -123,6 +123,6 @@ export function localTower(tower: Tower): TowerHandle {
     info: tower.describe(),
     local: tower,
     call: (op, ...args) => answer(tower, op, args),
-    close: () => Promise.resolve(tower.destroy()),
+    close: () => tower.close(),
   };
 }

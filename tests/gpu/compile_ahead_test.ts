@@ -38,8 +38,8 @@ Deno.test("compileAhead reports a kernel that does not compile, and stops", asyn
     /compiling ahead: .*undefined_name/s,
   );
   const stopped = compileAhead([{ key: "every kind", wgsl: EVERY_KIND, bindings: [] }]);
-  stopped.stop();
-  await stopped.done; // stopping settles it, before the worker could fail on the layout
+  await stopped.stop(); // before the worker could fail on the layout
+  await stopped.done; // settled, not rejected
 });
 
 Deno.test("a tower compiles ahead every pipeline of its training step, the update first", async () => {
