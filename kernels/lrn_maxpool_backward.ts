@@ -13,7 +13,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { type Launch, type TexelCopy, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { scalarBufferWgsl, scalarMirror } from "./gemm/mirror.ts";
+import { readsCopies, scalarBufferWgsl, scalarMirror } from "./gemm/mirror.ts";
 import { PACKED_TEXEL_WGSL } from "./gemm/pack_wgsl.ts";
 import { gemmScratch } from "./gemm/record.ts";
 import { lrnGradientWalkWgsl } from "./lrn_backward.ts";
@@ -198,7 +198,7 @@ export function lrnMaxPoolBackward(
   }
   const relu = args.reluInput === true;
   // On llvmpipe x and dy are read from copies in scratch textures A and B, where they fit.
-  const scratch = gpu.family === "llvmpipe" ? gemmScratch(gpu) : undefined;
+  const scratch = readsCopies(gpu) ? gemmScratch(gpu) : undefined;
   const copies = scratch && [
     scalarMirror(args.x.buffer, args.x.size, scratch.textures[0]),
     scalarMirror(args.dy.buffer, args.dy.size, scratch.textures[1]),

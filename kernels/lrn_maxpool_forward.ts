@@ -11,7 +11,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
-import { scalarMirror } from "./gemm/mirror.ts";
+import { readsCopies, scalarMirror } from "./gemm/mirror.ts";
 import { gemmScratch } from "./gemm/record.ts";
 import { denominatorWgsl, type LrnParams, negativePowerWgsl } from "./lrn_forward.ts";
 import {
@@ -135,7 +135,7 @@ export function lrnMaxPoolForward(
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
   const save = args.saveIndices === true;
   // On llvmpipe x is read from a copy in scratch texture A, where it fits.
-  const scratch = gpu.family === "llvmpipe" ? gemmScratch(gpu) : undefined;
+  const scratch = readsCopies(gpu) ? gemmScratch(gpu) : undefined;
   const copy = scratch && scalarMirror(args.x.buffer, args.x.size, scratch.textures[0]);
   const key = `lrn_maxpool_forward:${channels}:${h}:${w}:${
     Object.values(params)

@@ -13,6 +13,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { joinLaunches, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { readsCopies } from "./gemm/mirror.ts";
 import { PACKED_TEXEL_WGSL } from "./gemm/pack_wgsl.ts";
 import { gemmScratch } from "./gemm/record.ts";
 
@@ -74,7 +75,7 @@ export function reluBackward(
   args: { y: Tensor; dy: Tensor; count: number; mirrored?: boolean },
 ): Launch {
   const { y, dy, count } = args;
-  if (!(args.mirrored ?? gpu.family === "llvmpipe") || count % 4 !== 0) {
+  if (!(args.mirrored ?? readsCopies(gpu)) || count % 4 !== 0) {
     const pipeline = gpu.pipeline("relu_backward", RELU_BACKWARD_WGSL, [
       "read",
       "read_write",

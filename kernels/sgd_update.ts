@@ -13,6 +13,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { joinLaunches, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
+import { readsCopies } from "./gemm/mirror.ts";
 import { PACKED_TEXEL_WGSL, PACKED_WIDTH } from "./gemm/pack_wgsl.ts";
 import { gemmScratch } from "./gemm/record.ts";
 
@@ -104,7 +105,7 @@ export function sgdUpdate(
   // Compiled where a slice needs it: most networks never need the float kernel.
   const floats = () => gpu.pipeline("sgd_update", sgdUpdateWgsl("f32"), kinds);
   const quads = () => gpu.pipeline("sgd_update:vec4", sgdUpdateWgsl("vec4f"), kinds);
-  const mirrors = (args.mirrored ?? gpu.family === "llvmpipe") ? updateMirrors(gpu) : undefined;
+  const mirrors = (args.mirrored ?? readsCopies(gpu)) ? updateMirrors(gpu) : undefined;
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   const bound = Math.floor(gpu.limits.maxStorageBufferBindingSize / align) * align / 4; // elements
   const slice = mirrors ? Math.min(bound, mirrors.vTexel * 4) : bound;

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { Gpu } from "../../gpu/device.ts";
 import type { BindingKind, Resource, TexelCopy } from "../../gpu/launch.ts";
 import { PACKED_TEXEL_WGSL } from "./pack_wgsl.ts";
 
@@ -100,10 +101,28 @@ export function mirrorCall(
 }
 
 /**
+ * Whether kernels on `gpu` read their large buffers from copies in the scratch textures: on
+ * llvmpipe, whose texel reads are several times faster than its storage-buffer reads (on a GPU the
+ * copy would be waste). The update, ReLU's gradient and the fused LRN and pooling ask it.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "../../gpu/device.ts";
+ * import { readsCopies } from "./mirror.ts";
+ * const gpu = await Gpu.create();
+ * console.log(readsCopies(gpu) === (gpu.family === "llvmpipe")); // true
+ * gpu.destroy();
+ * ```
+ */
+export function readsCopies(gpu: Gpu): boolean {
+  return gpu.family === "llvmpipe";
+}
+
+/**
  * WGSL declaring binding `binding` as `name`, an array of f32 read through `fn NAMEAt(e: u32) ->
  * f32`: in place, or where `mirrored` from a texture holding a copy of the buffer's bytes (element
  * e in component e % 4 of texel e / 4, in `packedTexel` order). Elementwise kernels read scalars
- * this way: llvmpipe reads even single components of texels about twice as fast as storage.
+ * this way: llvmpipe reads even single components of texels faster than storage buffers.
  *
  * @example
  * ```ts
