@@ -6,6 +6,7 @@
  */
 import type { TileFamily } from "../kernels/gemm/tiles.ts";
 import { GpuError } from "./errors.ts";
+import type { TexelRead } from "./launch.ts";
 
 /** The precision of the GEMM core's operands (see `GpuOptions.precision`). */
 export type Precision = "f32" | "f16";
@@ -22,6 +23,26 @@ export interface Acquired {
   family: TileFamily;
   /** The WebGPU backend Deno was asked for (`DENO_WEBGPU_BACKEND`), or "default". */
   backend: string;
+  /** Whether the runtime's WGSL has read-only storage textures. */
+  readonlyTextures: boolean;
+}
+
+/** The WGSL language feature of read-only (and read-write) storage textures. */
+const READONLY_TEXTURES = "readonly_and_readwrite_storage_textures";
+
+/**
+ * How kernels on an adapter of `family` read textures by default: as read-only storage textures
+ * on llvmpipe, where the WGSL has them (its image loads cost about half what its texel fetches
+ * do: docs/performance.md), else sampled.
+ *
+ * @example
+ * ```ts
+ * import { defaultTexelRead } from "./acquire.ts";
+ * console.log(defaultTexelRead("gpu", true), defaultTexelRead("llvmpipe", false)); // "sampled" "sampled"
+ * ```
+ */
+export function defaultTexelRead(family: TileFamily, readonlyTextures: boolean): TexelRead {
+  return family === "llvmpipe" && readonlyTextures ? "storage" : "sampled";
 }
 
 /** The limits requested up to what the adapter offers. */
@@ -90,7 +111,14 @@ export async function acquireDevice(
     cpu,
     family: !cpu ? "gpu" : /swiftshader/i.test(description) ? "swiftshader" : "llvmpipe",
     backend: /^(unset|unknown)$/.test(backend) ? "default" : backend,
+    readonlyTextures: wgslFeatures().has(READONLY_TEXTURES),
   };
+}
+
+/** The WGSL language features of the runtime (Deno's types do not declare them yet). */
+function wgslFeatures(): ReadonlySet<string> {
+  const gpu = navigator.gpu as GPU & { wgslLanguageFeatures?: ReadonlySet<string> };
+  return gpu.wgslLanguageFeatures ?? new Set();
 }
 
 /** The backend variable where the environment may be read without a prompt. */

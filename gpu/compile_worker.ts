@@ -43,7 +43,7 @@ self.onmessage = async (
 
 /** A resource of `kind` that any kernel may bind there (small, zero-filled), kept in `owned`. */
 function placeholder(gpu: Gpu, kind: BindingKind, owned: (GPUBuffer | GPUTexture)[]): Resource {
-  if (kind === "texture" || kind === "storage_texture") {
+  if (kind === "texture" || kind === "readonly_texture" || kind === "storage_texture") {
     const texture = gpu.scratchTexture(1, 1, "placeholder");
     owned.push(texture);
     return texture.createView();

@@ -7,7 +7,7 @@
  * @module
  */
 import type { TileFamily } from "../kernels/gemm/tiles.ts";
-import { type Acquired, acquireDevice, type Precision } from "./acquire.ts";
+import { type Acquired, acquireDevice, defaultTexelRead, type Precision } from "./acquire.ts";
 import { ErrorCapture, GpuError } from "./errors.ts";
 import {
   type BindingKind,
@@ -18,6 +18,7 @@ import {
   type Pipeline,
   type Resource,
   type TexelCopy,
+  type TexelRead,
 } from "./launch.ts";
 
 export type { Precision } from "./acquire.ts";
@@ -38,6 +39,8 @@ export interface GpuOptions {
    * memory. Needs the adapter feature `shader-f16`.
    */
   precision?: Precision;
+  /** How kernels read textures (default: `defaultTexelRead` in `acquire.ts`); tests pin it. */
+  texelRead?: TexelRead;
 }
 
 /**
@@ -66,6 +69,8 @@ export class Gpu {
   readonly precision: Precision;
   /** The WebGPU backend Deno was asked for (`DENO_WEBGPU_BACKEND`), or "default". */
   readonly backend: string;
+  /** How kernels read the textures they only read (see `TexelRead` in `launch.ts`). */
+  readonly texelRead: TexelRead;
   readonly #pipelines = new Map<string, Pipeline>();
   readonly #kept = new Map<string, unknown>();
   readonly #errors: ErrorCapture;
@@ -73,17 +78,18 @@ export class Gpu {
   #staging: GPUBuffer[] = [];
   #destroyed = false;
 
-  private constructor(
-    found: Acquired,
-    caps: GpuOptions["limits"] = {},
-    precision: Precision = "f32",
-  ) {
+  private constructor(found: Acquired, options: GpuOptions, precision: Precision) {
+    const {
+      limits: caps = {},
+      texelRead = defaultTexelRead(found.family, found.readonlyTextures),
+    } = options;
     this.device = found.device;
     this.description = found.description;
     this.cpu = found.cpu;
     this.family = found.family;
     this.backend = found.backend;
     this.precision = precision;
+    this.texelRead = texelRead;
     const capped: Record<string, number | undefined> = caps;
     this.limits = new Proxy(found.device.limits, {
       get: (target, key) => capped[key as string] ?? target[key as keyof GPUSupportedLimits],
@@ -108,7 +114,15 @@ export class Gpu {
     if (precision !== "f32" && precision !== "f16") {
       throw new RangeError(`precision must be "f32" or "f16", got ${JSON.stringify(precision)}`);
     }
-    return new Gpu(await acquireDevice(options, precision), options.limits, precision);
+    if (options.texelRead !== undefined && !["sampled", "storage"].includes(options.texelRead)) {
+      throw new RangeError(`texelRead must be "sampled" or "storage", got ${options.texelRead}`);
+    }
+    const found = await acquireDevice(options, precision);
+    if (options.texelRead === "storage" && !found.readonlyTextures) {
+      found.device.destroy();
+      throw new GpuError("texelRead storage needs WGSL's read-only storage textures");
+    }
+    return new Gpu(found, options, precision);
   }
 
   /**

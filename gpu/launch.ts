@@ -7,9 +7,64 @@
 
 /**
  * One binding of a kernel, in binding order: a storage buffer read or written, a uniform buffer,
- * a sampled float texture ("texture") or a write-only rgba32float storage texture.
+ * a sampled float texture ("texture"), a read-only or a write-only rgba32float storage texture.
  */
-export type BindingKind = "read" | "read_write" | "uniform" | "texture" | "storage_texture";
+export type BindingKind =
+  | "read"
+  | "read_write"
+  | "uniform"
+  | "texture"
+  | "readonly_texture"
+  | "storage_texture";
+
+/**
+ * How kernels read the rgba32float textures they only read (the GEMM core's packed and mirrored
+ * operands, the copies elementwise kernels read): as sampled textures, or as read-only storage
+ * textures, whose loads cost llvmpipe markedly less (`Gpu.texelRead` picks).
+ */
+export type TexelRead = "sampled" | "storage";
+
+/**
+ * The binding kind of a texture read as `read` says.
+ *
+ * @example
+ * ```ts
+ * import { textureKind } from "./launch.ts";
+ * console.log(textureKind("sampled"), textureKind("storage")); // "texture" "readonly_texture"
+ * ```
+ */
+export function textureKind(read: TexelRead): BindingKind {
+  return read === "storage" ? "readonly_texture" : "texture";
+}
+
+/**
+ * WGSL declaring binding `binding` as `name`, an rgba32float texture read as `read` says.
+ *
+ * @example
+ * ```ts
+ * import { textureWgsl } from "./launch.ts";
+ * console.log(textureWgsl("a", 1, "storage"));
+ * // "@group(0) @binding(1) var a: texture_storage_2d<rgba32float, read>;"
+ * ```
+ */
+export function textureWgsl(name: string, binding: number, read: TexelRead): string {
+  const type = read === "storage" ? "texture_storage_2d<rgba32float, read>" : "texture_2d<f32>";
+  return `@group(0) @binding(${binding}) var ${name}: ${type};`;
+}
+
+/**
+ * The WGSL expression of texel `coords` (a vec2i or vec2u) of texture `name`, read as `read` says.
+ *
+ * @example
+ * ```ts
+ * import { texelLoadWgsl } from "./launch.ts";
+ * console.log(texelLoadWgsl("a", "c", "sampled"), texelLoadWgsl("a", "c", "storage"));
+ * // "textureLoad(a, c, 0)" "textureLoad(a, c)"
+ * ```
+ */
+export function texelLoadWgsl(name: string, coords: string, read: TexelRead): string {
+  return `textureLoad(${name}, ${coords}${read === "storage" ? "" : ", 0"})`;
+}
 
 /** What a dispatch binds: a buffer (whole or a slice) or a texture view. */
 export type Resource = GPUBuffer | GPUBufferBinding | GPUTextureView;
@@ -106,12 +161,9 @@ export function layoutEntries(bindings: readonly BindingKind[]): GPUBindGroupLay
     if (kind === "texture") {
       return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
     }
-    if (kind === "storage_texture") {
-      return {
-        binding,
-        visibility,
-        storageTexture: { access: "write-only", format: "rgba32float" },
-      };
+    if (kind === "storage_texture" || kind === "readonly_texture") {
+      const access = kind === "storage_texture" ? "write-only" : "read-only";
+      return { binding, visibility, storageTexture: { access, format: "rgba32float" } };
     }
     const type = kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage";
     return { binding, visibility, buffer: { type } };

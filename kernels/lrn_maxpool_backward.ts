@@ -11,7 +11,13 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { type Launch, type TexelCopy, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
+import {
+  type Launch,
+  type TexelCopy,
+  type TexelRead,
+  textureKind,
+  WORKGROUP_INDEX_WGSL,
+} from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { readsCopies, scalarBufferWgsl, scalarMirror } from "./gemm/mirror.ts";
 import { PACKED_TEXEL_WGSL } from "./gemm/pack_wgsl.ts";
@@ -48,7 +54,7 @@ export const FUSED_POOL_STRIDE = 2;
  * ```ts
  * import { lrnMaxPoolBackwardWgsl } from "./lrn_maxpool_backward.ts";
  * import { PAPER_LRN } from "./lrn_forward.ts";
- * console.assert(lrnMaxPoolBackwardWgsl(96, 55, 55, PAPER_LRN, 3, true).includes("argmax"));
+ * console.assert(lrnMaxPoolBackwardWgsl(96, 55, 55, PAPER_LRN, 3, true, "storage").includes("argmax"));
  * ```
  */
 export function lrnMaxPoolBackwardWgsl(
@@ -58,7 +64,7 @@ export function lrnMaxPoolBackwardWgsl(
   p: LrnParams,
   size: number,
   reluInput = false,
-  mirrored = false,
+  mirror?: TexelRead,
 ): string {
   const stride = FUSED_POOL_STRIDE;
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
@@ -66,10 +72,10 @@ export function lrnMaxPoolBackwardWgsl(
   const windows = coveringWindows(size, stride); // in max-pooling's gradient order
   return /* wgsl */ `
 alias T = vec4f; // a block's pixels, row-major
-${mirrored ? PACKED_TEXEL_WGSL : ""}
-${scalarBufferWgsl("x", 0, mirrored)}
+${mirror ? PACKED_TEXEL_WGSL : ""}
+${scalarBufferWgsl("x", 0, mirror)}
 @group(0) @binding(1) var<storage, read> argmax: array<u32>;
-${scalarBufferWgsl("dy", 2, mirrored)} // the pooled gradient
+${scalarBufferWgsl("dy", 2, mirror)} // the pooled gradient
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(4) var<uniform> count: vec4u; // x: (image, group, block)s
 ${WORKGROUP_INDEX_WGSL}
@@ -207,10 +213,18 @@ export function lrnMaxPoolBackward(
   const key = `lrn_maxpool_backward:${channels}:${h}:${w}:${Object.values(params)}:${size}:${relu}${
     mirrored ? ":mirrored" : ""
   }`;
-  const read = mirrored ? "texture" : "read";
+  const read = mirrored ? textureKind(gpu.texelRead) : "read";
   const pipeline = gpu.pipeline(
     key,
-    lrnMaxPoolBackwardWgsl(channels, h, w, params, size, relu, mirrored),
+    lrnMaxPoolBackwardWgsl(
+      channels,
+      h,
+      w,
+      params,
+      size,
+      relu,
+      mirrored ? gpu.texelRead : undefined,
+    ),
     [read, "read", read, "read_write", "uniform"],
   );
   const [bh, bw] = poolBlocks(h, w, stride);

@@ -10,6 +10,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
+import { type TexelRead, textureKind } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { readsCopies, scalarMirror } from "./gemm/mirror.ts";
 import { gemmScratch } from "./gemm/record.ts";
@@ -45,7 +46,7 @@ export function lrnMaxPoolForwardWgsl(
   size: number,
   stride: number,
   saveIndices = false,
-  mirrored = false,
+  mirror?: TexelRead,
 ): string {
   const [oh] = maxPoolOutputSize(h, w, size, stride);
   const half = Math.floor(p.size / 2), width = 2 * half + 1;
@@ -56,7 +57,7 @@ export function lrnMaxPoolForwardWgsl(
     inputs.map(([v]) => `${declare}r${j}_${v} = channelAt(${c}, q${v});`).join("\n    ");
   return /* wgsl */ `
 alias T = f32;
-${pairPoolingWgsl(h, w, size, stride, saveIndices, mirrored)}
+${pairPoolingWgsl(h, w, size, stride, saveIndices, mirror)}
 const CG = ${channels / p.groups}; // channels a group
 
 var<private> base: u32; // the group's first element
@@ -140,10 +141,10 @@ export function lrnMaxPoolForward(
   const key = `lrn_maxpool_forward:${channels}:${h}:${w}:${
     Object.values(params)
   }:${size}:${stride}:${save}${copy ? ":mirrored" : ""}`;
-  const x = copy ? "texture" : "read";
+  const x = copy ? textureKind(gpu.texelRead) : "read";
   const pipeline = gpu.pipeline(
     key,
-    lrnMaxPoolForwardWgsl(channels, h, w, params, size, stride, save, copy !== undefined),
+    lrnMaxPoolForwardWgsl(channels, h, w, params, size, stride, save, copy && gpu.texelRead),
     save ? [x, "read_write", "read_write", "uniform"] : [x, "read_write", "uniform"],
   );
   const indices = save

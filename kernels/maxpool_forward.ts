@@ -10,7 +10,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
+import { type Launch, type TexelRead, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { scalarBufferWgsl } from "./gemm/mirror.ts";
 import { PACKED_TEXEL_WGSL } from "./gemm/pack_wgsl.ts";
@@ -106,11 +106,11 @@ export function pairPoolingWgsl(
   size: number,
   stride: number,
   saveIndices: boolean,
-  mirrored = false,
+  mirror?: TexelRead,
 ): string {
   const [oh, ow] = maxPoolOutputSize(h, w, size, stride);
-  return /* wgsl */ `${mirrored ? PACKED_TEXEL_WGSL : ""}
-${scalarBufferWgsl("x", 0, mirrored)}
+  return /* wgsl */ `${mirror ? PACKED_TEXEL_WGSL : ""}
+${scalarBufferWgsl("x", 0, mirror)}
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 ${saveIndices ? "@group(0) @binding(2) var<storage, read_write> argmax: array<u32>;" : ""}
 @group(0) @binding(${saveIndices ? 3 : 2}) var<uniform> count: vec4u; // x: pairs in the launch

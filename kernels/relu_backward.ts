@@ -11,7 +11,15 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { joinLaunches, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
+import {
+  joinLaunches,
+  type Launch,
+  texelLoadWgsl,
+  type TexelRead,
+  textureKind,
+  textureWgsl,
+  WORKGROUP_INDEX_WGSL,
+} from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { readsCopies } from "./gemm/mirror.ts";
 import { PACKED_TEXEL_WGSL } from "./gemm/pack_wgsl.ts";
@@ -34,11 +42,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   dy[i] = select(0.0, dy[i], y[i] > 0.0);
 }`;
 
-/** WGSL of the mask four elements an invocation, reading y and dy from copies in textures. */
-export const RELU_BACKWARD_MIRRORED_WGSL = /* wgsl */ `
-@group(0) @binding(0) var ym: texture_2d<f32>; // a copy of y
+/**
+ * WGSL of the mask four elements an invocation, reading y and dy from copies in textures read as
+ * `read` says.
+ *
+ * @example
+ * ```ts
+ * import { reluBackwardMirroredWgsl } from "./relu_backward.ts";
+ * console.assert(reluBackwardMirroredWgsl("storage").includes("textureLoad(ym, at)"));
+ * ```
+ */
+export const reluBackwardMirroredWgsl = (read: TexelRead): string => /* wgsl */ `
+${textureWgsl("ym", 0, read)} // a copy of y
 @group(0) @binding(1) var<storage, read_write> dy: array<vec4f>;
-@group(0) @binding(2) var dym: texture_2d<f32>; // a copy of dy
+${textureWgsl("dym", 2, read)} // a copy of dy
 @group(0) @binding(3) var<uniform> count: vec4u; // x: quads in the launch
 ${PACKED_TEXEL_WGSL}
 ${WORKGROUP_INDEX_WGSL}
@@ -49,7 +66,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let i = workgroupIndex(wid, nwg) * ${WORKGROUP}u + lid;
   if (i >= count.x) { return; }
   let at = packedTexel(i);
-  dy[i] = select(vec4f(0.0), textureLoad(dym, at, 0), textureLoad(ym, at, 0) > vec4f(0.0));
+  dy[i] = select(vec4f(0.0), ${texelLoadWgsl("dym", "at", read)}, ${
+  texelLoadWgsl("ym", "at", read)
+} > vec4f(0.0));
 }`;
 
 /**
@@ -83,12 +102,12 @@ export function reluBackward(
     ]);
     return gpu.perElement("relu_backward", pipeline, [y.buffer, dy.buffer], count, WORKGROUP);
   }
-  const pipeline = gpu.pipeline("relu_backward:mirrored", RELU_BACKWARD_MIRRORED_WGSL, [
-    "texture",
-    "read_write",
-    "texture",
-    "uniform",
-  ]);
+  const read = gpu.texelRead, texture = textureKind(read);
+  const pipeline = gpu.pipeline(
+    "relu_backward:mirrored",
+    reluBackwardMirroredWgsl(read),
+    [texture, "read_write", texture, "uniform"],
+  );
   const { a, b, textures: [ta, tb], texels } = gemmScratch(gpu);
   const align = gpu.limits.minStorageBufferOffsetAlignment / 16;
   const bound = Math.floor(gpu.limits.maxStorageBufferBindingSize / 16 / align) * align;

@@ -11,7 +11,15 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { joinLaunches, type Launch, WORKGROUP_INDEX_WGSL } from "../gpu/launch.ts";
+import {
+  joinLaunches,
+  type Launch,
+  texelLoadWgsl,
+  type TexelRead,
+  textureKind,
+  textureWgsl,
+  WORKGROUP_INDEX_WGSL,
+} from "../gpu/launch.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { readsCopies } from "./gemm/mirror.ts";
 import { PACKED_TEXEL_WGSL, PACKED_WIDTH } from "./gemm/pack_wgsl.ts";
@@ -33,12 +41,16 @@ const WORKGROUP = 256;
  * console.log(sgdUpdateWgsl("vec4f", { vTexel: 8 }).includes("packedTexel(i + 8u)")); // true
  * ```
  */
-export function sgdUpdateWgsl(element: "f32" | "vec4f", mirrors?: { vTexel: number }): string {
+export function sgdUpdateWgsl(
+  element: "f32" | "vec4f",
+  mirrors?: { vTexel: number; read?: TexelRead },
+): string {
+  const read = mirrors?.read ?? "sampled";
   const [w, v, g] = mirrors
     ? [
-      "textureLoad(wv, packedTexel(i), 0)",
-      `textureLoad(wv, packedTexel(i + ${mirrors.vTexel}u), 0)`,
-      "textureLoad(gm, packedTexel(i), 0)",
+      texelLoadWgsl("wv", "packedTexel(i)", read),
+      texelLoadWgsl("wv", `packedTexel(i + ${mirrors.vTexel}u)`, read),
+      texelLoadWgsl("gm", "packedTexel(i)", read),
     ]
     : ["w[i]", "v[i]", "g[i]"];
   return /* wgsl */ `
@@ -47,9 +59,9 @@ struct Hyper { lr: f32, momentum: f32, weightDecay: f32 }
 @group(0) @binding(1) var<storage, read_write> v: array<${element}>;
 ${
     mirrors
-      ? `@group(0) @binding(2) var gm: texture_2d<f32>; // the gradient's copy
+      ? `${textureWgsl("gm", 2, read)} // the gradient's copy
 @group(0) @binding(3) var<uniform> hyper: Hyper;
-@group(0) @binding(4) var wv: texture_2d<f32>; // copies of w and of v
+${textureWgsl("wv", 4, read)} // copies of w and of v
 @group(0) @binding(5) var<uniform> count: vec4u; // x: elements in the launch
 ${PACKED_TEXEL_WGSL}`
       : `@group(0) @binding(2) var<storage, read> g: array<${element}>;
@@ -142,12 +154,17 @@ function updateMirrors(gpu: Gpu) {
   const { a, b, textures: [ta, tb], texels } = gemmScratch(gpu);
   const vTexel = Math.floor(texels / PACKED_WIDTH / 2) * PACKED_WIDTH;
   if (vTexel === 0) return undefined;
-  const kinds = ["read_write", "read_write", "texture", "uniform", "texture", "uniform"] as const;
+  const read = gpu.texelRead, texture = textureKind(read);
+  const kinds = ["read_write", "read_write", texture, "uniform", texture, "uniform"] as const;
   return {
     wv: { texture: ta, view: a },
     gm: { texture: tb, view: b },
     vTexel,
     pipeline: () =>
-      gpu.pipeline(`sgd_update:mirrored:${vTexel}`, sgdUpdateWgsl("vec4f", { vTexel }), kinds),
+      gpu.pipeline(
+        `sgd_update:mirrored:${vTexel}`,
+        sgdUpdateWgsl("vec4f", { vTexel, read }),
+        kinds,
+      ),
   };
 }

@@ -4,12 +4,13 @@
  */
 import type { Dataset } from "../data/dataset.ts";
 import { Gpu, type Precision } from "../gpu/device.ts";
+import type { TexelRead } from "../gpu/launch.ts";
 import { type Conv2dGeometry, conv2dOutputSize } from "../kernels/conv2d_geometry.ts";
 import { GEMM_TILES, type GemmTile } from "../kernels/gemm/tiles.ts";
 import type { ModelConfig } from "../layers/models.ts";
 import { Network, type NetworkOptions } from "../layers/network.ts";
 
-const shared = new Map<Precision, Gpu>();
+const shared = new Map<string, Gpu>();
 
 /** Throws `message` unless `condition` (node:assert's `ok`, without node: for the browser). */
 export function assert(condition: unknown, message = "assertion failed"): asserts condition {
@@ -25,17 +26,20 @@ export function assertEquals<T>(actual: T, expected: T, what = "value"): void {
 export type Check = readonly [name: string, run: () => Promise<void>];
 
 /**
- * Runs `body` on the test process's device of `precision`, failing on any WebGPU error it raised.
- * One device (per precision) serves every test of a process: with a device per test, Deno crashed
+ * Runs `body` on the test process's device of `precision` (reading textures as `texelRead` says;
+ * by default as the adapter's default does), failing on any WebGPU error it raised. One device
+ * (per precision and texel read) serves every test of a process: with a device per test, Deno crashed
  * at exit, after the tests had passed, in 2 of 12 runs here (heap corruption in the driver's
  * teardown).
  */
 export async function withGpu(
   body: (gpu: Gpu) => Promise<void> | void,
   precision: Precision = "f32",
+  texelRead?: TexelRead,
 ): Promise<void> {
-  let gpu = shared.get(precision);
-  if (!gpu) shared.set(precision, gpu = await Gpu.create({ precision }));
+  const key = `${precision}:${texelRead}`;
+  let gpu = shared.get(key);
+  if (!gpu) shared.set(key, gpu = await Gpu.create({ precision, texelRead }));
   await body(gpu);
   await gpu.check();
 }

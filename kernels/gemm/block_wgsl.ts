@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { WORKGROUP_INDEX_WGSL } from "../../gpu/launch.ts";
+import { texelLoadWgsl, textureWgsl, WORKGROUP_INDEX_WGSL } from "../../gpu/launch.ts";
 import type { GemmVariant } from "./core.ts";
 import { PACKED_TEXEL_WGSL } from "./pack_wgsl.ts";
 import type { GemmTile } from "./tiles.ts";
@@ -36,6 +36,8 @@ export function blockGemmWgsl(
   variant: GemmVariant = {},
 ): string {
   const { binding = 0, gatheredB = false, vectorK = false, splits = 1 } = variant;
+  const texelRead = variant.texelRead ?? "sampled";
+  const texel = (name: string, i: string) => texelLoadWgsl(name, `packedTexel(${i})`, texelRead);
   const taps = gatheredB && variant.gatheredTaps === true;
   const half = variant.precision === "f16";
   const packed = t.kind === "textures";
@@ -71,7 +73,7 @@ export function blockGemmWgsl(
     : rows.map((i) =>
       `let a${i} = ${
         packed
-          ? `textureLoad(packedA, packedTexel(row${i} * steps + k), 0)`
+          ? texel("packedA", `row${i} * steps + k`)
           : round(vectorK ? `loadA4(row${i}, k)` : `loadA(row${i}, k)`, vectorK)
       };`
     );
@@ -84,13 +86,14 @@ export function blockGemmWgsl(
     : cols.map((j) =>
       `let b${j} = ${
         packed
-          ? `textureLoad(packedB, packedTexel(${
+          ? texel(
+            "packedB",
             taps
               ? `t${j}.x + q * t${j}.y`
               : gatheredB
               ? `texelOfB(k, chunk.c0 + col${j})`
-              : `col${j} * steps + k`
-          }), 0)`
+              : `col${j} * steps + k`,
+          )
           : round(vectorK ? `loadB4(k, col${j})` : `loadB(k, col${j})`, vectorK)
       };`
     );
@@ -122,10 +125,8 @@ ${
     packed
       ? `${PACKED_TEXEL_WGSL}
 @group(0) @binding(${binding}) var<uniform> chunk: GemmChunk;
-@group(0) @binding(${binding + 1}) var packedA: texture_2d<f32>;
-@group(0) @binding(${binding + 2}) var packedB: texture_2d<f32>;${
-        gatheredB && !taps ? GATHERED_TEXEL_WGSL : ""
-      }`
+${textureWgsl("packedA", binding + 1, texelRead)}
+${textureWgsl("packedB", binding + 2, texelRead)}${gatheredB && !taps ? GATHERED_TEXEL_WGSL : ""}`
       : ""
   }
 

@@ -33,6 +33,7 @@
  * @module
  */
 import type { Precision } from "../../gpu/device.ts";
+import type { TexelRead } from "../../gpu/launch.ts";
 import { blockGemmWgsl } from "./block_wgsl.ts";
 import type { GemmTile } from "./tiles.ts";
 import { workgroupGemmWgsl } from "./workgroup_wgsl.ts";
@@ -82,6 +83,8 @@ export interface GemmVariant {
    * when packed, so it changes nothing for them (default "f32").
    */
   precision?: Precision;
+  /** How packed operands' textures are read (default "sampled"; see `TexelRead`). */
+  texelRead?: TexelRead;
 }
 
 /**

@@ -9,7 +9,15 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import type { BindingKind, Resource, TexelCopy } from "../../gpu/launch.ts";
+import {
+  type BindingKind,
+  type Resource,
+  type TexelCopy,
+  texelLoadWgsl,
+  type TexelRead,
+  textureKind,
+  textureWgsl,
+} from "../../gpu/launch.ts";
 import { PACKED_TEXEL_WGSL } from "./pack_wgsl.ts";
 
 /** The storage buffers an operand reads as vec4s: by name, the index of its binding. */
@@ -17,23 +25,24 @@ export type VectorBuffers = Readonly<Record<string, number>>;
 
 /**
  * The WGSL that declares `buffers` and their readers `NAME4(i)`: read in place as arrays of vec4,
- * or where `mirrored`, from textures laid out as the scratch textures are (`packedTexel`).
+ * or where mirrored, from textures laid out as the scratch textures are (`packedTexel`), read as
+ * `mirrors` says.
  *
  * @example
  * ```ts
  * import { vectorBuffersWgsl } from "./mirror.ts";
- * console.log(vectorBuffersWgsl({ w: 1 }, false).includes("fn w4(i: u32) -> vec4f { return w[i]; }")); // true
- * console.log(vectorBuffersWgsl({ w: 1 }, true).includes("textureLoad(w, packedTexel(i), 0)")); // true
+ * console.log(vectorBuffersWgsl({ w: 1 }).includes("fn w4(i: u32) -> vec4f { return w[i]; }")); // true
+ * console.log(vectorBuffersWgsl({ w: 1 }, "sampled").includes("textureLoad(w, packedTexel(i), 0)")); // true
  * ```
  */
-export function vectorBuffersWgsl(buffers: VectorBuffers, mirrored: boolean): string {
+export function vectorBuffersWgsl(buffers: VectorBuffers, mirrors?: TexelRead): string {
   const entries = Object.entries(buffers);
   if (entries.length === 0) return "";
-  return (mirrored ? PACKED_TEXEL_WGSL : "") + entries.map(([name, binding]) =>
-    mirrored
+  return (mirrors ? PACKED_TEXEL_WGSL : "") + entries.map(([name, binding]) =>
+    mirrors
       ? `
-@group(0) @binding(${binding}) var ${name}: texture_2d<f32>; // a mirror of the buffer
-fn ${name}4(i: u32) -> vec4f { return textureLoad(${name}, packedTexel(i), 0); }`
+${textureWgsl(name, binding, mirrors)} // a mirror of the buffer
+fn ${name}4(i: u32) -> vec4f { return ${texelLoadWgsl(name, "packedTexel(i)", mirrors)}; }`
       : `
 @group(0) @binding(${binding}) var<storage, read> ${name}: array<vec4f>;
 fn ${name}4(i: u32) -> vec4f { return ${name}[i]; }`
@@ -41,20 +50,22 @@ fn ${name}4(i: u32) -> vec4f { return ${name}[i]; }`
 }
 
 /**
- * The binding kinds of a mirrored launch: `bindings` with `buffers`' turned into textures.
+ * The binding kinds of a mirrored launch: `bindings` with `buffers`' turned into textures read as
+ * `read` says.
  *
  * @example
  * ```ts
  * import { mirroredBindings } from "./mirror.ts";
- * console.log(mirroredBindings(["read", "read", "uniform"], { x: 0 })); // ["texture", "read", "uniform"]
+ * console.log(mirroredBindings(["read", "read", "uniform"], { x: 0 }, "sampled")); // ["texture", "read", "uniform"]
  * ```
  */
 export function mirroredBindings(
   bindings: readonly BindingKind[],
   buffers: VectorBuffers,
+  read: TexelRead,
 ): BindingKind[] {
   const mirrored = new Set(Object.values(buffers));
-  return bindings.map((kind, i) => mirrored.has(i) ? "texture" : kind);
+  return bindings.map((kind, i) => mirrored.has(i) ? textureKind(read) : kind);
 }
 
 /**
@@ -120,21 +131,24 @@ export function readsCopies(gpu: Gpu): boolean {
 
 /**
  * WGSL declaring binding `binding` as `name`, an array of f32 read through `fn NAMEAt(e: u32) ->
- * f32`: in place, or where `mirrored` from a texture holding a copy of the buffer's bytes (element
- * e in component e % 4 of texel e / 4, in `packedTexel` order). Elementwise kernels read scalars
- * this way: llvmpipe reads even single components of texels faster than storage buffers.
+ * f32`: in place, or where mirrored, from a texture holding a copy of the buffer's bytes (element
+ * e in component e % 4 of texel e / 4, in `packedTexel` order) read as `mirror` says. Elementwise
+ * kernels read scalars this way: llvmpipe reads even single components of texels faster than
+ * storage buffers.
  *
  * @example
  * ```ts
  * import { scalarBufferWgsl } from "./mirror.ts";
- * console.log(scalarBufferWgsl("x", 0, false).includes("fn xAt(e: u32) -> f32 { return x[e]; }")); // true
- * console.log(scalarBufferWgsl("x", 0, true).includes("texture_2d<f32>")); // true
+ * console.log(scalarBufferWgsl("x", 0).includes("fn xAt(e: u32) -> f32 { return x[e]; }")); // true
+ * console.log(scalarBufferWgsl("x", 0, "sampled").includes("texture_2d<f32>")); // true
  * ```
  */
-export function scalarBufferWgsl(name: string, binding: number, mirrored: boolean): string {
-  return mirrored
-    ? `@group(0) @binding(${binding}) var ${name}: texture_2d<f32>; // a copy of the buffer
-fn ${name}At(e: u32) -> f32 { return textureLoad(${name}, packedTexel(e >> 2u), 0)[e & 3u]; }`
+export function scalarBufferWgsl(name: string, binding: number, mirror?: TexelRead): string {
+  return mirror
+    ? `${textureWgsl(name, binding, mirror)} // a copy of the buffer
+fn ${name}At(e: u32) -> f32 { return ${
+      texelLoadWgsl(name, "packedTexel(e >> 2u)", mirror)
+    }[e & 3u]; }`
     : `@group(0) @binding(${binding}) var<storage, read> ${name}: array<f32>;
 fn ${name}At(e: u32) -> f32 { return ${name}[e]; }`;
 }

@@ -6,7 +6,14 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import type { BindingKind, Launch, Pipeline, Resource, TexelCopy } from "../../gpu/launch.ts";
+import {
+  type BindingKind,
+  type Launch,
+  type Pipeline,
+  type Resource,
+  type TexelCopy,
+  textureKind,
+} from "../../gpu/launch.ts";
 import { enableWgsl, type GemmVariant, gemmWgsl, scalarLoadersWgsl } from "./core.ts";
 import { mirrorCall, mirroredBindings, type VectorBuffers, vectorBuffersWgsl } from "./mirror.ts";
 import { gemmPackWgsl, PACKED_HEIGHT, PACKED_WIDTH } from "./pack_wgsl.ts";
@@ -72,14 +79,16 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
     throw new RangeError(`${key}: B is gathered from texels only with packed operands`);
   }
   const mirrors = args.tile.kind === "mirrored" ? mirroredCalls(gpu, args) : undefined;
-  const operands = args.operands + vectorBuffersWgsl(vectorBuffers, mirrors !== undefined) +
+  const operands = args.operands + vectorBuffersWgsl(vectorBuffers, mirrors && gpu.texelRead) +
     scalarLoadersWgsl(vectors);
   // Mirroring nothing, a mirrored tiling runs (and names its kernels) as the register blocks.
   const tile: GemmTile = args.tile.kind === "mirrored" && !mirrors
     ? { ...args.tile, kind: "registers" }
     : args.tile;
   if (tile.kind === "textures") return recordPacked(gpu, { ...args, operands }, tile);
-  const bindings = mirrors ? mirroredBindings(args.bindings, vectorBuffers) : args.bindings;
+  const bindings = mirrors
+    ? mirroredBindings(args.bindings, vectorBuffers, gpu.texelRead)
+    : args.bindings;
   const { precision } = gpu, enable = enableWgsl(precision), n = bindings.length;
   const launch: Launch = { dispatches: [], buffers: [] };
   for (const [i, c] of calls.entries()) {
@@ -223,7 +232,8 @@ function recordPacked(
     );
   const gathered = gatherB !== undefined;
   const packA = pack("A"), packB = gathered ? undefined : pack("B");
-  const packedKinds: BindingKind[] = [...bindings, "uniform", "texture", "texture"];
+  const { texelRead } = gpu, texels = textureKind(texelRead);
+  const packedKinds: BindingKind[] = [...bindings, "uniform", texels, texels];
   // The multiply kernel for a chunk whose depth `splits` invocations share per block.
   const gemm = (splits: number) => {
     const core = gemmWgsl(tile, {
@@ -232,6 +242,7 @@ function recordPacked(
       gatheredTaps: gathered && gatherTaps !== undefined,
       splits,
       partialBinding: n + 3,
+      texelRead,
     }); // packing rounded
     const taps = gathered && gatherTaps !== undefined ? ":taps" : "";
     const name = `${key}:${Object.values(tile)}:${gathered}${taps}${

@@ -13,10 +13,11 @@ struct Sizes { n: u32, m: u32 }
 @group(0) @binding(2) var<uniform> sizes: Sizes;
 @group(0) @binding(3) var t: texture_2d<f32>;
 @group(0) @binding(4) var s: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(5) var r: texture_storage_2d<rgba32float, read>;
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3u) {
   if (id.x >= sizes.n) { return; }
-  y[id.x] = x[id.x].x + textureLoad(t, vec2i(0), 0).x;
+  y[id.x] = x[id.x].x + textureLoad(t, vec2i(0), 0).x + textureLoad(r, vec2i(0)).x;
   textureStore(s, vec2i(0), vec4f(y[id.x]));
 }`;
 
@@ -25,7 +26,7 @@ Deno.test("compileAhead compiles a kernel binding every kind of resource", async
     {
       key: "every kind",
       wgsl: EVERY_KIND,
-      bindings: ["read", "read_write", "uniform", "texture", "storage_texture"],
+      bindings: ["read", "read_write", "uniform", "texture", "storage_texture", "readonly_texture"],
     },
   ]);
   await run.done;

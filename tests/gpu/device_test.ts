@@ -4,7 +4,9 @@ import { deepStrictEqual, rejects, throws } from "node:assert";
 import { Gpu, type Precision } from "../../gpu/device.ts";
 import { GpuError } from "../../gpu/errors.ts";
 import { Network } from "../../layers/network.ts";
-import { deno, TINY } from "../helpers.ts";
+import { GEMM_TILES } from "../../kernels/gemm/tiles.ts";
+import { recordGemm } from "../../kernels/gemm/record.ts";
+import { assert, deno, TINY } from "../helpers.ts";
 
 Deno.test("a lost device is a clear error, never a hang", async () => {
   const gpu = await Gpu.create();
@@ -66,6 +68,51 @@ Deno.test("buffers are counted until destroyed, and a destroyed device refuses w
   deepStrictEqual(gpu.live, before);
   gpu.destroy();
   throws(() => gpu.buffer(4, "after"), /the GPU device was destroyed/);
+});
+
+Deno.test("llvmpipe reads textures as read-only storage textures, and the GEMM core follows", async () => {
+  const gpu = await Gpu.create(), sampled = await Gpu.create({ texelRead: "sampled" });
+  try {
+    assert(gpu.family !== "llvmpipe" || gpu.texelRead === "storage", gpu.texelRead);
+    const c = gpu.buffer(4 * 4, "c"), s = sampled.buffer(4 * 4, "c");
+    const operands = `@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+fn gemmRows() -> u32 { return 2u; }
+fn gemmCols() -> u32 { return 2u; }
+fn gemmDepth() -> u32 { return 3u; }
+fn loadA(m: u32, k: u32) -> f32 { return f32(m + k); }
+fn loadB(k: u32, n: u32) -> f32 { return f32(k * n + 1u); }
+fn storeC(m: u32, n: u32, v: f32) { c[m * 2u + n] = v; }`;
+    const wgslOf = (g: Gpu, buffer: GPUBuffer) => {
+      const launch = recordGemm(g, {
+        key: "texel read",
+        operands,
+        bindings: ["read_write"],
+        tile: GEMM_TILES.packed,
+        calls: [{ label: "c", resources: [buffer], rows: 2, cols: 2, depth: 3 }],
+      });
+      g.run(launch.dispatches);
+      for (const b of launch.buffers) b.destroy();
+      return launch.dispatches.map((d) => d.pipeline.wgsl).join();
+    };
+    const storage = "texture_storage_2d<rgba32float, read>";
+    assert(wgslOf(gpu, c).includes(storage) === (gpu.texelRead === "storage"));
+    assert(!wgslOf(sampled, s).includes(storage));
+    // C = A B with A[m][k] = m + k, B[k][n] = k n + 1: both reads give the same products.
+    deepStrictEqual([...await gpu.read(c)], [3, 8, 6, 14]);
+    deepStrictEqual([...await sampled.read(s)], [3, 8, 6, 14]);
+    await gpu.check();
+    await sampled.check();
+  } finally {
+    gpu.destroy();
+    sampled.destroy();
+  }
+});
+
+Deno.test("a texel read other than sampled or storage is refused by name", async () => {
+  await rejects(
+    Gpu.create({ texelRead: "mipmapped" as "sampled" }),
+    (e) => e instanceof RangeError && /texelRead must be "sampled" or "storage"/.test(e.message),
+  );
 });
 
 Deno.test("a precision other than f32 or f16 is refused by name", async () => {

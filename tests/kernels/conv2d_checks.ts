@@ -145,6 +145,23 @@ for (const [name, g, batch, relu] of CONV_CASES.filter(([name]) => PACKED_CASES.
   );
 }
 
+// Textures read sampled (where llvmpipe reads them as storage textures by default; GPUs and
+// SwiftShader always sample): packed operands gathered, and a dense layer's mirrored operands.
+const SAMPLED = new Set([
+  ...F16_PACKED,
+  "64 channels a group in 2 groups, pad 1 (packed operands gather B a tap at a time), batch 2",
+]);
+for (const [name, g, batch, relu] of CONV_CASES.filter(([name]) => SAMPLED.has(name))) {
+  const tilings = tilingsOf(name).filter(([t]) =>
+    ["packed", "mirrored", "thinMirrored"].includes(t)
+  );
+  check(
+    `sampled textures: conv2d kernels match the reference: ${name}`,
+    () =>
+      withGpu((gpu) => checkConvolution(gpu, [g, batch, relu], tilings, "f32"), "f32", "sampled"),
+  );
+}
+
 check(
   "weights over the binding limit (512 bytes) run in slices: a conv and a dense layer",
   async () => {

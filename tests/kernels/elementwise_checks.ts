@@ -100,67 +100,85 @@ const LRN_POOL_CASES: [string, [number, number, number, number], LrnParams, numb
   ],
   ["window equals map: one lone output", [1, 4, 3, 3], PAPER_LRN, 3, 2],
 ];
-for (const [name, shape, params, size, stride] of LRN_POOL_CASES) {
+// The default texel read (storage textures on llvmpipe), and sampled textures on one case.
+const LRN_POOL_RUNS = [
+  ...LRN_POOL_CASES.map((c) => [c, undefined] as const),
+  [LRN_POOL_CASES[0], "sampled"] as const,
+];
+for (const [[name, shape, params, size, stride], texelRead] of LRN_POOL_RUNS) {
   check(
-    `LRN and max-pooling as one kernel each way equal their two and the reference: ${name}`,
+    `LRN and max-pooling as one kernel each way equal their two and the reference: ${name}${
+      texelRead ? `, textures ${texelRead}` : ""
+    }`,
     () =>
-      withGpu(async (gpu) => {
-        const xs = randomArray(shape.reduce((a, b) => a * b), 14, 30); // some < 0: ReLU's mask
-        const [oh, ow] = maxPoolOutputSize(shape[2], shape[3], size, stride);
-        const pooled = [shape[0], shape[1], oh, ow];
-        const dys = randomArray(pooled.reduce((a, b) => a * b), 15);
-        const x = Tensor.from(gpu, shape, xs), dy = Tensor.from(gpu, pooled, dys);
-        const [normalised, gradient, dxApart, dxFused] = [0, 1, 2, 3].map(() =>
-          Tensor.zeros(gpu, shape)
-        );
-        const [apart, fused] = [Tensor.zeros(gpu, pooled), Tensor.zeros(gpu, pooled)];
-        const batch = shape[0], saveIndices = true, reluInput = true;
-        const pool = { batch, size, stride };
-        const launches = [
-          lrnForward(gpu, { x, y: normalised, batch, params }),
-          maxPoolForward(gpu, { x: normalised, y: apart, ...pool, saveIndices }),
-          lrnMaxPoolForward(gpu, { x, y: fused, params, ...pool, saveIndices }),
-        ];
-        const [, separate, both] = launches as PoolLaunch[];
-        // On llvmpipe, x whole texels: read from its copy in a texture.
-        const mirrored = gpu.family === "llvmpipe" && xs.length % 4 === 0;
-        const key = both.dispatches[0].pipeline.key;
-        assert(key.endsWith(":mirrored") === mirrored, key);
-        launches.push(maxPoolBackward(gpu, { indices: both.indices!, dy, dx: gradient, ...pool }));
-        launches.push(lrnBackward(gpu, { x, dy: gradient, dx: dxApart, batch, params, reluInput }));
-        if (stride === FUSED_POOL_STRIDE) {
-          const indices = both.indices!;
-          launches.push(
-            lrnMaxPoolBackward(gpu, { x, dy, dx: dxFused, indices, params, ...pool, reluInput }),
+      withGpu(
+        async (gpu) => {
+          const xs = randomArray(shape.reduce((a, b) => a * b), 14, 30); // some < 0: ReLU's mask
+          const [oh, ow] = maxPoolOutputSize(shape[2], shape[3], size, stride);
+          const pooled = [shape[0], shape[1], oh, ow];
+          const dys = randomArray(pooled.reduce((a, b) => a * b), 15);
+          const x = Tensor.from(gpu, shape, xs), dy = Tensor.from(gpu, pooled, dys);
+          const [normalised, gradient, dxApart, dxFused] = [0, 1, 2, 3].map(() =>
+            Tensor.zeros(gpu, shape)
           );
-        }
-        gpu.run(launches.flatMap((l) => l.dispatches));
-        const exact = { atol: 0, rtol: 0 };
-        const normalisedRef = lrnRef(shape, xs, params);
-        const got = await fused.read();
-        assertClose(got, maxPoolRef(shape, normalisedRef, size, stride), {
-          atol: 1e-5,
-          rtol: 1e-5,
-        });
-        assertClose(got, await apart.read(), { ...exact, what: "forward against the two kernels" });
-        const indices = async (l: PoolLaunch) =>
-          new Uint32Array((await gpu.read(l.indices!)).buffer);
-        assertClose(await indices(both), await indices(separate), { ...exact, what: "argmax" });
-        // The argmax routes the gradient back to where the normalised maximum was.
-        const gradientRef = maxPoolBackwardRef(shape, normalisedRef, dys, size, stride);
-        assertClose(await gradient.read(), gradientRef, { atol: 1e-6, rtol: 1e-6 });
-        const dxRef = lrnBackwardRef(shape, xs, gradientRef, params).map((v, i) =>
-          xs[i] > 0 ? v : 0
-        );
-        const dx = await dxApart.read();
-        assertClose(dx, dxRef, { atol: 1e-6, rtol: 1e-4, what: "LRN's gradient" });
-        if (stride === FUSED_POOL_STRIDE) {
-          assertClose(await dxFused.read(), dx, {
-            ...exact,
-            what: "backward against the two kernels",
+          const [apart, fused] = [Tensor.zeros(gpu, pooled), Tensor.zeros(gpu, pooled)];
+          const batch = shape[0], saveIndices = true, reluInput = true;
+          const pool = { batch, size, stride };
+          const launches = [
+            lrnForward(gpu, { x, y: normalised, batch, params }),
+            maxPoolForward(gpu, { x: normalised, y: apart, ...pool, saveIndices }),
+            lrnMaxPoolForward(gpu, { x, y: fused, params, ...pool, saveIndices }),
+          ];
+          const [, separate, both] = launches as PoolLaunch[];
+          // On llvmpipe, x whole texels: read from its copy in a texture.
+          const mirrored = gpu.family === "llvmpipe" && xs.length % 4 === 0;
+          const key = both.dispatches[0].pipeline.key;
+          assert(key.endsWith(":mirrored") === mirrored, key);
+          launches.push(
+            maxPoolBackward(gpu, { indices: both.indices!, dy, dx: gradient, ...pool }),
+          );
+          launches.push(
+            lrnBackward(gpu, { x, dy: gradient, dx: dxApart, batch, params, reluInput }),
+          );
+          if (stride === FUSED_POOL_STRIDE) {
+            const indices = both.indices!;
+            launches.push(
+              lrnMaxPoolBackward(gpu, { x, dy, dx: dxFused, indices, params, ...pool, reluInput }),
+            );
+          }
+          gpu.run(launches.flatMap((l) => l.dispatches));
+          const exact = { atol: 0, rtol: 0 };
+          const normalisedRef = lrnRef(shape, xs, params);
+          const got = await fused.read();
+          assertClose(got, maxPoolRef(shape, normalisedRef, size, stride), {
+            atol: 1e-5,
+            rtol: 1e-5,
           });
-        }
-      }),
+          assertClose(got, await apart.read(), {
+            ...exact,
+            what: "forward against the two kernels",
+          });
+          const indices = async (l: PoolLaunch) =>
+            new Uint32Array((await gpu.read(l.indices!)).buffer);
+          assertClose(await indices(both), await indices(separate), { ...exact, what: "argmax" });
+          // The argmax routes the gradient back to where the normalised maximum was.
+          const gradientRef = maxPoolBackwardRef(shape, normalisedRef, dys, size, stride);
+          assertClose(await gradient.read(), gradientRef, { atol: 1e-6, rtol: 1e-6 });
+          const dxRef = lrnBackwardRef(shape, xs, gradientRef, params).map((v, i) =>
+            xs[i] > 0 ? v : 0
+          );
+          const dx = await dxApart.read();
+          assertClose(dx, dxRef, { atol: 1e-6, rtol: 1e-4, what: "LRN's gradient" });
+          if (stride === FUSED_POOL_STRIDE) {
+            assertClose(await dxFused.read(), dx, {
+              ...exact,
+              what: "backward against the two kernels",
+            });
+          }
+        },
+        "f32",
+        texelRead,
+      ),
   );
 }
 
@@ -436,42 +454,50 @@ check(
   },
 );
 
-check(
-  "sgdUpdate reading copies in textures follows the rule, in slices of half a texture",
-  async () => {
-    // Scratch textures of two rows: 16384 elements a launch.
-    const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 2 } });
-    try {
-      const keys = await checkSgd(gpu, 2 * 16384 + 148, true);
-      assert(keys.join() === Array(3).fill("sgd_update:mirrored:4096").join(), keys.join());
-      const tail = await checkSgd(gpu, 16384 + 6, true); // the last 6 are not whole quads
-      assert(tail.join() === "sgd_update:mirrored:4096,sgd_update", tail.join());
-    } finally {
-      gpu.destroy();
-    }
-  },
-);
+for (const texelRead of [undefined, "sampled"] as const) {
+  check(
+    `sgdUpdate reading copies in textures follows the rule, in slices of half a texture${
+      texelRead ? `, textures ${texelRead}` : ""
+    }`,
+    async () => {
+      // Scratch textures of two rows: 16384 elements a launch.
+      const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 2 }, texelRead });
+      try {
+        const keys = await checkSgd(gpu, 2 * 16384 + 148, true);
+        assert(keys.join() === Array(3).fill("sgd_update:mirrored:4096").join(), keys.join());
+        const tail = await checkSgd(gpu, 16384 + 6, true); // the last 6 are not whole quads
+        assert(tail.join() === "sgd_update:mirrored:4096,sgd_update", tail.join());
+      } finally {
+        gpu.destroy();
+      }
+    },
+  );
+}
 
-check(
-  "reluBackward reading copies in textures zeroes the same, in launches of a texture's quads",
-  async () => {
-    // Scratch textures of one row: 16384 elements a launch.
-    const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 1 } });
-    try {
-      const n = 16384 + 1004;
-      const ys = randomArray(n, 18).map((v) => Math.max(v, 0)), gs = randomArray(n, 19);
-      const y = Tensor.from(gpu, [n], ys), dy = Tensor.from(gpu, [n], gs);
-      const launch = reluBackward(gpu, { y, dy, count: n, mirrored: true });
-      const keys = launch.dispatches.map((d) => d.pipeline.key).join();
-      assert(keys === "relu_backward:mirrored,relu_backward:mirrored", keys);
-      gpu.run(launch.dispatches);
-      assertClose(await dy.read(), gs.map((v, i) => (ys[i] > 0 ? v : 0)), { atol: 0, rtol: 0 });
-      await gpu.check();
-    } finally {
-      gpu.destroy();
-    }
-  },
-);
+for (const texelRead of [undefined, "sampled"] as const) {
+  check(
+    `reluBackward reading copies in textures zeroes the same, in launches of a texture's quads${
+      texelRead ? `, textures ${texelRead}` : ""
+    }`,
+    async () => {
+      // Scratch textures of one row: 16384 elements a launch.
+      const gpu = await Gpu.create({ limits: { maxTextureDimension2D: 1 }, texelRead });
+      try {
+        const n = 16384 + 1004;
+        const ys = randomArray(n, 18).map((v) => Math.max(v, 0)), gs = randomArray(n, 19);
+        const y = Tensor.from(gpu, [n], ys), dy = Tensor.from(gpu, [n], gs);
+        const launch = reluBackward(gpu, { y, dy, count: n, mirrored: true });
+        const keys = launch.dispatches.map((d) => d.pipeline.key).join();
+        assert(keys === "relu_backward:mirrored,relu_backward:mirrored", keys);
+        gpu.run(launch.dispatches);
+        assertClose(await dy.read(), gs.map((v, i) => (ys[i] > 0 ? v : 0)), { atol: 0, rtol: 0 });
+        await gpu.check();
+      } finally {
+        gpu.destroy();
+      }
+    },
+  );
+}
 
 check(
   "reluBackward zeroes the gradient where the output is not positive",
