@@ -22,7 +22,7 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { recordGemm } from "./gemm/record.ts";
+import { type KeptMirror, recordGemm } from "./gemm/record.ts";
 import type { GemmTile } from "./gemm/tiles.ts";
 import { tileFor, type Tuning } from "./gemm/tuning.ts";
 import { readsVectors } from "./conv2d_forward.ts";
@@ -180,6 +180,8 @@ export function conv2dBackwardInput(
     tile?: GemmTile;
     /** The autotuner's choices to prefer (see `gemm/tuning.ts`). */
     tuning?: Tuning;
+    /** A dense layer's weights, slice by slice, where its forward pass copied them to a texture. */
+    weightCopy?: (slice: GPUBufferBinding) => KeptMirror | undefined;
   },
 ): Launch & { problem: string; tile: GemmTile } {
   const g = args.geometry;
@@ -215,6 +217,7 @@ export function conv2dBackwardInput(
       rows: g.inChannels / g.groups,
       cols,
       depth: oCount * g.kernelH * g.kernelW,
+      kept: vectors && tile.kind === "mirrored" ? args.weightCopy?.(binding) : undefined,
     };
   });
   const launch = recordGemm(gpu, {

@@ -25,7 +25,7 @@ import {
   validateConv2d,
   weightLaunches,
 } from "./conv2d_geometry.ts";
-import { recordGemm } from "./gemm/record.ts";
+import { type KeptMirror, recordGemm } from "./gemm/record.ts";
 import type { GemmTile } from "./gemm/tiles.ts";
 import { tileFor, type Tuning } from "./gemm/tuning.ts";
 import { canGather, packTransposed, tapsToGather } from "./pack_transposed.ts";
@@ -239,6 +239,11 @@ export interface Conv2dForwardArgs {
   tile?: GemmTile;
   /** The autotuner's choices to prefer (see `gemm/tuning.ts`). */
   tuning?: Tuning;
+  /**
+   * Where a dense layer's mirrored weights are copied, slice by slice (a texture the layer keeps
+   * for its input gradient: `layers/weight_copies.ts`); a scratch texture where undefined.
+   */
+  weightCopy?: (slice: GPUBufferBinding) => KeptMirror | undefined;
 }
 
 /**
@@ -312,6 +317,7 @@ export function conv2dForward(
       rows: oCount,
       cols,
       depth,
+      kept: vectors && tile.kind === "mirrored" ? args.weightCopy?.(binding) : undefined,
     };
   });
   const launch = recordGemm(gpu, {

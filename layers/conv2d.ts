@@ -11,6 +11,7 @@ import { conv2dBackwardInput } from "../kernels/conv2d_backward_input.ts";
 import { conv2dBackwardWeight } from "../kernels/conv2d_backward_weight.ts";
 import { conv2dForward } from "../kernels/conv2d_forward.ts";
 import { reluBackward } from "../kernels/relu_backward.ts";
+import { readsCopies } from "../kernels/gemm/mirror.ts";
 import {
   type Conv2dGeometry,
   conv2dOutputSize,
@@ -18,6 +19,7 @@ import {
 } from "../kernels/conv2d_geometry.ts";
 import { autotuneGemm, type TunedGemm, Tuning } from "../kernels/gemm/tuning.ts";
 import type { BackwardArgs, Layer, Shape } from "./layer.ts";
+import { WeightCopies } from "./weight_copies.ts";
 
 /** Options of a convolution layer. */
 export interface Conv2dOptions {
@@ -76,6 +78,7 @@ export class Conv2d implements Layer {
   /** The autotuner's choices its kernels use. */
   readonly tuning: Tuning;
   readonly #gpu: Gpu;
+  readonly #weightCopies: WeightCopies;
   #gradients: Map<string, Tensor> | undefined;
 
   /**
@@ -112,6 +115,7 @@ export class Conv2d implements Layer {
     }
     const [oh, ow] = conv2dOutputSize(this.geometry);
     this.#gpu = gpu;
+    this.#weightCopies = new WeightCopies(gpu);
     this.name = name;
     this.inputShape = input;
     this.outputShape = [out, oh, ow];
@@ -133,7 +137,8 @@ export class Conv2d implements Layer {
   }
 
   /**
-   * Records the convolution of `batch` examples.
+   * Records the convolution of `batch` examples. In training (`training`), on llvmpipe, a dense
+   * layer copies its weights to a texture it keeps for its input gradient (`weight_copies.ts`).
    *
    * @example
    * ```ts
@@ -148,7 +153,8 @@ export class Conv2d implements Layer {
    * gpu.destroy();
    * ```
    */
-  forward(x: Tensor, y: Tensor, batch: number): Launch {
+  forward(x: Tensor, y: Tensor, batch: number, training = false): Launch {
+    const copies = training && readsCopies(this.#gpu) ? this.#weightCopies : undefined;
     return conv2dForward(this.#gpu, {
       geometry: this.geometry,
       batch,
@@ -158,6 +164,7 @@ export class Conv2d implements Layer {
       y,
       relu: this.relu,
       tuning: this.tuning,
+      weightCopy: copies && ((slice) => copies.target(slice)),
     });
   }
 
@@ -189,7 +196,12 @@ export class Conv2d implements Layer {
       : [];
     const common = { geometry: this.geometry, batch: args.batch, dy: args.dy, tuning: this.tuning };
     const weight = this.parameters.get(`${this.name}.weight`)!;
-    const input = args.dx ? [conv2dBackwardInput(gpu, { ...common, weight, dx: args.dx })] : [];
+    // Where the forward pass kept its copy of the weights, the input gradient reads it there.
+    const weightCopy = (slice: GPUBufferBinding) =>
+      this.#weightCopies.copiedBy(args.forward, slice);
+    const input = args.dx
+      ? [conv2dBackwardInput(gpu, { ...common, weight, dx: args.dx, weightCopy })]
+      : [];
     const weights = args.weights === false ? [] : [conv2dBackwardWeight(gpu, {
       ...common,
       x: args.x,
@@ -274,6 +286,7 @@ export class Conv2d implements Layer {
    * ```
    */
   destroy(): void {
+    this.#weightCopies.destroy();
     for (const t of this.parameters.values()) t.destroy();
     for (const t of this.#gradients?.values() ?? []) t.destroy();
   }

@@ -33,6 +33,25 @@ export interface GemmCall {
   cols: number;
   /** The depth k. */
   depth: number;
+  /** With the "mirrored" tiling, a texture of the caller's for one of the vector buffers. */
+  kept?: KeptMirror;
+}
+
+/**
+ * A texture that a call's vector buffer at `binding` is mirrored into instead of a scratch
+ * texture, which the layers after it would overwrite: kept by its owner (a dense layer's weights,
+ * from its forward pass to its input gradient). Where `copied`, an earlier launch of the same
+ * plan copied the same bytes there, and the call reads them without copying.
+ */
+export interface KeptMirror {
+  /** The vector buffer's binding. */
+  binding: number;
+  /** The texture, laid out as the scratch textures are. */
+  texture: GPUTexture;
+  /** Its view. */
+  view: GPUTextureView;
+  /** Already holds the buffer's bytes. */
+  copied: boolean;
 }
 
 /**
@@ -123,10 +142,18 @@ export function recordGemm(gpu: Gpu, args: GemmArgs): Launch {
  * operands are read in place.
  */
 function mirroredCalls(gpu: Gpu, { calls, vectorBuffers = {} }: GemmArgs) {
-  if (Object.keys(vectorBuffers).length === 0) return undefined;
+  const bindings = Object.values(vectorBuffers).sort((x, y) => x - y);
+  if (bindings.length === 0) return undefined;
   const { a, b, textures: [ta, tb] } = gemmScratch(gpu);
-  const targets = [{ texture: ta, view: a }, { texture: tb, view: b }];
-  const mirrored = calls.map((c) => mirrorCall(c.resources, vectorBuffers, targets));
+  const mirrored = calls.map(({ resources, kept }) => {
+    // The buffers in binding order take the kept texture or the next scratch one.
+    const scratch = [{ texture: ta, view: a }, { texture: tb, view: b }];
+    const targets = bindings.map((i) => i === kept?.binding ? kept : scratch.shift());
+    if (targets.includes(undefined)) return undefined;
+    const call = mirrorCall(resources, vectorBuffers, targets as typeof scratch);
+    if (!call || !kept?.copied) return call;
+    return { ...call, copies: call.copies.filter((c) => c.texture !== kept.texture) };
+  });
   return mirrored.every((m) => m !== undefined) ? mirrored : undefined;
 }
 
