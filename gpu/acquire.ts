@@ -32,8 +32,8 @@ const READONLY_TEXTURES = "readonly_and_readwrite_storage_textures";
 
 /**
  * How kernels on an adapter of `family` read textures by default: as read-only storage textures
- * on llvmpipe, where the WGSL has them (its image loads cost about half what its texel fetches
- * do: docs/performance.md), else sampled.
+ * on llvmpipe, where the WGSL has them (its image loads cost markedly less than its texel
+ * fetches: `tools/texel_reads.ts`), else sampled.
  *
  * @example
  * ```ts
