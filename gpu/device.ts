@@ -126,8 +126,11 @@ export class Gpu {
   }
 
   /**
-   * Compiles a kernel once and caches it by key; later calls with the same key return the cache
-   * (a key asked for with other WGSL is a bug in its kernel's naming, and throws).
+   * A kernel, cached by key; later calls with the same key return the cache (a key asked for with
+   * other WGSL is a bug in its kernel's naming, and throws). Its shader module and pipeline are
+   * created when a launch is first encoded (or at {@linkcode Gpu.check}): recording a plan is
+   * then quick, so that a Worker compiling ahead starts while this thread still has the modules
+   * to translate.
    *
    * @example
    * ```ts
@@ -150,14 +153,24 @@ export class Gpu {
       label: key,
       entries: layoutEntries(bindings),
     });
-    const pipeline = this.#errors.scoped(() =>
-      this.device.createComputePipeline({
-        label: key,
-        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module: this.device.createShaderModule({ label: key, code: wgsl }) },
-      })
-    );
-    const compiled = { key, wgsl, pipeline, layout, bindings: [...bindings] };
+    let pipeline: GPUComputePipeline | undefined;
+    const create = () =>
+      pipeline ??= this.#errors.scoped(() =>
+        this.device.createComputePipeline({
+          label: key,
+          layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module: this.device.createShaderModule({ label: key, code: wgsl }) },
+        })
+      );
+    const compiled = {
+      key,
+      wgsl,
+      layout,
+      bindings: [...bindings],
+      get pipeline() {
+        return create();
+      },
+    };
     this.#pipelines.set(key, compiled);
     return compiled;
   }
@@ -500,6 +513,7 @@ export class Gpu {
    * ```
    */
   check(): Promise<void> {
+    for (const p of this.#pipelines.values()) void p.pipeline; // created now if unused: their errors count
     return this.#errors.check();
   }
 

@@ -75,7 +75,7 @@ export interface Pipeline {
   readonly key: string;
   /** Its WGSL source (what `deno task wgsl` prints). */
   readonly wgsl: string;
-  /** The compute pipeline. */
+  /** The compute pipeline, created at its first read (see `Gpu.pipeline`). */
   readonly pipeline: GPUComputePipeline;
   /** The bind group layout of group 0. */
   readonly layout: GPUBindGroupLayout;
